@@ -1,0 +1,368 @@
+// Package driver defines the interfaces a tendril backend implements.
+//
+// It mirrors database/sql/driver, made cluster-aware: a Driver turns a parsed
+// configuration into a Connector without touching the network; the Connector
+// dials one node at a time, describes the backend (its telemetry system name
+// and capabilities) and routes statements to partitions; a Conn runs
+// statements on one node. Optional behaviour is expressed as small interfaces
+// (Pinger, SessionResetter, Validator, Batcher, Beginner, Infoer, Prober) and
+// declared up front in Caps, so the user API and the conformance suite can
+// tell a missing capability from a broken one.
+//
+// Users do not call these interfaces directly: they use package sqlish.
+package driver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Value is a value passed to or returned by a driver. Arguments are
+// normalized by sqlish to one of: nil, int64, uint64, float64, bool, []byte,
+// string or time.Time. Drivers return the same types in rows; a []byte
+// returned by Rows.Next may be reused by the driver after the next call, so
+// the user API copies it before handing it out.
+type Value = any
+
+// Valuer is implemented by argument types that convert themselves to a
+// Value, like database/sql/driver.Valuer.
+type Valuer interface {
+	Value() (Value, error)
+}
+
+// Driver is the interface a backend registers with sqlish.Register.
+type Driver interface {
+	// OpenConnector validates cfg, including the driver-specific keys in
+	// cfg.Params, and returns a Connector. It must not dial: Open never
+	// blocks on the network. An unknown key is reported as a *ParamError.
+	OpenConnector(cfg Config) (Connector, error)
+}
+
+// Config is what a driver receives: the parts of the user's configuration
+// that concern how to reach and talk to the nodes. Pooling, topology and
+// policy settings stay in sqlish.
+type Config struct {
+	Scheme      string   // the DSN scheme, e.g. "redis"
+	Hosts       []string // seed addresses, "host:port" (IPv6 as "[::1]:7000")
+	User        string
+	Password    string
+	Namespace   string // the DSN path: a database, keyspace or namespace
+	ClusterName string // when set, nodes of another cluster are refused
+	AuthMode    string // "internal", "external" or "pki"
+	Timeout     time.Duration
+	TLS         *tls.Config       // nil when TLS is off
+	Params      map[string]string // driver-specific keys, unvalidated
+}
+
+// Connector dials nodes of one configured cluster. It is safe for
+// concurrent use.
+type Connector interface {
+	// Connect opens one connection to the node at addr, honouring ctx's
+	// deadline for the dial and the handshake.
+	Connect(ctx context.Context, addr string) (Conn, error)
+	// Backend describes the backend; it is constant for a Connector.
+	Backend() Backend
+	Router
+}
+
+// Backend describes a backend for telemetry and for capability checks.
+type Backend struct {
+	// System is the OpenTelemetry db.system.name, e.g. "redis".
+	System string
+	// Caps lists the optional interfaces this backend's Conns implement.
+	Caps Caps
+}
+
+// Intent says whether a statement reads or writes.
+type Intent uint8
+
+const (
+	Write Intent = iota // the default: must go to a primary
+	Read                // may be served by a replica when the policy allows
+)
+
+func (i Intent) String() string {
+	if i == Read {
+		return "read"
+	}
+	return "write"
+}
+
+// AnyPartition is the Route.Partition of a statement that any node may serve.
+const AnyPartition = -1
+
+// Route is where and how a statement should run.
+type Route struct {
+	// Op is the operation name used in telemetry (db.operation.name), e.g.
+	// "GET". It never contains argument values.
+	Op string
+	// Key is the routing key, nil when the statement has none.
+	Key []byte
+	// Partition is the partition (slot) the key maps to, or AnyPartition.
+	Partition int
+	// Intent is Read or Write.
+	Intent Intent
+	// Idempotent reports that the statement may safely run twice, so it can
+	// be retried even after it may have reached the server.
+	Idempotent bool
+}
+
+// Router maps a statement and its arguments to a Route.
+type Router interface {
+	Route(query string, args []Value) (Route, error)
+}
+
+// Conn is one connection to one node. It is used by one goroutine at a
+// time unless the driver documents otherwise.
+type Conn interface {
+	// Exec runs a statement whose rows, if any, are discarded.
+	Exec(ctx context.Context, query string, args []Value) (Result, error)
+	// Query runs a statement and returns its rows.
+	Query(ctx context.Context, query string, args []Value) (Rows, error)
+	// Close closes the connection.
+	Close() error
+}
+
+// Result summarises an executed statement.
+type Result interface {
+	// RowsAffected is the number of rows (keys, fields, elements) the
+	// statement affected, as the backend reports it.
+	RowsAffected() (int64, error)
+}
+
+// RowsAffected is a Result holding a count.
+type RowsAffected int64
+
+// RowsAffected returns the count.
+func (n RowsAffected) RowsAffected() (int64, error) { return int64(n), nil }
+
+// Rows is an iterator over a statement's result.
+type Rows interface {
+	// Columns returns the column names; its length is the width of dest.
+	Columns() []string
+	// Next fills dest with the next row and returns io.EOF when there is
+	// none left.
+	Next(dest []Value) error
+	// Close releases the rows. It may be called more than once.
+	Close() error
+}
+
+// Pinger is implemented by Conns that can check the node is alive.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// SessionResetter is implemented by Conns that hold session state which
+// must be reset before the connection is reused by another caller.
+type SessionResetter interface {
+	ResetSession(ctx context.Context) error
+}
+
+// Validator is implemented by Conns that know when they can no longer be
+// used; an invalid Conn is closed instead of being returned to its pool.
+type Validator interface {
+	IsValid() bool
+}
+
+// Stmt is one statement of a batch.
+type Stmt struct {
+	Query string
+	Args  []Value
+}
+
+// BatchResult is the outcome of one statement of a batch: rows or an error.
+type BatchResult struct {
+	Rows Rows
+	Err  error
+}
+
+// Batcher is implemented by Conns that pipeline several statements in one
+// round trip. Results are in statement order. The returned error is for a
+// failure of the whole batch (for example a broken connection); a statement
+// that failed on its own reports it in its BatchResult.
+type Batcher interface {
+	Batch(ctx context.Context, stmts []Stmt) ([]BatchResult, error)
+}
+
+// TxOptions configures a transaction.
+type TxOptions struct {
+	ReadOnly bool
+}
+
+// Tx is an open transaction on one Conn.
+type Tx interface {
+	Commit(ctx context.Context) error
+	Rollback(ctx context.Context) error
+}
+
+// Beginner is implemented by Conns that support transactions.
+type Beginner interface {
+	BeginTx(ctx context.Context, opts TxOptions) (Tx, error)
+}
+
+// Infoer is implemented by Conns that answer administrative info commands
+// (Redis INFO, Aerospike info), returning the node's text answer.
+type Infoer interface {
+	Info(ctx context.Context, cmd string) (string, error)
+}
+
+// Role is a node's role in its partition's replication.
+type Role uint8
+
+const (
+	RoleUnknown Role = iota
+	RolePrimary
+	RoleReplica
+)
+
+func (r Role) String() string {
+	switch r {
+	case RolePrimary:
+		return "primary"
+	case RoleReplica:
+		return "replica"
+	}
+	return "unknown"
+}
+
+// NodeStatus is what a probe learns about a node.
+type NodeStatus struct {
+	ID          string // stable node id
+	ClusterName string // "" when the backend has none
+	Role        Role
+	// PeersGen and PartitionGen change whenever the node's view of the
+	// peer list or of the partition map changes, so a tender only fetches
+	// them when needed.
+	PeersGen     uint64
+	PartitionGen uint64
+	Healthy      bool
+}
+
+// Peer is a node as another node advertises it.
+type Peer struct {
+	ID        string
+	Addr      string
+	AltAddr   string // the alternate (services-alternate) address, if any
+	Role      Role
+	PrimaryID string // for a replica, the id of its primary
+}
+
+// Shard is a set of partitions served by one primary and its replicas.
+type Shard struct {
+	// Ranges are inclusive [from, to] partition ranges.
+	Ranges   [][2]int
+	Primary  string   // node id
+	Replicas []string // node ids
+}
+
+// PartitionMap is the partition layout of a cluster.
+type PartitionMap struct {
+	Partitions int // number of partitions, e.g. 16384 for Redis Cluster
+	Shards     []Shard
+}
+
+// Prober is implemented by Conns of clustered backends: it is how the
+// topology tender discovers and follows the cluster.
+type Prober interface {
+	Probe(ctx context.Context) (NodeStatus, error)
+	Peers(ctx context.Context) ([]Peer, error)
+	PartitionMap(ctx context.Context) (PartitionMap, error)
+}
+
+// Caps is a set of optional capabilities a backend declares.
+type Caps uint32
+
+const (
+	CapPing         Caps = 1 << iota // Pinger
+	CapResetSession                  // SessionResetter
+	CapValidate                      // Validator
+	CapBatch                         // Batcher
+	CapTx                            // Beginner
+	CapInfo                          // Infoer
+	CapTopology                      // Prober
+	CapClusterName                   // nodes report a cluster name to validate
+)
+
+var capNames = []string{"ping", "reset_session", "validate", "batch", "tx", "info", "topology", "cluster_name"}
+
+// Has reports whether c includes every capability of x.
+func (c Caps) Has(x Caps) bool { return c&x == x }
+
+func (c Caps) String() string {
+	var names []string
+	for i, n := range capNames {
+		if c&(1<<i) != 0 {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, "|")
+}
+
+// Implemented returns the capabilities whose interfaces conn implements.
+// CapClusterName has no interface and is never included.
+func Implemented(conn Conn) Caps {
+	var c Caps
+	if _, ok := conn.(Pinger); ok {
+		c |= CapPing
+	}
+	if _, ok := conn.(SessionResetter); ok {
+		c |= CapResetSession
+	}
+	if _, ok := conn.(Validator); ok {
+		c |= CapValidate
+	}
+	if _, ok := conn.(Batcher); ok {
+		c |= CapBatch
+	}
+	if _, ok := conn.(Beginner); ok {
+		c |= CapTx
+	}
+	if _, ok := conn.(Infoer); ok {
+		c |= CapInfo
+	}
+	if _, ok := conn.(Prober); ok {
+		c |= CapTopology
+	}
+	return c
+}
+
+// ErrBadConn is returned by a Conn that found itself unusable before the
+// statement could reach the server; the caller discards the connection and
+// may safely retry elsewhere (like database/sql/driver.ErrBadConn).
+var ErrBadConn = errors.New("driver: bad connection")
+
+// ErrNotSupported is returned for an operation the backend does not offer.
+// sqlish.ErrNotSupported is the same value.
+var ErrNotSupported = errors.New("operation not supported by this driver")
+
+// ServerError is an error reported by the server for one statement, e.g.
+// Redis' "WRONGTYPE Operation against a key holding the wrong kind of
+// value". The connection remains usable.
+type ServerError struct {
+	Code string // the error prefix, e.g. "ERR", "WRONGTYPE", "MOVED"
+	Msg  string // the full message as the server sent it
+}
+
+func (e *ServerError) Error() string { return e.Msg }
+
+// ParamError reports a bad driver-specific key or value.
+type ParamError struct {
+	Key    string
+	Value  string   // the offending value; never a credential
+	Reason string   // e.g. "unknown key", "not a positive integer"
+	Valid  []string // the keys the driver knows, for unknown keys
+}
+
+func (e *ParamError) Error() string {
+	if e.Reason == "unknown key" {
+		return fmt.Sprintf("unknown key %q (valid keys: %s)", e.Key, strings.Join(e.Valid, ", "))
+	}
+	return fmt.Sprintf("bad value %q for key %q: %s", e.Value, e.Key, e.Reason)
+}

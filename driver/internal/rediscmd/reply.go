@@ -1,0 +1,25 @@
+// Package rediscmd holds what the Redis-speaking backends (memory and redis)
+// share: turning a statement and its arguments into a command line, the
+// command table that says which arguments are keys and whether a command
+// reads or writes, and the mapping of replies to rows.
+package rediscmd
+
+// A reply is one of the following Go values, the RESP types as a backend
+// hands them to this package:
+//
+//	nil                  a nil bulk string or nil array (RESP3 null)
+//	[]byte               a bulk string
+//	Status               a simple string such as "OK" or "PONG"
+//	int64                an integer
+//	float64              a RESP3 double
+//	bool                 a RESP3 boolean
+//	*driver.ServerError  an error reply
+//	[]any                an array (or set) of replies
+//	Map                  a map: alternating field and value replies
+type Reply = any
+
+// Status is a simple-string reply.
+type Status string
+
+// Map is a map reply, as alternating field, value, field, value...
+type Map []any

@@ -1,0 +1,81 @@
+package rediscmd
+
+import (
+	"io"
+
+	"github.com/tendril-db/tendril/driver"
+)
+
+var (
+	valueColumns = []string{"value"}
+	mapColumns   = []string{"field", "value"}
+)
+
+// Rows maps a reply to rows: nil is no row; a scalar is one row of one
+// column; an array is one row per element; a map is one (field, value) row
+// per entry. An error reply is returned as the error.
+func Rows(r Reply) (driver.Rows, error) {
+	switch r := r.(type) {
+	case *driver.ServerError:
+		return nil, r
+	case nil:
+		return &rows{cols: valueColumns}, nil
+	case []any:
+		return &rows{cols: valueColumns, vals: r}, nil
+	case Map:
+		return &rows{cols: mapColumns, vals: r}, nil
+	}
+	return &rows{cols: valueColumns, vals: []any{r}}, nil
+}
+
+// Result maps a reply to the count Exec reports: the integer of an integer
+// reply, 1 for a status or a string, the number of entries of an array or
+// a map, 0 for nil.
+func Result(r Reply) (driver.Result, error) {
+	switch r := r.(type) {
+	case *driver.ServerError:
+		return nil, r
+	case nil:
+		return driver.RowsAffected(0), nil
+	case int64:
+		return driver.RowsAffected(r), nil
+	case []any:
+		return driver.RowsAffected(len(r)), nil
+	case Map:
+		return driver.RowsAffected(len(r) / 2), nil
+	}
+	return driver.RowsAffected(1), nil
+}
+
+type rows struct {
+	cols []string
+	vals []any
+	pos  int
+}
+
+func (r *rows) Columns() []string { return r.cols }
+
+func (r *rows) Close() error { r.pos = len(r.vals); return nil }
+
+func (r *rows) Next(dest []driver.Value) error {
+	if r.pos >= len(r.vals) {
+		return io.EOF
+	}
+	for i := range dest {
+		dest[i] = value(r.vals[r.pos])
+		r.pos++
+	}
+	return nil
+}
+
+// value turns a reply element into a driver.Value: a status becomes a
+// string and a nested map an array; nested arrays stay arrays.
+func value(r Reply) driver.Value {
+	switch r := r.(type) {
+	case Status:
+		return string(r)
+	case Map:
+		return []any(r)
+	}
+	return r
+}

@@ -1,0 +1,120 @@
+package rediscmd
+
+import (
+	"strings"
+
+	"github.com/tendril-db/tendril/driver"
+)
+
+// Spec says where a command's keys are and what it does, in the shape of
+// the key specification Redis' COMMAND reply gives: keys start at argument
+// First, end at Last (negative counts from the end: -1 is the last
+// argument) and repeat every Step arguments.
+type Spec struct {
+	First, Last, Step int
+	ReadOnly          bool
+	// Idempotent commands can run twice with the same outcome, so they may
+	// be retried after they may have reached the server.
+	Idempotent bool
+}
+
+// Keyless commands have First == 0.
+func spec(first, last, step int, flags string) Spec {
+	return Spec{
+		First: first, Last: last, Step: step,
+		ReadOnly:   strings.Contains(flags, "r"),
+		Idempotent: strings.Contains(flags, "r") || strings.Contains(flags, "i"),
+	}
+}
+
+// Commands is the built-in command table. Flags: r = read-only (and so
+// idempotent), i = idempotent write. Commands not in the table are treated
+// as non-idempotent writes whose first argument is the key.
+var Commands = map[string]Spec{
+	"PING":     spec(0, 0, 0, "r"),
+	"ECHO":     spec(0, 0, 0, "r"),
+	"INFO":     spec(0, 0, 0, "r"),
+	"DBSIZE":   spec(0, 0, 0, "r"),
+	"KEYS":     spec(0, 0, 0, "r"),
+	"FLUSHALL": spec(0, 0, 0, "i"),
+	"FLUSHDB":  spec(0, 0, 0, "i"),
+	"SELECT":   spec(0, 0, 0, "i"),
+	"GET":      spec(1, 1, 1, "r"),
+	"STRLEN":   spec(1, 1, 1, "r"),
+	"EXISTS":   spec(1, -1, 1, "r"),
+	"MGET":     spec(1, -1, 1, "r"),
+	"TTL":      spec(1, 1, 1, "r"),
+	"PTTL":     spec(1, 1, 1, "r"),
+	"TYPE":     spec(1, 1, 1, "r"),
+	"HGET":     spec(1, 1, 1, "r"),
+	"HGETALL":  spec(1, 1, 1, "r"),
+	"HLEN":     spec(1, 1, 1, "r"),
+	"HEXISTS":  spec(1, 1, 1, "r"),
+	"SET":      spec(1, 1, 1, "i"),
+	"SETNX":    spec(1, 1, 1, "i"),
+	"MSET":     spec(1, -1, 2, "i"),
+	"DEL":      spec(1, -1, 1, "i"),
+	"EXPIRE":   spec(1, 1, 1, "i"),
+	"PEXPIRE":  spec(1, 1, 1, "i"),
+	"PERSIST":  spec(1, 1, 1, "i"),
+	"HSET":     spec(1, 1, 1, "i"),
+	"HDEL":     spec(1, 1, 1, "i"),
+	"INCR":     spec(1, 1, 1, ""),
+	"INCRBY":   spec(1, 1, 1, ""),
+	"DECR":     spec(1, 1, 1, ""),
+	"DECRBY":   spec(1, 1, 1, ""),
+	"HINCRBY":  spec(1, 1, 1, ""),
+	"APPEND":   spec(1, 1, 1, ""),
+}
+
+var unknownSpec = Spec{First: 1, Last: 1, Step: 1}
+
+// Lookup returns the command name in upper case and its spec.
+func Lookup(argv [][]byte) (string, Spec) {
+	name := upper(argv[0])
+	if s, ok := Commands[name]; ok {
+		return name, s
+	}
+	return name, unknownSpec
+}
+
+// Keys calls fn for every key argument of argv.
+func (s Spec) Keys(argv [][]byte, fn func(key []byte)) {
+	if s.First == 0 || s.First >= len(argv) {
+		return
+	}
+	last := s.Last
+	if last < 0 {
+		last += len(argv)
+	}
+	step := max(s.Step, 1)
+	for i := s.First; i <= last && i < len(argv); i += step {
+		fn(argv[i])
+	}
+}
+
+// Route maps a parsed command line to a driver.Route. The partition is the
+// Redis Cluster slot of the first key.
+func Route(argv [][]byte) driver.Route {
+	name, s := Lookup(argv)
+	r := driver.Route{Op: name, Partition: driver.AnyPartition, Idempotent: s.Idempotent}
+	if s.ReadOnly {
+		r.Intent = driver.Read
+	}
+	if s.First > 0 && s.First < len(argv) {
+		r.Key = argv[s.First]
+		r.Partition = int(Slot(r.Key))
+	}
+	return r
+}
+
+// upper returns the ASCII upper case of b, without allocating when b is
+// already upper case and a known command.
+func upper(b []byte) string {
+	for _, c := range b {
+		if 'a' <= c && c <= 'z' {
+			return strings.ToUpper(string(b))
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,238 @@
+package sqlish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/tendril-db/tendril/driver"
+)
+
+// Batch is a list of statements sent together by DB.SendBatch.
+type Batch struct {
+	stmts []queued
+}
+
+type queued struct {
+	query string
+	args  []any
+}
+
+// Queue adds a statement to the batch.
+func (b *Batch) Queue(query string, args ...any) {
+	b.stmts = append(b.stmts, queued{query, args})
+}
+
+// Len returns the number of statements queued.
+func (b *Batch) Len() int { return len(b.stmts) }
+
+// SendBatch sends every statement of b, pipelined: the statements are
+// grouped by the node that serves them and the groups run in parallel. The
+// results are read back in the order the statements were queued. Within a
+// group a whole-group failure is retried by the policy like a single
+// statement; a statement's own error (a server error) is reported for that
+// statement only.
+func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
+	br := &BatchResults{results: make([]batchResult, len(b.stmts))}
+	if db.closed.Load() {
+		br.err = ErrClosed
+		return br
+	}
+	type group struct {
+		route driver.Route
+		idx   []int
+		stmts []driver.Stmt
+	}
+	groups := map[*node]*group{}
+	var order []*node
+	for i, s := range b.stmts {
+		dargs, err := normalizeArgs(s.args)
+		if err != nil {
+			br.results[i].err = err
+			continue
+		}
+		route, err := db.connector.Route(s.query, dargs)
+		if err != nil {
+			br.results[i].err = fmt.Errorf("sqlish: %w", err)
+			continue
+		}
+		n := db.pick(route, 0)
+		g := groups[n]
+		if g == nil {
+			g = &group{route: driver.Route{Op: "BATCH", Partition: route.Partition, Idempotent: true}}
+			groups[n] = g
+			order = append(order, n)
+		}
+		g.route.Idempotent = g.route.Idempotent && route.Idempotent
+		g.idx = append(g.idx, i)
+		g.stmts = append(g.stmts, driver.Stmt{Query: s.query, Args: dargs})
+	}
+	var wg sync.WaitGroup
+	for _, n := range order {
+		g := groups[n]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var out []batchResult
+			err := db.run(ctx, g.route, nil, func(ctx context.Context, l *lease, _ []driver.Value) error {
+				var err error
+				out, err = runBatch(ctx, l.conn(), g.stmts)
+				l.release(err)
+				return err
+			})
+			for k, i := range g.idx {
+				if err != nil {
+					br.results[i].err = err
+				} else {
+					br.results[i] = out[k]
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return br
+}
+
+// runBatch runs stmts on one connection, through the driver's Batcher when
+// it has one, and reads every result into memory so the connection can go
+// back to its pool at once.
+func runBatch(ctx context.Context, cn driver.Conn, stmts []driver.Stmt) ([]batchResult, error) {
+	out := make([]batchResult, len(stmts))
+	if b, ok := cn.(driver.Batcher); ok {
+		res, err := b.Batch(ctx, stmts)
+		if err != nil {
+			return nil, err
+		}
+		if len(res) != len(stmts) {
+			return nil, fmt.Errorf("driver returned %d batch results for %d statements", len(res), len(stmts))
+		}
+		for i, r := range res {
+			if r.Err != nil {
+				out[i].err = r.Err
+				continue
+			}
+			if out[i], err = collect(r.Rows); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	for i, s := range stmts {
+		rows, err := cn.Query(ctx, s.Query, s.Args)
+		if err != nil {
+			var se *driver.ServerError
+			if !errors.As(err, &se) {
+				return nil, err
+			}
+			out[i].err = err
+			continue
+		}
+		if out[i], err = collect(rows); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// collect reads all rows into memory.
+func collect(rows driver.Rows) (batchResult, error) {
+	defer rows.Close()
+	r := batchResult{cols: rows.Columns()}
+	for {
+		row := make([]driver.Value, len(r.cols))
+		err := rows.Next(row)
+		if err == io.EOF {
+			return r, nil
+		}
+		if err != nil {
+			return r, err
+		}
+		for i, v := range row {
+			if b, ok := v.([]byte); ok {
+				row[i] = clone(b)
+			}
+		}
+		r.rows = append(r.rows, row)
+	}
+}
+
+type batchResult struct {
+	cols []string
+	rows [][]driver.Value
+	err  error
+}
+
+// BatchResults holds the results of SendBatch, read in queue order.
+type BatchResults struct {
+	results []batchResult
+	pos     int
+	err     error // of the whole batch
+}
+
+func (br *BatchResults) next() (*batchResult, error) {
+	if br.err != nil {
+		return nil, br.err
+	}
+	if br.pos >= len(br.results) {
+		return nil, fmt.Errorf("sqlish: batch has only %d results", len(br.results))
+	}
+	r := &br.results[br.pos]
+	br.pos++
+	return r, r.err
+}
+
+// Exec returns the next statement's result.
+func (br *BatchResults) Exec() (Result, error) {
+	r, err := br.next()
+	if err != nil {
+		return nil, err
+	}
+	n := int64(len(r.rows))
+	if len(r.rows) == 1 && len(r.cols) == 1 {
+		if v, ok := r.rows[0][0].(int64); ok {
+			n = v
+		}
+	}
+	return driver.RowsAffected(n), nil
+}
+
+// Query returns the next statement's rows.
+func (br *BatchResults) Query() (*Rows, error) {
+	r, err := br.next()
+	if err != nil {
+		return nil, err
+	}
+	return newRows(&memRows{r: r}, nil), nil
+}
+
+// QueryRow returns the next statement's row.
+func (br *BatchResults) QueryRow() *Row {
+	rows, err := br.Query()
+	return &Row{rows: rows, err: err}
+}
+
+// Close releases the results. The connections were returned already, so
+// it only reports the error of the whole batch, if any.
+func (br *BatchResults) Close() error {
+	br.pos = len(br.results)
+	return br.err
+}
+
+// memRows iterates rows read into memory.
+type memRows struct {
+	r   *batchResult
+	pos int
+}
+
+func (m *memRows) Columns() []string { return m.r.cols }
+func (m *memRows) Close() error      { return nil }
+func (m *memRows) Next(dest []driver.Value) error {
+	if m.pos >= len(m.r.rows) {
+		return io.EOF
+	}
+	copy(dest, m.r.rows[m.pos])
+	m.pos++
+	return nil
+}

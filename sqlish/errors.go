@@ -1,0 +1,55 @@
+package sqlish
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/tendril-db/tendril/driver"
+	"github.com/tendril-db/tendril/puddlepool"
+)
+
+// Sentinel errors, to test with errors.Is.
+var (
+	// ErrNoRows is returned by Row.Scan when the statement returned no row
+	// (for Redis-like backends: a nil reply).
+	ErrNoRows = errors.New("sqlish: no rows in result set")
+	// ErrClosed is returned by every operation on a closed DB.
+	ErrClosed = errors.New("sqlish: database is closed")
+	// ErrConnDone is returned by operations on a Conn that was closed.
+	ErrConnDone = errors.New("sqlish: connection is already closed")
+	// ErrTxDone is returned by operations on a committed or rolled-back Tx.
+	ErrTxDone = errors.New("sqlish: transaction has already been committed or rolled back")
+	// ErrNotSupported is returned when the driver lacks the capability an
+	// operation needs. It is the same value as driver.ErrNotSupported.
+	ErrNotSupported = driver.ErrNotSupported
+	// ErrPoolTimeout is returned when no connection to a node became free
+	// within the acquire timeout; the error also names the node and the
+	// time waited.
+	ErrPoolTimeout = puddlepool.ErrAcquireTimeout
+	// ErrClusterNameMismatch is returned when a node reports a cluster name
+	// other than the configured cluster_name.
+	ErrClusterNameMismatch = errors.New("sqlish: cluster name mismatch")
+	// ErrNoNodes is returned when no node is available to serve a request.
+	ErrNoNodes = errors.New("sqlish: no node available")
+)
+
+// ServerError is an error the server reported for one statement (for
+// Redis: WRONGTYPE, ERR unknown command, ...). The connection that got it
+// stays usable.
+type ServerError = driver.ServerError
+
+// NodeError is an error that happened on, or while reaching, one node.
+type NodeError struct {
+	Node string // node id, or the address when the id is not known yet
+	Addr string // host:port
+	Err  error
+}
+
+func (e *NodeError) Error() string {
+	if e.Node == "" || e.Node == e.Addr {
+		return fmt.Sprintf("sqlish: node %s: %v", e.Addr, e.Err)
+	}
+	return fmt.Sprintf("sqlish: node %s (%s): %v", e.Node, e.Addr, e.Err)
+}
+
+func (e *NodeError) Unwrap() error { return e.Err }
