@@ -249,13 +249,17 @@ func parseDuration(v string) (time.Duration, error) {
 
 // ConfigError reports a bad DSN or Config.
 type ConfigError struct {
-	Key    string // the offending key, "" when the problem is elsewhere
-	Value  string // the offending value; never a password
-	Reason string
+	Key    string   // the offending key, "" when the problem is elsewhere
+	Value  string   // the offending value; never a password
+	Reason string   // what is wrong
+	Valid  []string // for an unknown key: the keys that are known
+	Driver string   // for an unknown key: the driver that was asked
 }
 
 func (e *ConfigError) Error() string {
 	switch {
+	case e.Valid != nil:
+		return fmt.Sprintf("sqlish: %s %q for driver %s (valid keys: %s)", e.Reason, e.Key, e.Driver, strings.Join(e.Valid, ", "))
 	case e.Key == "":
 		return "sqlish: bad DSN: " + e.Reason
 	case e.Value == "":

@@ -113,6 +113,9 @@ var errNilDest = errors.New("destination pointer is nil")
 
 // convertAssign stores src in the value dest points to.
 func convertAssign(dest any, src driver.Value) error {
+	if rv := reflect.ValueOf(dest); rv.Kind() == reflect.Pointer && rv.IsNil() {
+		return errNilDest
+	}
 	switch d := dest.(type) {
 	case nil:
 		return errNilDest
@@ -184,9 +187,6 @@ func reflectAssign(dest any, src driver.Value) error {
 	rv := reflect.ValueOf(dest)
 	if rv.Kind() != reflect.Pointer {
 		return fmt.Errorf("destination must be a pointer, not %T", dest)
-	}
-	if rv.IsNil() {
-		return errNilDest
 	}
 	e := rv.Elem()
 	switch e.Kind() {

@@ -77,7 +77,7 @@ func OpenConfig(driverName string, cfg Config) (*DB, error) {
 	if err != nil {
 		var pe *driver.ParamError
 		if errors.As(err, &pe) && pe.Reason == "unknown key" {
-			return nil, &ConfigError{Key: pe.Key, Reason: fmt.Sprintf("unknown key (valid keys: %v; driver %s: %v)", Keys(), driverName, pe.Valid)}
+			return nil, &ConfigError{Key: pe.Key, Reason: "unknown key", Valid: append(Keys(), pe.Valid...), Driver: driverName}
 		}
 		return nil, fmt.Errorf("sqlish: driver %s: %w", driverName, err)
 	}

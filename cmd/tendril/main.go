@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -72,5 +71,3 @@ func redactDSN(dsn string) string {
 	}
 	return dsn
 }
-
-var errUsage = errors.New("usage")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tendril-db/tendril/driver"
@@ -19,6 +20,11 @@ import (
 // ("GET ?", k), ("GET", k) and ("EXPIRE ? 60", k) all work. Arguments are
 // binary safe: they never pass through the tokenizer.
 func Append(argv [][]byte, query string, args []driver.Value) ([][]byte, error) {
+	if strings.TrimLeft(query, " \t\r\n") == "" {
+		// The command must come from the statement text, never from an
+		// argument: that would let data choose the command.
+		return argv, errors.New("empty statement: the command must be in the statement text")
+	}
 	next := 0
 	i := 0
 	for {
@@ -54,9 +60,6 @@ func Append(argv [][]byte, query string, args []driver.Value) ([][]byte, error) 
 			return argv, fmt.Errorf("argument %d: %w", next+1, err)
 		}
 		argv = append(argv, a)
-	}
-	if len(argv) == 0 {
-		return argv, errors.New("empty statement")
 	}
 	return argv, nil
 }
@@ -152,8 +155,14 @@ func AppendValue(b []byte, v driver.Value) ([]byte, error) {
 		}
 		return b, nil
 	case []byte:
+		if b == nil {
+			b = make([]byte, 0, len(v))
+		}
 		return append(b, v...), nil
 	case string:
+		if b == nil {
+			b = make([]byte, 0, len(v))
+		}
 		return append(b, v...), nil
 	case int64:
 		return strconv.AppendInt(b, v, 10), nil

@@ -1,6 +1,7 @@
 package rediscmd
 
 import (
+	"errors"
 	"io"
 
 	"github.com/tendril-db/tendril/driver"
@@ -60,6 +61,10 @@ func (r *rows) Close() error { r.pos = len(r.vals); return nil }
 func (r *rows) Next(dest []driver.Value) error {
 	if r.pos >= len(r.vals) {
 		return io.EOF
+	}
+	if r.pos+len(dest) > len(r.vals) {
+		r.pos = len(r.vals)
+		return errors.New("malformed reply: a map with an odd number of elements")
 	}
 	for i := range dest {
 		dest[i] = value(r.vals[r.pos])

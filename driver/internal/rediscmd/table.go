@@ -65,6 +65,28 @@ var Commands = map[string]Spec{
 	"DECRBY":   spec(1, 1, 1, ""),
 	"HINCRBY":  spec(1, 1, 1, ""),
 	"APPEND":   spec(1, 1, 1, ""),
+
+	"TIME":        spec(0, 0, 0, "r"),
+	"DEBUG":       spec(0, 0, 0, ""),
+	"EXPIRETIME":  spec(1, 1, 1, "r"),
+	"PEXPIRETIME": spec(1, 1, 1, "r"),
+	"HMGET":       spec(1, 1, 1, "r"),
+	"HKEYS":       spec(1, 1, 1, "r"),
+	"HVALS":       spec(1, 1, 1, "r"),
+	"HSTRLEN":     spec(1, 1, 1, "r"),
+	"SETEX":       spec(1, 1, 1, "i"),
+	"PSETEX":      spec(1, 1, 1, "i"),
+	"MSETNX":      spec(1, -1, 2, ""),
+	"UNLINK":      spec(1, -1, 1, "i"),
+	"EXPIREAT":    spec(1, 1, 1, "i"),
+	"PEXPIREAT":   spec(1, 1, 1, "i"),
+	"HMSET":       spec(1, 1, 1, "i"),
+	"HSETNX":      spec(1, 1, 1, ""),
+	"GETSET":      spec(1, 1, 1, ""),
+	"GETDEL":      spec(1, 1, 1, ""),
+	"GETEX":       spec(1, 1, 1, "i"),
+	"RENAME":      spec(1, 2, 1, ""),
+	"RENAMENX":    spec(1, 2, 1, ""),
 }
 
 var unknownSpec = Spec{First: 1, Last: 1, Step: 1}
@@ -108,12 +130,18 @@ func Route(argv [][]byte) driver.Route {
 	return r
 }
 
-// upper returns the ASCII upper case of b, without allocating when b is
-// already upper case and a known command.
+// upper returns the ASCII upper case of b. Only ASCII letters change, as in
+// Redis' own lookup: "ſet" must stay an unknown command, not become SET.
 func upper(b []byte) string {
-	for _, c := range b {
+	for i, c := range b {
 		if 'a' <= c && c <= 'z' {
-			return strings.ToUpper(string(b))
+			u := []byte(string(b))
+			for j := i; j < len(u); j++ {
+				if 'a' <= u[j] && u[j] <= 'z' {
+					u[j] -= 'a' - 'A'
+				}
+			}
+			return string(u)
 		}
 	}
 	return string(b)

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The project's one test command: installs what the tests need when it is
+# missing, then vets and runs every test with the race detector.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+  export PATH="$PATH:/usr/local/go/bin"
+fi
+command -v go >/dev/null 2>&1 || { echo "test.sh: Go is not installed (need Go $(sed -n 's/^go //p' go.mod))" >&2; exit 1; }
+
+echo "== go vet"
+go vet ./...
+echo "== go test -race"
+go test -race -count=1 "$@" ./...

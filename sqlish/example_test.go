@@ -1,0 +1,145 @@
+package sqlish_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+
+	_ "github.com/tendril-db/tendril/driver/memory"
+	"github.com/tendril-db/tendril/sqlish"
+)
+
+func ExampleOpen() {
+	// Swap the backend by changing the driver name and DSN only, e.g.
+	// sqlish.Open("redis", "redis://127.0.0.1:7000,127.0.0.1:7001").
+	db, err := sqlish.Open("memory", "memory://example-open?max_conns_per_node=8")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	ctx := context.Background()
+	if err := db.Ping(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(db.Config())
+	// Output: memory://example-open?max_conns_per_node=8
+}
+
+func ExampleDB_QueryRow() {
+	db, err := sqlish.Open("memory", "memory://example-queryrow")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+
+	db.Exec(ctx, "SET ? ?", "user:1:name", "Ada")
+	var name string
+	if err := db.QueryRow(ctx, "GET ?", "user:1:name").Scan(&name); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(name)
+
+	// A missing key is ErrNoRows, as a missing row is in database/sql.
+	err = db.QueryRow(ctx, "GET ?", "user:2:name").Scan(&name)
+	fmt.Println(errors.Is(err, sqlish.ErrNoRows))
+	// Output:
+	// Ada
+	// true
+}
+
+func ExampleDB_Exec() {
+	db, err := sqlish.Open("memory", "memory://example-exec")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+
+	// Placeholders take the arguments in order; extra arguments are
+	// appended to the command line. Values are binary safe.
+	if _, err := db.Exec(ctx, "HSET ?", "user:1", "name", "Ada", "born", 1815); err != nil {
+		log.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, "EXPIRE ? 3600", "user:1"); err != nil {
+		log.Fatal(err)
+	}
+	res, err := db.Exec(ctx, "HDEL user:1 born missing")
+	if err != nil {
+		log.Fatal(err)
+	}
+	n, _ := res.RowsAffected()
+	fmt.Println("fields deleted:", n)
+
+	// Server errors are typed.
+	_, err = db.Exec(ctx, "INCR user:1")
+	var se *sqlish.ServerError
+	if errors.As(err, &se) {
+		fmt.Println(se.Code)
+	}
+	// Output:
+	// fields deleted: 1
+	// WRONGTYPE
+}
+
+func ExampleDB_SendBatch() {
+	db, err := sqlish.Open("memory", "memory://example-batch")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+
+	var b sqlish.Batch
+	b.Queue("SET ? ?", "a", 1)
+	b.Queue("INCRBY ? ?", "a", 41)
+	b.Queue("GET ?", "a")
+	br := db.SendBatch(ctx, &b)
+	defer br.Close()
+
+	if _, err := br.Exec(); err != nil {
+		log.Fatal(err)
+	}
+	var n int64
+	if err := br.QueryRow().Scan(&n); err != nil {
+		log.Fatal(err)
+	}
+	var s string
+	if err := br.QueryRow().Scan(&s); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(n, s)
+	// Output: 42 42
+}
+
+func ExampleRows() {
+	db, err := sqlish.Open("memory", "memory://example-rows")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+
+	db.Exec(ctx, "HSET lang go 2009 rust 2015")
+	rows, err := db.Query(ctx, "HGETALL lang")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var field string
+		var year int
+		if err := rows.Scan(&field, &year); err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(field, year)
+	}
+	if err := rows.Err(); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// go 2009
+	// rust 2015
+}
