@@ -56,6 +56,10 @@ type Config struct {
 	Timeout     time.Duration
 	TLS         *tls.Config       // nil when TLS is off
 	Params      map[string]string // driver-specific keys, unvalidated
+	// ReplicaReads is set when the read preference lets reads go to
+	// replicas, so connections must be ready to serve them (Redis:
+	// READONLY).
+	ReplicaReads bool
 }
 
 // Connector dials nodes of one configured cluster. It is safe for
@@ -366,3 +370,33 @@ func (e *ParamError) Error() string {
 	}
 	return fmt.Sprintf("bad value %q for key %q: %s", e.Value, e.Key, e.Reason)
 }
+
+// Resolver is implemented by Connectors whose seed names stand for several
+// nodes (as a DNS name may have several addresses). The tender resolves
+// every seed when it starts and again when every known node has failed.
+// Without a Resolver, a seed host is resolved through DNS.
+type Resolver interface {
+	Resolve(ctx context.Context, seed string) ([]string, error)
+}
+
+// RedirectError is returned by a Conn when the node says a partition is
+// served elsewhere: Redis Cluster's MOVED (the partition has moved for
+// good) and ASK (ask the other node, once, while the partition migrates).
+type RedirectError struct {
+	Partition int
+	Addr      string // where to go, host:port
+	Ask       bool   // a one-off redirect: do not update the partition map
+	Err       error  // the server's error, e.g. "MOVED 3999 127.0.0.1:6381"
+}
+
+func (e *RedirectError) Error() string { return e.Err.Error() }
+func (e *RedirectError) Unwrap() error { return e.Err }
+
+type askKey struct{}
+
+// WithAsk marks an attempt that follows an ASK redirect: the Conn must
+// tell the node so (Redis: ASKING) in the same round trip as the statement.
+func WithAsk(ctx context.Context) context.Context { return context.WithValue(ctx, askKey{}, true) }
+
+// IsAsk reports whether ctx was marked by WithAsk.
+func IsAsk(ctx context.Context) bool { return ctx.Value(askKey{}) != nil }

@@ -206,6 +206,15 @@ type poolState struct {
 
 type fillKey struct{}
 
+// noDialCtx marks puddle's TryAcquire background construction, which the fast
+// path never wants (see Acquire).
+type noDialContext struct{ context.Context }
+
+var (
+	noDialCtx context.Context = &noDialContext{context.Background()}
+	errNoDial                 = errors.New("puddlepool: fast path does not dial")
+)
+
 // conn is what puddle stores. The Resource handle lives inside it so that
 // Acquire does not allocate.
 type conn[T any] struct {
@@ -370,9 +379,16 @@ func (p *Pool[T]) Acquire(ctx context.Context) (*Resource[T], error) {
 		return nil, p.failPaused(st.err, 0)
 	}
 	// Fast path: an idle connection is (probably) there. TryAcquire never
-	// blocks, so no cancellation plumbing is needed.
-	if p.open.Load()-p.inUse.Load()-p.closing.Load() > 0 {
-		if pres, err := p.pp.TryAcquire(ctx); err == nil {
+	// blocks, so no cancellation plumbing is needed. It is given noDialCtx
+	// because, when the idle set turns out to be empty, TryAcquire starts a
+	// background dial with its context; the constructor recognises noDialCtx
+	// and declines, so losing that race costs no connection.
+	// When others already wait, puddle's FIFO semaphore refuses TryAcquire
+	// anyway, so go straight to the queue.
+	// A caller whose context is already done takes the slow path, which
+	// fails it at once instead of handing out a connection.
+	if p.waiting.Load() == 0 && p.open.Load()-p.inUse.Load()-p.closing.Load() > 0 && ctx.Err() == nil {
+		if pres, err := p.pp.TryAcquire(noDialCtx); err == nil {
 			if r := p.checkOut(ctx, pres, 0); r != nil {
 				return r, nil
 			}
@@ -397,10 +413,20 @@ func (p *Pool[T]) acquireSlow(ctx context.Context) (*Resource[T], error) {
 	if st.paused {
 		return nil, p.failPaused(st.err, 0)
 	}
-	actx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	stop := context.AfterFunc(st.ctx, func() { cancel(context.Cause(st.ctx)) })
-	defer stop()
+	// The wait must end on the caller's cancellation and on Pause/Clear/
+	// Close (st.ctx). A caller without cancellation or values (Background,
+	// TODO — the common case for a driver's internal acquires) can use
+	// st.ctx directly, which saves the derived contexts' allocations.
+	var actx context.Context
+	if ctx == context.Background() || ctx == context.TODO() {
+		actx = st.ctx
+	} else {
+		cctx, cancel := context.WithCancelCause(ctx)
+		defer cancel(nil)
+		stop := context.AfterFunc(st.ctx, func() { cancel(context.Cause(st.ctx)) })
+		defer stop()
+		actx = cctx
+	}
 	if p.acquireTimeout > 0 {
 		var tcancel context.CancelFunc
 		actx, tcancel = context.WithTimeoutCause(actx, p.acquireTimeout, errTimeoutCause)
@@ -605,6 +631,9 @@ func (p *Pool[T]) destroyRes(pres *puddle.Resource[*conn[T]], reason Reason, err
 // construct is puddle's constructor: it waits for a dial slot, honours
 // back-off, and dials with DialTimeout.
 func (p *Pool[T]) construct(ctx context.Context) (*conn[T], error) {
+	if ctx == noDialCtx {
+		return nil, errNoDial
+	}
 	if err := p.backoffErr(); err != nil {
 		return nil, err
 	}
@@ -875,13 +904,15 @@ func (p *Pool[T]) pause(typ EventType, cause error) {
 	}
 	p.gen.Add(1)
 	p.st.Store(&poolState{ctx: old.ctx, cancel: old.cancel, paused: true, err: perr})
-	// Cancelling only runs AfterFunc registrations (new goroutines that
-	// cancel acquire contexts): no I/O under the lock.
-	old.cancel(perr)
 	p.mu.Unlock()
+	// The event goes out before its consequences (failed waiters, closed
+	// connections) so that monitoring sees cause before effect.
 	if p.onEvent != nil {
 		p.emit(Event{Type: typ, Err: cause})
 	}
+	// Wake waiters: this runs their AfterFunc registrations, which cancel
+	// their acquire contexts with perr as the cause.
+	old.cancel(perr)
 	p.closeIdle(ReasonCleared)
 }
 
@@ -917,15 +948,15 @@ func (p *Pool[T]) Close() {
 		return
 	}
 	p.st.Store(&poolState{ctx: old.ctx, cancel: old.cancel, paused: true, err: ErrPoolClosed})
-	old.cancel(ErrPoolClosed)
 	p.mu.Unlock()
 
 	v := p.out.Or(closedBit)
-	p.closeCancel(ErrPoolClosed) // stops the maintainer, aborts dials
-	<-p.maintDone
 	if p.onEvent != nil {
 		p.emit(Event{Type: EventPoolClosed})
 	}
+	old.cancel(ErrPoolClosed)    // wakes waiters
+	p.closeCancel(ErrPoolClosed) // stops the maintainer, aborts dials
+	<-p.maintDone
 	if v&^closedBit == 0 {
 		p.finalClose()
 	} else {
