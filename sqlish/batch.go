@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/tendril-db/tendril/driver"
+	"github.com/tendril-db/tendril/topology"
 )
 
 // Batch is a list of statements sent together by DB.SendBatch.
@@ -45,8 +46,8 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 		idx   []int
 		stmts []driver.Stmt
 	}
-	groups := map[*node]*group{}
-	var order []*node
+	groups := map[*topology.Node]*group{}
+	var order []*topology.Node
 	for i, s := range b.stmts {
 		dargs, err := normalizeArgs(s.args)
 		if err != nil {
@@ -58,14 +59,21 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 			br.results[i].err = fmt.Errorf("sqlish: %w", err)
 			continue
 		}
-		n := db.pick(route, 0)
+		n, err := db.pick(ctx, route, 0)
+		if err != nil {
+			br.results[i].err = err
+			continue
+		}
 		g := groups[n]
 		if g == nil {
-			g = &group{route: driver.Route{Op: "BATCH", Partition: route.Partition, Idempotent: true}}
+			g = &group{route: driver.Route{Op: "BATCH", Partition: route.Partition, Intent: route.Intent, Idempotent: true}}
 			groups[n] = g
 			order = append(order, n)
 		}
 		g.route.Idempotent = g.route.Idempotent && route.Idempotent
+		if route.Intent == driver.Write {
+			g.route.Intent = driver.Write
+		}
 		g.idx = append(g.idx, i)
 		g.stmts = append(g.stmts, driver.Stmt{Query: s.query, Args: dargs})
 	}
@@ -83,9 +91,15 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 				return err
 			})
 			for k, i := range g.idx {
-				if err != nil {
+				switch {
+				case err != nil:
 					br.results[i].err = err
-				} else {
+				case isRedirect(out[k].err):
+					// The statement's partition lives elsewhere (the
+					// topology moved under the batch): run it on its own,
+					// which follows the redirect.
+					br.results[i] = db.runOne(ctx, g.stmts[k])
+				default:
 					br.results[i] = out[k]
 				}
 			}
@@ -93,6 +107,33 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 	}
 	wg.Wait()
 	return br
+}
+
+func isRedirect(err error) bool {
+	var re *driver.RedirectError
+	return errors.As(err, &re)
+}
+
+// runOne runs one statement of a batch with the policy and collects its
+// rows.
+func (db *DB) runOne(ctx context.Context, s driver.Stmt) batchResult {
+	var r batchResult
+	route, err := db.connector.Route(s.Query, s.Args)
+	if err != nil {
+		return batchResult{err: err}
+	}
+	err = db.run(ctx, route, s.Args, func(ctx context.Context, l *lease, _ []driver.Value) error {
+		rows, err := l.conn().Query(ctx, s.Query, s.Args)
+		if err == nil {
+			r, err = collect(rows)
+		}
+		l.release(err)
+		return err
+	})
+	if err != nil {
+		return batchResult{err: err}
+	}
+	return r
 }
 
 // runBatch runs stmts on one connection, through the driver's Batcher when

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"net/url"
@@ -91,6 +92,10 @@ type Config struct {
 	// Params holds the driver-specific keys; the driver rejects the ones
 	// it does not know.
 	Params map[string]string
+
+	// Logger receives node changes (added, down, removed) and tend
+	// overruns. nil discards them.
+	Logger *slog.Logger
 
 	created bool
 }
@@ -512,5 +517,7 @@ func (c *Config) driverConfig() (driver.Config, error) {
 		Timeout:     c.Timeout,
 		TLS:         tc,
 		Params:      maps.Clone(c.Params),
+
+		ReplicaReads: c.Policy.ReadPreference != Primary,
 	}, nil
 }

@@ -74,7 +74,7 @@ func (c *Conn) Exec(ctx context.Context, query string, args ...any) (Result, err
 	defer cancel()
 	res, err := l.conn().Exec(ctx, query, dargs)
 	c.done(err)
-	return res, l.n.wrap(err)
+	return res, nodeErr(l.n, err)
 }
 
 // Query runs a statement on this connection. The Conn is busy until the
@@ -93,7 +93,7 @@ func (c *Conn) Query(ctx context.Context, query string, args ...any) (*Rows, err
 	dr, err := l.conn().Query(ctx, query, dargs)
 	if err != nil {
 		c.done(err)
-		return nil, l.n.wrap(err)
+		return nil, nodeErr(l.n, err)
 	}
 	return newRows(dr, c.done), nil
 }
@@ -114,7 +114,7 @@ func (c *Conn) Ping(ctx context.Context) error {
 		err = p.Ping(ctx)
 	}
 	c.done(err)
-	return l.n.wrap(err)
+	return nodeErr(l.n, err)
 }
 
 // BeginTx starts a transaction on this connection.
@@ -131,7 +131,7 @@ func (c *Conn) BeginTx(ctx context.Context, opts driver.TxOptions) (*Tx, error) 
 	dtx, err := b.BeginTx(ctx, opts)
 	c.done(err)
 	if err != nil {
-		return nil, l.n.wrap(err)
+		return nil, nodeErr(l.n, err)
 	}
 	return &Tx{c: c, tx: dtx}, nil
 }
@@ -210,7 +210,7 @@ func (tx *Tx) end(ctx context.Context, f func(context.Context) error) error {
 	if err == nil {
 		err = f(ctx)
 		tx.c.done(err)
-		err = l.n.wrap(err)
+		err = nodeErr(l.n, err)
 	}
 	if tx.ownsConn {
 		tx.c.Close()

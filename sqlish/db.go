@@ -26,6 +26,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 	"github.com/tendril-db/tendril/driver"
 	"github.com/tendril-db/tendril/puddlepool"
+	"github.com/tendril-db/tendril/topology"
 )
 
 // Register makes a driver available under name. It panics if d is nil or
@@ -43,7 +44,8 @@ type DB struct {
 	cfg       Config
 	connector driver.Connector
 	backend   driver.Backend
-	nodes     []*node
+	tender    *topology.Tender
+	pref      topology.ReadPreference
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -81,20 +83,36 @@ func OpenConfig(driverName string, cfg Config) (*DB, error) {
 		}
 		return nil, fmt.Errorf("sqlish: driver %s: %w", driverName, err)
 	}
-	db := &DB{cfg: cfg, connector: connector, backend: connector.Backend()}
+	db := &DB{cfg: cfg, connector: connector, backend: connector.Backend(), pref: readPreference(cfg.Policy.ReadPreference)}
 	if cfg.ClusterName != "" && !db.backend.Caps.Has(driver.CapClusterName) {
 		return nil, &ConfigError{Key: "cluster_name", Value: cfg.ClusterName,
 			Reason: fmt.Sprintf("driver %s has no cluster name to check", driverName)}
 	}
-	for _, h := range cfg.Hosts {
-		n, err := db.newNode(h)
-		if err != nil {
-			db.Close()
-			return nil, err
-		}
-		db.nodes = append(db.nodes, n)
+	db.tender, err = topology.New(topology.Config{
+		Seeds:        cfg.Hosts,
+		Connector:    connector,
+		ClusterName:  cfg.ClusterName,
+		Timeout:      cfg.Timeout,
+		TendInterval: cfg.TendInterval,
+		UseAlternate: cfg.UseServicesAlternate,
+		Pool:         cfg.poolConfig(),
+		Logger:       cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlish: %w", err)
 	}
+	db.tender.Start()
 	return db, nil
+}
+
+func readPreference(p ReadPreference) topology.ReadPreference {
+	switch p {
+	case PreferReplica:
+		return topology.PreferReplica
+	case Replica:
+		return topology.Replica
+	}
+	return topology.Primary
 }
 
 // Connect opens a DB and waits until at least one seed node answers, within
@@ -112,29 +130,13 @@ func Connect(ctx context.Context, driverName, dsn string) (*DB, error) {
 	return db, nil
 }
 
-// connect pings every seed in parallel and returns at the first success.
+// connect waits for the first tend: it succeeds when a seed answered, and
+// otherwise fails with every seed's error.
 func (db *DB) connect(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, db.cfg.Timeout)
-	defer cancel()
-	errs := make(chan error, len(db.nodes))
-	for _, n := range db.nodes {
-		go func() { errs <- n.ping(ctx) }()
+	if err := db.tender.WaitFirst(ctx); err != nil {
+		return fmt.Errorf("sqlish: no seed of %d answered: %w", len(db.cfg.Hosts), err)
 	}
-	var all *multierror.Error
-	var ok bool
-	for range db.nodes {
-		if err := <-errs; err == nil && !ok {
-			ok = true
-			cancel() // the other seeds need not answer
-		} else if err != nil {
-			all = multierror.Append(all, err)
-		}
-	}
-	if ok {
-		return nil
-	}
-	all.ErrorFormat = listErrors
-	return fmt.Errorf("sqlish: no seed of %d answered within %v: %w", len(db.nodes), db.cfg.Timeout, all)
+	return nil
 }
 
 func listErrors(errs []error) string {
@@ -186,42 +188,52 @@ func (db *DB) QueryRow(ctx context.Context, query string, args ...any) *Row {
 	return &Row{rows: rows, err: err}
 }
 
-// Ping checks that a node can be reached, dialling if needed.
+// Ping checks that a node can be reached, waiting for the topology and
+// dialling if needed.
 func (db *DB) Ping(ctx context.Context) error {
-	if db.closed.Load() {
-		return ErrClosed
-	}
-	var all *multierror.Error
-	for _, n := range db.pickOrder(0) {
-		err := n.ping(ctx)
-		if err == nil {
-			return nil
-		}
-		all = multierror.Append(all, err)
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	all.ErrorFormat = listErrors
-	return all
+	_, err := db.anyNode(ctx, func(ctx context.Context, n *topology.Node) error { return ping(ctx, n) })
+	return err
 }
 
 // Conn returns a connection pinned to one node until it is closed, for
 // session state and transactions.
 func (db *DB) Conn(ctx context.Context) (*Conn, error) {
+	var c *Conn
+	_, err := db.anyNode(ctx, func(ctx context.Context, n *topology.Node) error {
+		l, err := acquire(ctx, n)
+		if err == nil {
+			c = &Conn{db: db, l: l}
+		}
+		return err
+	})
+	return c, err
+}
+
+// anyNode runs fn on healthy nodes in turn until it succeeds.
+func (db *DB) anyNode(ctx context.Context, fn func(context.Context, *topology.Node) error) (*topology.Node, error) {
 	if db.closed.Load() {
 		return nil, ErrClosed
 	}
+	s, err := db.tender.Wait(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlish: %w", err)
+	}
 	var all *multierror.Error
-	for _, n := range db.pickOrder(0) {
-		l, err := n.acquire(ctx)
+	for _, n := range s.Nodes() {
+		if !n.Healthy() {
+			continue
+		}
+		err := fn(ctx, n)
 		if err == nil {
-			return &Conn{db: db, l: l}, nil
+			return n, nil
 		}
 		all = multierror.Append(all, err)
 		if ctx.Err() != nil {
 			break
 		}
+	}
+	if all == nil {
+		return nil, fmt.Errorf("sqlish: %w", ErrNoNodes)
 	}
 	all.ErrorFormat = listErrors
 	return nil, all
@@ -249,15 +261,7 @@ func (db *DB) BeginTx(ctx context.Context, opts driver.TxOptions) (*Tx, error) {
 // IsConnected reports whether the DB is open and at least one node has
 // answered and not failed since.
 func (db *DB) IsConnected() bool {
-	if db.closed.Load() {
-		return false
-	}
-	for _, n := range db.nodes {
-		if n.state.Load() == stateUp {
-			return true
-		}
-	}
-	return false
+	return !db.closed.Load() && db.tender.Snapshot().HasHealthy()
 }
 
 // Close closes the DB. Idle connections close now, connections in use
@@ -267,9 +271,7 @@ func (db *DB) IsConnected() bool {
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		db.closed.Store(true)
-		for _, n := range db.nodes {
-			n.pool.Close()
-		}
+		db.tender.Close()
 	})
 	return nil
 }
@@ -292,7 +294,9 @@ func (db *DB) do(ctx context.Context, query string, args []any, fn func(context.
 	return db.run(ctx, route, dargs, fn)
 }
 
-// run is do once the statement is routed.
+// run is do once the statement is routed. Each attempt picks its node
+// from the current topology snapshot; a redirect goes straight to the node
+// it names, a connection failure triggers a topology refresh.
 func (db *DB) run(ctx context.Context, route driver.Route, dargs []driver.Value, fn func(context.Context, *lease, []driver.Value) error) error {
 	p := db.cfg.Policy
 	if p.TotalTimeout > 0 {
@@ -300,42 +304,99 @@ func (db *DB) run(ctx context.Context, route driver.Route, dargs []driver.Value,
 		ctx, cancel = context.WithTimeout(ctx, p.TotalTimeout)
 		defer cancel()
 	}
-	var last error
-	sleep := p.SleepBetweenRetries
-	for attempt := 0; attempt <= p.MaxRetries; attempt++ {
-		if attempt > 0 {
+	var (
+		last     error
+		target   *topology.Node // set by a redirect
+		ask      bool
+		sleep    = p.SleepBetweenRetries
+		attempts int
+	)
+	for attempts = 1; attempts <= 1+p.MaxRetries; attempts++ {
+		if attempts > 1 && target == nil {
 			if err := pause(ctx, sleep); err != nil {
 				break
 			}
 			sleep *= 2
 		}
-		n := db.pick(route, attempt)
-		l, err := n.acquire(ctx)
+		n := target
+		if n == nil {
+			var err error
+			if n, err = db.pick(ctx, route, attempts-1); err != nil {
+				last = err
+				if ctx.Err() != nil {
+					break
+				}
+				continue
+			}
+		}
+		target = nil
+		l, err := acquire(ctx, n)
 		if err != nil {
 			last = err
-			if ctx.Err() != nil || errors.Is(err, puddlepool.ErrPoolClosed) {
+			if ctx.Err() != nil || errors.Is(err, puddlepool.ErrPoolClosed) && db.closed.Load() {
 				break
 			}
-			continue // this node cannot serve now; try the next
+			db.tender.Refresh()
+			continue // nothing was sent: try again, on the next node if any
 		}
 		actx, cancel := ctx, context.CancelFunc(func() {})
 		if p.SocketTimeout > 0 {
-			actx, cancel = context.WithTimeout(ctx, p.SocketTimeout)
+			actx, cancel = context.WithTimeout(actx, p.SocketTimeout)
+		}
+		if ask {
+			actx, ask = driver.WithAsk(actx), false
 		}
 		err = fn(actx, l, dargs)
 		cancel()
 		if err == nil {
+			n.Report(false)
 			return nil
 		}
-		last = n.wrap(err)
+		last = nodeErr(n, err)
+		var re *driver.RedirectError
+		if errors.As(err, &re) {
+			n.Report(false)
+			target, ask = db.tender.Redirect(re.Partition, re.Addr, re.Ask), re.Ask
+			continue
+		}
+		if !keepsConn(err) && ctx.Err() == nil {
+			// The node may be gone: count it against its breaker and have
+			// the tender look now rather than at the next interval.
+			n.Report(true)
+			db.tender.Refresh()
+		} else {
+			n.Report(false)
+		}
 		if !retryable(err, route, ctx) {
 			break
 		}
 	}
 	if ctx.Err() != nil && !errors.Is(last, ctx.Err()) {
-		return fmt.Errorf("sqlish: %s: %w (last error: %v)", route.Op, ctx.Err(), last)
+		return fmt.Errorf("sqlish: %s: %w (after %d attempts, last error: %v)", route.Op, ctx.Err(), min(attempts, 1+p.MaxRetries), last)
 	}
 	return last
+}
+
+// pick returns the node for an attempt, waiting for the topology when no
+// node is known to be healthy yet.
+func (db *DB) pick(ctx context.Context, route driver.Route, attempt int) (*topology.Node, error) {
+	s := db.tender.Snapshot()
+	n := s.Pick(route, db.pref, attempt)
+	if n != nil && n.Healthy() {
+		return n, nil
+	}
+	if !s.HasHealthy() {
+		var err error
+		if s, err = db.tender.Wait(ctx); err != nil {
+			return nil, fmt.Errorf("sqlish: %s: %w", route.Op, err)
+		}
+		n = s.Pick(route, db.pref, attempt)
+	}
+	if n == nil {
+		db.tender.Refresh()
+		return nil, fmt.Errorf("sqlish: %s: no node serves partition %d: %w", route.Op, route.Partition, ErrNoNodes)
+	}
+	return n, nil // possibly unhealthy: the attempt will say why
 }
 
 // retryable reports whether an attempt that failed with err may be tried
@@ -369,40 +430,12 @@ func pause(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// pick chooses the node for an attempt: the first node that is not known
-// to be down, starting one further along for each retry.
-func (db *DB) pick(route driver.Route, attempt int) *node {
-	order := db.pickOrder(attempt)
-	for _, n := range order {
-		if n.state.Load() != stateDown {
-			return n
-		}
-	}
-	return order[0]
-}
-
-// pickOrder returns the nodes rotated by attempt.
-func (db *DB) pickOrder(attempt int) []*node {
-	k := attempt % len(db.nodes)
-	if k == 0 {
-		return db.nodes
-	}
-	return append(db.nodes[k:len(db.nodes):len(db.nodes)], db.nodes[:k]...)
-}
-
-// Node describes one node of the cluster.
-type Node struct {
-	ID      string // the node's id, or its address until it has answered
-	Addr    string
-	Role    string // "primary", "replica" or "unknown"
-	Healthy bool   // answered and has not failed since
-}
-
-// Nodes returns the nodes the DB knows.
+// Nodes returns the nodes of the live topology.
 func (db *DB) Nodes() []Node {
-	out := make([]Node, len(db.nodes))
-	for i, n := range db.nodes {
-		out[i] = n.describe()
+	s := db.tender.Snapshot()
+	out := make([]Node, 0, len(s.Nodes()))
+	for _, n := range s.Nodes() {
+		out = append(out, describe(s, n))
 	}
 	return out
 }
@@ -413,19 +446,22 @@ type NodeStats struct {
 	Pool puddlepool.Stat
 }
 
-// Stats describes the DB's nodes and pools.
+// Stats describes the DB's nodes, pools and topology tending.
 type Stats struct {
 	Nodes []NodeStats
 	// Totals over all nodes.
 	Open, Idle, InUse int
+	// Topology counts tends, probes, fetches, node changes and refreshes.
+	Topology topology.Stats
 }
 
-// Stats returns statistics of every node's pool.
+// Stats returns statistics of every node's pool and of the tender.
 func (db *DB) Stats() Stats {
-	var s Stats
-	for _, n := range db.nodes {
-		ps := n.pool.Stat()
-		s.Nodes = append(s.Nodes, NodeStats{Node: n.describe(), Pool: ps})
+	snap := db.tender.Snapshot()
+	s := Stats{Topology: db.tender.Stats()}
+	for _, n := range snap.Nodes() {
+		ps := n.Pool().Stat()
+		s.Nodes = append(s.Nodes, NodeStats{Node: describe(snap, n), Pool: ps})
 		s.Open += int(ps.Total)
 		s.Idle += int(ps.Idle)
 		s.InUse += int(ps.InUse)
@@ -443,20 +479,25 @@ func (db *DB) InfoAll(ctx context.Context, cmd string) (map[string]string, error
 	if !db.backend.Caps.Has(driver.CapInfo) {
 		return nil, fmt.Errorf("sqlish: InfoAll on %s: %w", db.backend.System, ErrNotSupported)
 	}
+	snap, err := db.tender.Wait(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlish: InfoAll: %w", err)
+	}
+	nodes := snap.Nodes()
 	type answer struct {
 		addr, text string
 		err        error
 	}
-	answers := make(chan answer, len(db.nodes))
-	for _, n := range db.nodes {
+	answers := make(chan answer, len(nodes))
+	for _, n := range nodes {
 		go func() {
-			text, err := n.info(ctx, cmd)
-			answers <- answer{n.addr, text, err}
+			text, err := info(ctx, n, cmd)
+			answers <- answer{n.Addr(), text, err}
 		}()
 	}
-	out := make(map[string]string, len(db.nodes))
+	out := make(map[string]string, len(nodes))
 	var all *multierror.Error
-	for range db.nodes {
+	for range nodes {
 		a := <-answers
 		if a.err != nil {
 			all = multierror.Append(all, a.err)
@@ -466,7 +507,7 @@ func (db *DB) InfoAll(ctx context.Context, cmd string) (map[string]string, error
 	}
 	if all != nil {
 		all.ErrorFormat = listErrors
-		return out, fmt.Errorf("sqlish: InfoAll %q: %d of %d nodes failed: %w", cmd, len(all.Errors), len(db.nodes), all)
+		return out, fmt.Errorf("sqlish: InfoAll %q: %d of %d nodes failed: %w", cmd, len(all.Errors), len(nodes), all)
 	}
 	return out, nil
 }
@@ -479,14 +520,18 @@ func (db *DB) InfoRandomNode(ctx context.Context, cmd string) (string, error) {
 	if !db.backend.Caps.Has(driver.CapInfo) {
 		return "", fmt.Errorf("sqlish: InfoRandomNode on %s: %w", db.backend.System, ErrNotSupported)
 	}
-	var up []*node
-	for _, n := range db.nodes {
-		if n.state.Load() != stateDown {
+	snap, err := db.tender.Wait(ctx)
+	if err != nil {
+		return "", fmt.Errorf("sqlish: InfoRandomNode: %w", err)
+	}
+	var up []*topology.Node
+	for _, n := range snap.Nodes() {
+		if n.Healthy() {
 			up = append(up, n)
 		}
 	}
 	if len(up) == 0 {
-		return "", fmt.Errorf("sqlish: InfoRandomNode: all %d nodes are down: %w", len(db.nodes), ErrNoNodes)
+		return "", fmt.Errorf("sqlish: InfoRandomNode: none of %d nodes is healthy: %w", len(snap.Nodes()), ErrNoNodes)
 	}
-	return up[rand.IntN(len(up))].info(ctx, cmd)
+	return info(ctx, up[rand.IntN(len(up))], cmd)
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tendril-db/tendril/driver"
 	"github.com/tendril-db/tendril/puddlepool"
+	"github.com/tendril-db/tendril/topology"
 )
 
 // Sentinel errors, to test with errors.Is.
@@ -28,9 +29,9 @@ var (
 	ErrPoolTimeout = puddlepool.ErrAcquireTimeout
 	// ErrClusterNameMismatch is returned when a node reports a cluster name
 	// other than the configured cluster_name.
-	ErrClusterNameMismatch = errors.New("sqlish: cluster name mismatch")
+	ErrClusterNameMismatch = topology.ErrClusterNameMismatch
 	// ErrNoNodes is returned when no node is available to serve a request.
-	ErrNoNodes = errors.New("sqlish: no node available")
+	ErrNoNodes = topology.ErrNoNodes
 )
 
 // ServerError is an error the server reported for one statement (for

@@ -4,47 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 
 	"github.com/tendril-db/tendril/driver"
 	"github.com/tendril-db/tendril/puddlepool"
+	"github.com/tendril-db/tendril/topology"
 )
 
-// Node states: unknown until the first dial, then up or down.
-const (
-	stateUnknown int32 = iota
-	stateUp
-	stateDown
-)
-
-// node is one server and its pool.
-type node struct {
-	addr  string
-	id    atomic.Pointer[string]
-	role  atomic.Int32 // driver.Role
-	state atomic.Int32
-	pool  *puddlepool.Pool[driver.Conn]
-}
-
-func (db *DB) newNode(addr string) (*node, error) {
-	n := &node{addr: addr}
-	c := &db.cfg
-	pool, err := puddlepool.New(puddlepool.Config[driver.Conn]{
-		Name: addr,
-		Dial: func(ctx context.Context) (driver.Conn, error) {
-			cn, err := db.connector.Connect(ctx, addr)
-			if err != nil {
-				n.state.Store(stateDown)
-				return nil, err
-			}
-			if err := n.learn(ctx, cn, c.ClusterName); err != nil {
-				cn.Close()
-				n.state.Store(stateDown)
-				return nil, err
-			}
-			n.state.Store(stateUp)
-			return cn, nil
-		},
+// poolConfig is the template of every node's pool.
+func (c *Config) poolConfig() puddlepool.Config[driver.Conn] {
+	return puddlepool.Config[driver.Conn]{
 		Close: func(cn driver.Conn) error { return cn.Close() },
 		Ping: func(ctx context.Context, cn driver.Conn) error {
 			if p, ok := cn.(driver.Pinger); ok {
@@ -60,68 +28,33 @@ func (db *DB) newNode(addr string) (*node, error) {
 		MaxLifetime:    c.MaxConnLifetime,
 		LifetimeJitter: c.MaxConnLifetime / 10,
 		DialTimeout:    c.Timeout,
-		// A connection idle for a whole tend interval may have been cut
-		// by the server or a firewall: check it before handing it out.
+		// A connection idle for half the idle timeout may have been cut by
+		// the server or a firewall: check it before handing it out.
 		PingAfterIdle: c.IdleTimeout / 2,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sqlish: node %s: %w", addr, err)
 	}
-	n.pool = pool
-	return n, nil
 }
 
-// learn records what a new connection's node says of itself and refuses a
-// node of another cluster than the configured one.
-func (n *node) learn(ctx context.Context, cn driver.Conn, cluster string) error {
-	p, ok := cn.(driver.Prober)
-	if !ok || (n.id.Load() != nil && cluster == "") {
-		return nil
-	}
-	st, err := p.Probe(ctx)
-	if err != nil {
-		return err
-	}
-	if cluster != "" && st.ClusterName != cluster {
-		return fmt.Errorf("%w: node reports cluster %q, want %q", ErrClusterNameMismatch, st.ClusterName, cluster)
-	}
-	if st.ID != "" {
-		n.id.Store(&st.ID)
-	}
-	n.role.Store(int32(st.Role))
-	return nil
-}
-
-func (n *node) describe() Node {
-	d := Node{ID: n.addr, Addr: n.addr, Role: driver.Role(n.role.Load()).String(), Healthy: n.state.Load() == stateUp}
-	if id := n.id.Load(); id != nil {
-		d.ID = *id
-	}
-	return d
-}
-
-// wrap attaches the node to err, unless it already names one.
-func (n *node) wrap(err error) error {
+// nodeErr attaches the node to err, unless it already names one.
+func nodeErr(n *topology.Node, err error) error {
 	var ne *NodeError
 	if err == nil || errors.As(err, &ne) {
 		return err
 	}
-	d := n.describe()
-	return &NodeError{Node: d.ID, Addr: n.addr, Err: err}
+	return &NodeError{Node: n.Name(), Addr: n.Addr(), Err: err}
 }
 
-// acquire borrows a connection, wrapping failures with the node.
-func (n *node) acquire(ctx context.Context) (*lease, error) {
-	res, err := n.pool.Acquire(ctx)
+// acquire borrows a connection from n's pool.
+func acquire(ctx context.Context, n *topology.Node) (*lease, error) {
+	res, err := n.Pool().Acquire(ctx)
 	if err != nil {
-		return nil, n.wrap(err)
+		return nil, nodeErr(n, err)
 	}
 	return &lease{n: n, res: res}, nil
 }
 
 // ping borrows a connection and pings the node.
-func (n *node) ping(ctx context.Context) error {
-	l, err := n.acquire(ctx)
+func ping(ctx context.Context, n *topology.Node) error {
+	l, err := acquire(ctx, n)
 	if err != nil {
 		return err
 	}
@@ -130,28 +63,28 @@ func (n *node) ping(ctx context.Context) error {
 		perr = p.Ping(ctx)
 	}
 	l.release(perr)
-	return n.wrap(perr)
+	return nodeErr(n, perr)
 }
 
-// info runs an info command on the node.
-func (n *node) info(ctx context.Context, cmd string) (string, error) {
-	l, err := n.acquire(ctx)
+// info runs an info command on n.
+func info(ctx context.Context, n *topology.Node, cmd string) (string, error) {
+	l, err := acquire(ctx, n)
 	if err != nil {
 		return "", err
 	}
 	in, ok := l.conn().(driver.Infoer)
 	if !ok {
 		l.release(nil)
-		return "", n.wrap(ErrNotSupported)
+		return "", nodeErr(n, ErrNotSupported)
 	}
 	text, err := in.Info(ctx, cmd)
 	l.release(err)
-	return text, n.wrap(err)
+	return text, nodeErr(n, err)
 }
 
 // lease is a connection borrowed from a node's pool.
 type lease struct {
-	n   *node
+	n   *topology.Node
 	res *puddlepool.Resource[driver.Conn]
 }
 
@@ -176,4 +109,26 @@ func (l *lease) release(err error) {
 func keepsConn(err error) bool {
 	var se *driver.ServerError
 	return errors.As(err, &se) || errors.Is(err, ErrNoRows) || errors.Is(err, ErrNotSupported)
+}
+
+// Node describes one node of the cluster.
+type Node struct {
+	ID          string // the node's id, or its address until it has answered
+	Addr        string
+	Role        string // "primary", "replica" or "unknown"
+	Healthy     bool   // answered its last probe and its breaker is closed
+	Partitions  int    // partitions (slots) it is primary for
+	Failures    int    // consecutive failed probes
+	BreakerOpen bool   // too many operations failed in a row
+}
+
+func describe(s *topology.Snapshot, n *topology.Node) Node {
+	return Node{
+		ID: n.Name(), Addr: n.Addr(), Role: n.Role().String(), Healthy: n.Healthy(),
+		Partitions: s.Owned(n), Failures: n.Failures(), BreakerOpen: n.BreakerOpen(),
+	}
+}
+
+func (n Node) String() string {
+	return fmt.Sprintf("%s %s %s healthy=%v", n.ID, n.Addr, n.Role, n.Healthy)
 }

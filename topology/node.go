@@ -1,0 +1,91 @@
+package topology
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/tendril-db/tendril/driver"
+	"github.com/tendril-db/tendril/puddlepool"
+)
+
+// Node is one server of the cluster with its connection pool. A Node lives
+// as long as the server is in the node table; snapshots share Nodes, so
+// its health is read through atomics.
+type Node struct {
+	id      atomic.Pointer[string] // nil until the first successful probe
+	addr    string                 // what the pool dials (the alternate address when configured)
+	altAddr string
+	pool    *puddlepool.Pool[driver.Conn]
+
+	role     atomic.Int32 // driver.Role
+	healthy  atomic.Bool  // the last probe succeeded
+	failures atomic.Int32 // consecutive failed probes
+
+	// breaker counts consecutive failed operations; at breakerLimit the
+	// node stops being picked until a probe succeeds again.
+	breaker atomic.Int32
+
+	// owned by the tend loop
+	probe        driver.Conn
+	peersGen     uint64
+	partitionGen uint64
+	statusKnown  bool
+	removedAt    time.Time
+	removeTimer  *time.Timer
+}
+
+// breakerLimit is how many operations in a row may fail with a connection
+// error before a node is considered down without waiting for the tender.
+const breakerLimit = 5
+
+// ID returns the node's id, or "" before it has answered a probe.
+func (n *Node) ID() string {
+	if p := n.id.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func (n *Node) setID(id string) {
+	if id != "" && n.ID() != id {
+		n.id.Store(&id)
+	}
+}
+
+// Addr returns the address connections are made to.
+func (n *Node) Addr() string { return n.addr }
+
+// Name returns the id, or the address when the id is not known.
+func (n *Node) Name() string {
+	if id := n.ID(); id != "" {
+		return id
+	}
+	return n.addr
+}
+
+// Role returns the node's role as the last partition map said.
+func (n *Node) Role() driver.Role { return driver.Role(n.role.Load()) }
+
+// Healthy reports whether the node answered its last probe and has not
+// failed breakerLimit operations in a row since.
+func (n *Node) Healthy() bool { return n.healthy.Load() && n.breaker.Load() < breakerLimit }
+
+// Pool returns the node's connection pool.
+func (n *Node) Pool() *puddlepool.Pool[driver.Conn] { return n.pool }
+
+// Failures returns the number of consecutive failed probes.
+func (n *Node) Failures() int { return int(n.failures.Load()) }
+
+// Report records the outcome of an operation on the node for its circuit
+// breaker: connection failures add up, any success resets the count.
+func (n *Node) Report(connFailure bool) {
+	if connFailure {
+		n.breaker.Add(1)
+	} else if n.breaker.Load() != 0 {
+		n.breaker.Store(0)
+	}
+}
+
+// BreakerOpen reports whether the circuit breaker stopped sending to the
+// node.
+func (n *Node) BreakerOpen() bool { return n.breaker.Load() >= breakerLimit }

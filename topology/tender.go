@@ -1,0 +1,833 @@
+// Package topology discovers a cluster from seed hosts and follows it: a
+// tender probes every node on an interval (and on demand, after a redirect
+// or a connection error), learns peers and the partition map when they
+// change, drops failed nodes, re-adds recovered ones and publishes an
+// immutable Snapshot that operations route with. It owns one puddlepool
+// per node: cleared when the node fails, ready again when it answers,
+// closed after a grace period when the node leaves the table.
+package topology
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+
+	"github.com/tendril-db/tendril/driver"
+	"github.com/tendril-db/tendril/puddlepool"
+)
+
+// ErrClusterNameMismatch is reported for a node whose cluster name is not
+// the configured one; such a node never enters the table.
+var ErrClusterNameMismatch = errors.New("cluster name mismatch")
+
+// ErrNoNodes is returned when no node can serve a request.
+var ErrNoNodes = errors.New("no node available")
+
+// Config configures a Tender.
+type Config struct {
+	Seeds       []string
+	Connector   driver.Connector
+	ClusterName string        // refuse nodes reporting another name ("" = any)
+	Timeout     time.Duration // bound on each probe and fetch
+	// TendInterval is the period of the tend loop.
+	TendInterval time.Duration
+	// FailLimit is the number of consecutive failed probes after which a
+	// node leaves the table (default 3).
+	FailLimit int
+	// UseAlternate makes the tender connect to the alternate addresses
+	// nodes advertise.
+	UseAlternate bool
+	// RefreshCooldown is the least time between two on-demand refreshes
+	// (default TendInterval/4, at most 250ms, at least 10ms).
+	RefreshCooldown time.Duration
+	// RemoveGrace is how long a removed node's pool stays open for work
+	// in flight (default Timeout).
+	RemoveGrace time.Duration
+	// Pool is the template of every node's pool; Name and Dial are set
+	// per node.
+	Pool puddlepool.Config[driver.Conn]
+	// Logger receives node changes and tend overruns (default: discard).
+	Logger *slog.Logger
+}
+
+// Stats counts what the tender did.
+type Stats struct {
+	Tends, TendsFailed, TendOverruns  int64
+	Probes, PeerFetches, MapFetches   int64
+	MapUpdates, Patches               int64
+	NodesAdded, NodesRemoved          int64
+	RefreshesTriggered, RefreshesSupp int64 // on-demand refreshes started / suppressed (cooldown or one pending)
+}
+
+type counters struct {
+	tends, tendsFailed, tendOverruns atomic.Int64
+	probes, peerFetches, mapFetches  atomic.Int64
+	mapUpdates, patches              atomic.Int64
+	nodesAdded, nodesRemoved         atomic.Int64
+	refreshes, refreshesSuppressed   atomic.Int64
+}
+
+// Tender discovers and follows a cluster.
+type Tender struct {
+	cfg  Config
+	caps driver.Caps
+	log  *slog.Logger
+
+	mu       sync.Mutex // guards the fields below; never held during I/O
+	nodes    map[string]*Node
+	dormant  map[string]bool // addresses peers list that are not in the table
+	parts    []int32
+	shards   []shard
+	gen      uint64
+	tended   chan struct{} // closed at the end of every tend
+	first    chan struct{} // closed at the end of the first tend
+	lastErr  error         // why the last tend found no healthy node
+	removing []*Node
+
+	snap        atomic.Pointer[Snapshot]
+	refresh     chan struct{}
+	lastRefresh atomic.Int64 // unix nanoseconds of the last on-demand tend
+
+	ctx     context.Context // cancelled by Close, bounds all tend I/O
+	cancel  context.CancelFunc
+	done    chan struct{}
+	once    sync.Once
+	started atomic.Bool
+
+	c counters
+}
+
+// New returns a Tender. It does not touch the network: Start does.
+func New(cfg Config) (*Tender, error) {
+	if len(cfg.Seeds) == 0 {
+		return nil, errors.New("topology: no seed hosts")
+	}
+	if cfg.Connector == nil || cfg.Timeout <= 0 || cfg.TendInterval <= 0 {
+		return nil, errors.New("topology: Connector, Timeout and TendInterval are required")
+	}
+	if cfg.FailLimit <= 0 {
+		cfg.FailLimit = 3
+	}
+	if cfg.RefreshCooldown <= 0 {
+		cfg.RefreshCooldown = min(max(cfg.TendInterval/4, 10*time.Millisecond), 250*time.Millisecond)
+	}
+	if cfg.RemoveGrace <= 0 {
+		cfg.RemoveGrace = cfg.Timeout
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &Tender{
+		cfg: cfg, caps: cfg.Connector.Backend().Caps, log: log,
+		nodes: map[string]*Node{}, dormant: map[string]bool{},
+		tended: make(chan struct{}), first: make(chan struct{}), refresh: make(chan struct{}, 1),
+		ctx: ctx, cancel: cancel, done: make(chan struct{}),
+	}
+	t.snap.Store(&Snapshot{byAddr: map[string]*Node{}, byID: map[string]*Node{}})
+	return t, nil
+}
+
+// Start starts the tend loop. The first tend begins at once.
+func (t *Tender) Start() {
+	if t.started.CompareAndSwap(false, true) {
+		go t.loop()
+	}
+}
+
+// Close stops the tend loop, waits for it and closes every pool (idle
+// connections now, busy ones when they are returned).
+func (t *Tender) Close() {
+	t.once.Do(func() {
+		t.cancel()
+		if t.started.Load() {
+			<-t.done
+		}
+		t.mu.Lock()
+		nodes := slices.Collect(mapValues(t.nodes))
+		removing := t.removing
+		t.nodes, t.removing = map[string]*Node{}, nil
+		t.mu.Unlock()
+		for _, n := range removing {
+			if n.removeTimer.Stop() {
+				n.pool.Close()
+			}
+		}
+		for _, n := range nodes {
+			n.pool.Close()
+			closeProbe(n)
+		}
+	})
+}
+
+func mapValues[K comparable, V any](m map[K]V) func(func(V) bool) {
+	return func(yield func(V) bool) {
+		for _, v := range m {
+			if !yield(v) {
+				return
+			}
+		}
+	}
+}
+
+// Snapshot returns the current view of the cluster.
+func (t *Tender) Snapshot() *Snapshot { return t.snap.Load() }
+
+// Stats returns the tender's counters.
+func (t *Tender) Stats() Stats {
+	return Stats{
+		Tends: t.c.tends.Load(), TendsFailed: t.c.tendsFailed.Load(), TendOverruns: t.c.tendOverruns.Load(),
+		Probes: t.c.probes.Load(), PeerFetches: t.c.peerFetches.Load(), MapFetches: t.c.mapFetches.Load(),
+		MapUpdates: t.c.mapUpdates.Load(), Patches: t.c.patches.Load(),
+		NodesAdded: t.c.nodesAdded.Load(), NodesRemoved: t.c.nodesRemoved.Load(),
+		RefreshesTriggered: t.c.refreshes.Load(), RefreshesSupp: t.c.refreshesSuppressed.Load(),
+	}
+}
+
+// Wait returns a snapshot with at least one healthy node, waiting for tends
+// until ctx is done. The error then says why the last tend found none.
+func (t *Tender) Wait(ctx context.Context) (*Snapshot, error) {
+	for {
+		if s := t.snap.Load(); hasHealthy(s) {
+			return s, nil
+		}
+		t.mu.Lock()
+		ch, last := t.tended, t.lastErr
+		t.mu.Unlock()
+		if s := t.snap.Load(); hasHealthy(s) {
+			return s, nil
+		}
+		t.Refresh()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			if last == nil {
+				return nil, fmt.Errorf("waiting for a healthy node: %w", ctx.Err())
+			}
+			return nil, fmt.Errorf("waiting for a healthy node: %w (last tend: %w)", ctx.Err(), last)
+		case <-t.ctx.Done():
+			return nil, fmt.Errorf("waiting for a healthy node: tender closed: %w", ErrNoNodes)
+		}
+	}
+}
+
+func hasHealthy(s *Snapshot) bool {
+	for _, n := range s.nodes {
+		if n.Healthy() {
+			return true
+		}
+	}
+	return false
+}
+
+// WaitFirst waits for the first tend to end and reports whether it found a
+// healthy node, with the reasons when it did not.
+func (t *Tender) WaitFirst(ctx context.Context) error {
+	select {
+	case <-t.first:
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the first tend: %w", ctx.Err())
+	case <-t.ctx.Done():
+		return fmt.Errorf("tender closed: %w", ErrNoNodes)
+	}
+	if hasHealthy(t.snap.Load()) {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.lastErr == nil {
+		return ErrNoNodes
+	}
+	return t.lastErr
+}
+
+// Refresh asks for a tend now: after a redirect, a refused or reset
+// connection or a timeout. Requests are single-flight (one pending at most)
+// and at least RefreshCooldown apart, so an error storm cannot become a
+// refresh storm.
+func (t *Tender) Refresh() {
+	now := time.Now().UnixNano()
+	last := t.lastRefresh.Load()
+	if now-last < int64(t.cfg.RefreshCooldown) || !t.lastRefresh.CompareAndSwap(last, now) {
+		t.c.refreshesSuppressed.Add(1)
+		return
+	}
+	select {
+	case t.refresh <- struct{}{}:
+		t.c.refreshes.Add(1)
+	default:
+		t.c.refreshesSuppressed.Add(1)
+	}
+}
+
+// Redirect handles a redirect to addr: it returns the node at addr
+// (adding it to the table when it is new; the next tend validates it) and,
+// unless ask is set, patches the partition to it at once, then asks for a
+// refresh so the full map follows.
+func (t *Tender) Redirect(partition int, addr string, ask bool) *Node {
+	t.mu.Lock()
+	n := t.nodes[addr]
+	if n == nil {
+		n = t.newNode(addr, "")
+		n.healthy.Store(true) // a cluster member named it; the next tend checks
+		t.add(n)
+	}
+	if !ask && partition >= 0 && partition < len(t.parts) && t.shardOf(partition).primary != n {
+		t.patch(partition, n)
+	}
+	t.publish()
+	t.mu.Unlock()
+	t.Refresh()
+	return n
+}
+
+func (t *Tender) shardOf(p int) shard {
+	if i := t.parts[p]; i >= 0 {
+		return t.shards[i]
+	}
+	return shard{}
+}
+
+// patch points partition p at a shard whose primary is n. Called with mu.
+func (t *Tender) patch(p int, n *Node) {
+	t.c.patches.Add(1)
+	idx := slices.IndexFunc(t.shards, func(s shard) bool { return s.primary == n })
+	if idx < 0 {
+		t.shards = append(slices.Clip(t.shards), shard{primary: n})
+		idx = len(t.shards) - 1
+	}
+	t.parts = slices.Clone(t.parts)
+	t.parts[p] = int32(idx)
+}
+
+func (t *Tender) loop() {
+	defer close(t.done)
+	ticker := time.NewTicker(t.cfg.TendInterval)
+	defer ticker.Stop()
+	for {
+		t.tend()
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-ticker.C:
+		case <-t.refresh:
+			// A little jitter keeps many clients that saw the same failure
+			// from refreshing in lockstep.
+			j := time.NewTimer(rand.N(t.cfg.RefreshCooldown/8 + 1))
+			select {
+			case <-j.C:
+			case <-t.ctx.Done():
+				j.Stop()
+				return
+			}
+		}
+	}
+}
+
+// probeResult is one node's answer to a probe.
+type probeResult struct {
+	n   *Node
+	st  driver.NodeStatus
+	err error
+}
+
+// tend runs one round: probe, learn, remove, publish.
+func (t *Tender) tend() {
+	start := time.Now()
+	t.c.tends.Add(1)
+	ctx := t.ctx
+
+	t.mu.Lock()
+	known := slices.Collect(mapValues(t.nodes))
+	dormant := make([]string, 0, len(t.dormant))
+	for a := range t.dormant {
+		dormant = append(dormant, a)
+	}
+	t.mu.Unlock()
+
+	// Candidates are addresses to try that are not in the table: dormant
+	// peers, and all seeds (every address of each) when no known node is
+	// healthy.
+	allFailed := !slices.ContainsFunc(known, func(n *Node) bool { return n.failures.Load() == 0 && n.statusKnown })
+	var seedErrs *multierror.Error
+	cands := map[string]bool{}
+	for _, a := range dormant {
+		cands[a] = true
+	}
+	if allFailed {
+		addrs, err := t.resolveSeeds(ctx)
+		seedErrs = multierror.Append(seedErrs, err)
+		for _, a := range addrs {
+			cands[a] = true
+		}
+	}
+	var candNodes []*Node
+	for a := range cands {
+		if !slices.ContainsFunc(known, func(n *Node) bool { return n.addr == a }) {
+			candNodes = append(candNodes, t.newProbeNode(a))
+		}
+	}
+
+	results := t.probeAll(ctx, append(slices.Clone(known), candNodes...))
+	if ctx.Err() != nil {
+		closeProbes(candNodes)
+		return
+	}
+
+	var needPeers, needMap bool
+	var peerSrc, mapSrc *Node
+	for _, r := range results[:len(known)] {
+		n := r.n
+		if r.err != nil {
+			t.nodeFailed(n, r.err)
+			needPeers, needMap = true, true
+			continue
+		}
+		t.nodeAnswered(n)
+		if !n.statusKnown || r.st.PeersGen != n.peersGen {
+			needPeers = true
+			peerSrc = n
+		}
+		if !n.statusKnown || r.st.PartitionGen != n.partitionGen {
+			needMap = true
+			mapSrc = n
+		}
+		n.peersGen, n.partitionGen, n.statusKnown = r.st.PeersGen, r.st.PartitionGen, true
+		n.setID(r.st.ID)
+	}
+	added := t.admit(results[len(known):], &seedErrs)
+	if len(added) > 0 {
+		needPeers, needMap = true, true
+	}
+
+	topo := t.caps.Has(driver.CapTopology)
+	var referenced map[string]bool
+	if topo && needPeers {
+		if src := pickSource(peerSrc, known, added); src != nil {
+			referenced = t.learnPeers(ctx, src, &seedErrs)
+		}
+	}
+	if topo && needMap {
+		if src := pickSource(mapSrc, known, added); src != nil {
+			t.learnMap(ctx, src)
+		}
+	}
+	t.removeDead(referenced)
+
+	t.mu.Lock()
+	t.publish()
+	healthy := hasHealthy(t.snap.Load())
+	if !healthy {
+		t.c.tendsFailed.Add(1)
+		if seedErrs.ErrorOrNil() == nil {
+			seedErrs = multierror.Append(seedErrs, fmt.Errorf("%d known nodes, none healthy", len(t.nodes)))
+		}
+		seedErrs.ErrorFormat = listErrors
+		t.lastErr = seedErrs
+	} else {
+		t.lastErr = nil
+	}
+	close(t.tended)
+	t.tended = make(chan struct{})
+	if t.c.tends.Load() == 1 {
+		close(t.first)
+	}
+	t.mu.Unlock()
+
+	if d := time.Since(start); d > t.cfg.TendInterval {
+		t.c.tendOverruns.Add(1)
+		t.log.Warn("tendril: tend overran its interval", "took", d, "interval", t.cfg.TendInterval)
+	}
+}
+
+func listErrors(errs []error) string {
+	s := fmt.Sprintf("%d errors:", len(errs))
+	for _, e := range errs {
+		s += "\n\t* " + e.Error()
+	}
+	return s
+}
+
+// pickSource prefers the node whose generation changed, then any healthy
+// node.
+func pickSource(changed *Node, known, added []*Node) *Node {
+	if changed != nil && changed.healthy.Load() {
+		return changed
+	}
+	for _, list := range [][]*Node{known, added} {
+		for _, n := range list {
+			if n.healthy.Load() {
+				return n
+			}
+		}
+	}
+	return nil
+}
+
+// resolveSeeds returns every address of every seed.
+func (t *Tender) resolveSeeds(ctx context.Context) ([]string, error) {
+	var out []string
+	var errs *multierror.Error
+	res, _ := t.cfg.Connector.(driver.Resolver)
+	for _, seed := range t.cfg.Seeds {
+		rctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+		var addrs []string
+		var err error
+		if res != nil {
+			addrs, err = res.Resolve(rctx, seed)
+		} else {
+			addrs, err = resolveDNS(rctx, seed)
+		}
+		cancel()
+		if err != nil {
+			errs = multierror.Append(errs, fmt.Errorf("seed %s: %w", seed, err))
+			continue
+		}
+		out = append(out, addrs...)
+	}
+	return out, errs.ErrorOrNil()
+}
+
+// resolveDNS returns every address of a host:port seed; IP addresses and
+// seeds without a port are returned as they are, and so is a name DNS
+// does not know: the driver's dialer may (and its error says it best).
+func resolveDNS(ctx context.Context, seed string) ([]string, error) {
+	host, port, err := net.SplitHostPort(seed)
+	if err != nil || net.ParseIP(host) != nil {
+		return []string{seed}, nil
+	}
+	ips, err := net.DefaultResolver.LookupHost(ctx, host)
+	if err != nil || len(ips) == 0 {
+		return []string{seed}, nil
+	}
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = net.JoinHostPort(ip, port)
+	}
+	return out, nil
+}
+
+// probeAll probes nodes in parallel, each bounded by Timeout.
+func (t *Tender) probeAll(ctx context.Context, nodes []*Node) []probeResult {
+	out := make([]probeResult, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := t.probe(ctx, n)
+			out[i] = probeResult{n: n, st: st, err: err}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// probe asks one node for its status over the node's own tend connection.
+func (t *Tender) probe(ctx context.Context, n *Node) (driver.NodeStatus, error) {
+	t.c.probes.Add(1)
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+	defer cancel()
+	if n.probe == nil {
+		cn, err := t.cfg.Connector.Connect(ctx, n.addr)
+		if err != nil {
+			return driver.NodeStatus{}, err
+		}
+		n.probe = cn
+	}
+	var st driver.NodeStatus
+	var err error
+	switch p := n.probe.(type) {
+	case driver.Prober:
+		st, err = p.Probe(ctx)
+	case driver.Pinger:
+		err = p.Ping(ctx)
+		st = driver.NodeStatus{ID: n.addr, Role: driver.RolePrimary, Healthy: true}
+	default:
+		st = driver.NodeStatus{ID: n.addr, Role: driver.RolePrimary, Healthy: true}
+	}
+	if err == nil && t.cfg.ClusterName != "" && st.ClusterName != t.cfg.ClusterName {
+		err = fmt.Errorf("%w: node reports cluster %q, want %q", ErrClusterNameMismatch, st.ClusterName, t.cfg.ClusterName)
+	}
+	if err == nil && !st.Healthy {
+		err = errors.New("node reports itself unhealthy")
+	}
+	if err != nil {
+		closeProbe(n)
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w: %w", ctx.Err(), err)
+		}
+		return st, fmt.Errorf("node %s: probe: %w", n.addr, err)
+	}
+	return st, nil
+}
+
+func closeProbe(n *Node) {
+	if n.probe != nil {
+		n.probe.Close()
+		n.probe = nil
+	}
+}
+
+func closeProbes(nodes []*Node) {
+	for _, n := range nodes {
+		closeProbe(n)
+	}
+}
+
+// nodeFailed records a failed probe: the first failure clears the pool so
+// waiters fail fast instead of queueing behind a dead node.
+func (t *Tender) nodeFailed(n *Node, err error) {
+	if n.failures.Add(1) == 1 {
+		n.healthy.Store(false)
+		n.pool.Clear(err)
+		t.log.Warn("tendril: node down", "node", n.Name(), "addr", n.addr, "err", err)
+	}
+}
+
+// nodeAnswered records a successful probe.
+func (t *Tender) nodeAnswered(n *Node) {
+	n.breaker.Store(0)
+	if n.failures.Swap(0) > 0 {
+		n.pool.Ready()
+		t.log.Info("tendril: node recovered", "node", n.Name(), "addr", n.addr)
+	}
+	n.healthy.Store(true)
+}
+
+// newProbeNode returns a node without a pool, to probe a candidate.
+func (t *Tender) newProbeNode(addr string) *Node {
+	return &Node{addr: addr}
+}
+
+// newNode returns a node with its pool. Called with mu or before publishing.
+func (t *Tender) newNode(addr, id string) *Node {
+	n := &Node{addr: addr}
+	n.setID(id)
+	pc := t.cfg.Pool
+	pc.Name = addr
+	connector := t.cfg.Connector
+	pc.Dial = func(ctx context.Context) (driver.Conn, error) { return connector.Connect(ctx, addr) }
+	pool, err := puddlepool.New(pc)
+	if err != nil {
+		// The template was validated when the tender was made; a failure
+		// here is a programming error.
+		panic(fmt.Sprintf("topology: pool for %s: %v", addr, err))
+	}
+	n.pool = pool
+	return n
+}
+
+// admit adds the candidates that answered, replacing a known node whose
+// address changed (same id, new address).
+func (t *Tender) admit(results []probeResult, errs **multierror.Error) []*Node {
+	var added []*Node
+	for _, r := range results {
+		if r.err != nil {
+			*errs = multierror.Append(*errs, r.err)
+			closeProbe(r.n)
+			continue
+		}
+		t.mu.Lock()
+		delete(t.dormant, r.n.addr)
+		if t.nodes[r.n.addr] != nil {
+			// Added meanwhile (by a redirect): the next tend probes it.
+			t.mu.Unlock()
+			closeProbe(r.n)
+			continue
+		}
+		n := t.newNode(r.n.addr, r.st.ID)
+		n.probe = r.n.probe
+		n.peersGen, n.partitionGen, n.statusKnown = r.st.PeersGen, r.st.PartitionGen, true
+		n.role.Store(int32(r.st.Role))
+		n.healthy.Store(true)
+		for _, old := range t.nodes {
+			if r.st.ID != "" && old.ID() == r.st.ID && old.addr != n.addr {
+				t.log.Info("tendril: node address changed", "node", old.ID(), "from", old.addr, "to", n.addr)
+				t.remove(old)
+			}
+		}
+		t.add(n)
+		t.mu.Unlock()
+		added = append(added, n)
+	}
+	return added
+}
+
+// add puts n in the table. Called with mu.
+func (t *Tender) add(n *Node) {
+	t.nodes[n.addr] = n
+	t.c.nodesAdded.Add(1)
+	t.log.Info("tendril: node added", "node", n.Name(), "addr", n.addr)
+}
+
+// remove takes n out of the table; its pool closes after the grace period
+// so work in flight can finish. Called with mu.
+func (t *Tender) remove(n *Node) {
+	if t.nodes[n.addr] != n {
+		return
+	}
+	delete(t.nodes, n.addr)
+	t.c.nodesRemoved.Add(1)
+	t.log.Warn("tendril: node removed", "node", n.Name(), "addr", n.addr, "failures", n.failures.Load())
+	n.healthy.Store(false)
+	n.pool.Pause()
+	closeProbe(n)
+	n.removedAt = time.Now()
+	pool := n.pool
+	n.removeTimer = time.AfterFunc(t.cfg.RemoveGrace, pool.Close)
+	t.removing = append(t.removing, n)
+}
+
+// learnPeers fetches the peer list from src, adds peers it has not seen
+// (they are probed and admitted at once) and replaces nodes whose address
+// changed. It returns the set of referenced addresses.
+func (t *Tender) learnPeers(ctx context.Context, src *Node, errs **multierror.Error) map[string]bool {
+	t.c.peerFetches.Add(1)
+	pctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+	var peers []driver.Peer
+	err := errors.New("no probe connection")
+	if p, ok := src.probe.(driver.Prober); ok {
+		peers, err = p.Peers(pctx)
+	}
+	cancel()
+	if err != nil {
+		t.log.Warn("tendril: peer list fetch failed", "node", src.Name(), "err", err)
+		return nil
+	}
+	referenced := map[string]bool{}
+	var fresh []*Node
+	t.mu.Lock()
+	for _, p := range peers {
+		addr := p.Addr
+		if t.cfg.UseAlternate && p.AltAddr != "" {
+			addr = p.AltAddr
+		}
+		referenced[addr] = true
+		if _, ok := t.nodes[addr]; !ok && !t.dormant[addr] {
+			fresh = append(fresh, t.newProbeNode(addr))
+		}
+	}
+	t.mu.Unlock()
+	if len(fresh) > 0 {
+		t.admit(t.probeAll(ctx, fresh), errs)
+		// Peers that did not answer stay dormant: probed every tend until
+		// they answer or leave the peer list.
+		t.mu.Lock()
+		for _, n := range fresh {
+			if _, ok := t.nodes[n.addr]; !ok {
+				t.dormant[n.addr] = true
+			}
+		}
+		t.mu.Unlock()
+	}
+	t.mu.Lock()
+	for a := range t.dormant {
+		if !referenced[a] {
+			delete(t.dormant, a)
+		}
+	}
+	t.mu.Unlock()
+	return referenced
+}
+
+// learnMap fetches the partition map from src and rebuilds the table.
+func (t *Tender) learnMap(ctx context.Context, src *Node) {
+	t.c.mapFetches.Add(1)
+	pctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+	var m driver.PartitionMap
+	err := errors.New("no probe connection")
+	if p, ok := src.probe.(driver.Prober); ok {
+		m, err = p.PartitionMap(pctx)
+	}
+	cancel()
+	if err != nil {
+		t.log.Warn("tendril: partition map fetch failed", "node", src.Name(), "err", err)
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	byID := map[string]*Node{}
+	for _, n := range t.nodes {
+		if id := n.ID(); id != "" {
+			byID[id] = n
+		}
+	}
+	parts := make([]int32, m.Partitions)
+	for i := range parts {
+		parts[i] = -1
+	}
+	shards := make([]shard, 0, len(m.Shards))
+	for _, s := range m.Shards {
+		sh := shard{primary: byID[s.Primary]}
+		if sh.primary != nil {
+			sh.primary.role.Store(int32(driver.RolePrimary))
+		}
+		for _, id := range s.Replicas {
+			if r := byID[id]; r != nil {
+				r.role.Store(int32(driver.RoleReplica))
+				sh.replicas = append(sh.replicas, r)
+			}
+		}
+		shards = append(shards, sh)
+		for _, rg := range s.Ranges {
+			for p := max(rg[0], 0); p <= rg[1] && p < len(parts); p++ {
+				parts[p] = int32(len(shards) - 1)
+			}
+		}
+	}
+	t.parts, t.shards = parts, shards
+	t.c.mapUpdates.Add(1)
+}
+
+// removeDead removes nodes that failed FailLimit probes in a row and,
+// when a peer list was fetched, nodes it no longer references.
+func (t *Tender) removeDead(referenced map[string]bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, n := range t.nodes {
+		gone := referenced != nil && !referenced[n.addr]
+		if int(n.failures.Load()) >= t.cfg.FailLimit || gone {
+			t.remove(n)
+			if !gone && referenced != nil {
+				t.dormant[n.addr] = true
+			}
+		}
+	}
+	// Stop tracking removed nodes whose pools have closed.
+	t.removing = slices.DeleteFunc(t.removing, func(n *Node) bool {
+		return time.Since(n.removedAt) > t.cfg.RemoveGrace
+	})
+}
+
+// publish builds and stores a new snapshot. Called with mu.
+func (t *Tender) publish() {
+	t.gen++
+	s := &Snapshot{
+		nodes:  slices.SortedFunc(mapValues(t.nodes), func(a, b *Node) int { return cmp.Compare(a.addr, b.addr) }),
+		byAddr: make(map[string]*Node, len(t.nodes)),
+		byID:   make(map[string]*Node, len(t.nodes)),
+		parts:  t.parts,
+		shards: t.shards,
+		gen:    t.gen,
+	}
+	for _, n := range s.nodes {
+		s.byAddr[n.addr] = n
+		if id := n.ID(); id != "" {
+			s.byID[id] = n
+		}
+	}
+	t.snap.Store(s)
+}
