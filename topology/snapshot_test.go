@@ -1,0 +1,90 @@
+package topology
+
+import (
+	"testing"
+
+	"github.com/tendril-db/tendril/driver"
+)
+
+func testNode(addr string, role driver.Role, healthy bool) *Node {
+	n := &Node{addr: addr}
+	n.role.Store(int32(role))
+	n.healthy.Store(healthy)
+	return n
+}
+
+func TestPick(t *testing.T) {
+	p1 := testNode("p1", driver.RolePrimary, true)
+	r1 := testNode("r1", driver.RoleReplica, true)
+	r2 := testNode("r2", driver.RoleReplica, true)
+	p2 := testNode("p2", driver.RolePrimary, true)
+	down := testNode("r3", driver.RoleReplica, false)
+	s := &Snapshot{
+		nodes:  []*Node{p1, p2, r1, r2, down},
+		parts:  []int32{0, 0, 1, -1},
+		shards: []shard{{primary: p1, replicas: []*Node{r1, r2}}, {primary: p2, replicas: []*Node{down}}},
+	}
+	write := driver.Route{Partition: 0, Intent: driver.Write}
+	read := driver.Route{Partition: 0, Intent: driver.Read}
+	read1 := driver.Route{Partition: 2, Intent: driver.Read}
+	for _, tc := range []struct {
+		name    string
+		route   driver.Route
+		pref    ReadPreference
+		attempt int
+		want    *Node
+	}{
+		{"write goes to the primary", write, PreferReplica, 0, p1},
+		{"write retries stay on the primary", write, Replica, 3, p1},
+		{"read with primary preference", read, Primary, 0, p1},
+		{"read prefers a replica", read, PreferReplica, 0, r1},
+		{"read moves to the next replica on retry", read, PreferReplica, 1, r2},
+		{"and wraps around", read, Replica, 2, r1},
+		{"no healthy replica: primary for prefer_replica", read1, PreferReplica, 0, p2},
+		{"no healthy replica: replica only still tries one", read1, Replica, 0, down},
+		{"unowned partition", driver.Route{Partition: 3}, Primary, 0, nil},
+		{"out of range partition", driver.Route{Partition: 99}, Primary, 0, nil},
+		{"keyless goes to a healthy primary", driver.Route{Partition: driver.AnyPartition}, Primary, 0, p1},
+		{"keyless rotates on retry", driver.Route{Partition: driver.AnyPartition}, Primary, 1, p2},
+	} {
+		if got := s.Pick(tc.route, tc.pref, tc.attempt); got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, addrOf(got), addrOf(tc.want))
+		}
+	}
+	if s.Primary(2) != p2 || s.Primary(3) != nil || s.Owned(p1) != 2 || s.Owned(r1) != 0 {
+		t.Error("Primary/Owned")
+	}
+	// Without a partition map (a standalone server) every statement goes
+	// to a healthy node.
+	solo := &Snapshot{nodes: []*Node{down, p1}}
+	if got := solo.Pick(write, Primary, 0); got != p1 {
+		t.Errorf("standalone pick %v", addrOf(got))
+	}
+	if !solo.HasHealthy() || (&Snapshot{nodes: []*Node{down}}).HasHealthy() {
+		t.Error("HasHealthy")
+	}
+}
+
+func TestBreaker(t *testing.T) {
+	n := testNode("n", driver.RolePrimary, true)
+	for range breakerLimit - 1 {
+		n.Report(true)
+	}
+	if !n.Healthy() {
+		t.Fatal("breaker opened early")
+	}
+	n.Report(false) // a success resets the count
+	for range breakerLimit {
+		n.Report(true)
+	}
+	if n.Healthy() || !n.BreakerOpen() {
+		t.Fatal("breaker did not open")
+	}
+}
+
+func addrOf(n *Node) string {
+	if n == nil {
+		return "<nil>"
+	}
+	return n.addr
+}
