@@ -316,7 +316,9 @@ func (db *DB) run(ctx context.Context, route driver.Route, dargs []driver.Value,
 			if err := pause(ctx, sleep); err != nil {
 				break
 			}
-			sleep *= 2
+			// Exponential backoff, capped so that a long retry budget keeps
+			// polling for a recovering node instead of sleeping past it.
+			sleep = min(sleep*2, max(p.SleepBetweenRetries, maxBackoff))
 		}
 		n := target
 		if n == nil {
@@ -376,6 +378,9 @@ func (db *DB) run(ctx context.Context, route driver.Route, dargs []driver.Value,
 	}
 	return last
 }
+
+// maxBackoff caps the doubling of sleep_between_retries.
+const maxBackoff = 50 * time.Millisecond
 
 // pick returns the node for an attempt, waiting for the topology when no
 // node is known to be healthy yet.

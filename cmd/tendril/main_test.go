@@ -36,6 +36,9 @@ func TestDemo(t *testing.T) {
 }
 
 func TestExec(t *testing.T) {
+	if _, err := run(t, "exec", "memory://cli-exec", "FLUSHALL"); err != nil { // -count=N
+		t.Fatal(err)
+	}
 	if out, err := run(t, "exec", "memory://cli-exec", "HSET ? a 1 b ?", "h", "two words"); err != nil || !strings.Contains(out, "2\n(1 row)") {
 		t.Fatalf("HSET: %v\n%s", err, out)
 	}

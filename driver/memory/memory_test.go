@@ -17,6 +17,11 @@ func connect(t *testing.T, name string) (driver.Connector, driver.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if cl := Lookup(name); cl != nil {
+			cl.Close()
+		}
+	})
 	cn, err := c.Connect(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)
@@ -26,9 +31,9 @@ func connect(t *testing.T, name string) (driver.Connector, driver.Conn) {
 }
 
 func TestUnknownParam(t *testing.T) {
-	_, err := Driver{}.OpenConnector(driver.Config{Params: map[string]string{"nodes": "3"}})
+	_, err := Driver{}.OpenConnector(driver.Config{Params: map[string]string{"bogus": "3"}})
 	var pe *driver.ParamError
-	if !errors.As(err, &pe) || pe.Key != "nodes" || pe.Reason != "unknown key" {
+	if !errors.As(err, &pe) || pe.Key != "bogus" || pe.Reason != "unknown key" {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -163,7 +168,7 @@ func TestInfoAndProbe(t *testing.T) {
 		t.Fatalf("Probe = %+v, %v", st, err)
 	}
 	peers, err := p.Peers(ctx)
-	if err != nil || len(peers) != 1 || peers[0].ID != st.ID || peers[0].Addr != "probe" {
+	if err != nil || len(peers) != 1 || peers[0].ID != st.ID || peers[0].Addr != "probe:7001" || peers[0].AltAddr != "alt-probe:7001" {
 		t.Fatalf("Peers = %+v, %v", peers, err)
 	}
 	pm, err := p.PartitionMap(ctx)

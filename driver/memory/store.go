@@ -1584,3 +1584,81 @@ func globMatchImpl(p, s []byte, skipLonger *bool, nesting int) bool {
 	}
 	return len(p) == 0 && len(s) == 0
 }
+
+// --- cluster support --------------------------------------------------------
+
+// slotKey is a key moved between stores with its value and deadline.
+type slotKey struct {
+	key      string
+	obj      *object
+	deadline int64 // Unix milliseconds, -1 for none
+}
+
+// takeSlotKeys removes up to n keys (every key when n <= 0) of the given
+// hash slot, in key order, and returns them for putKeys. Expired keys are
+// dropped rather than moved.
+func (s *store) takeSlotKeys(slot uint16, n int) []slotKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nowMs = s.now().UnixMilli()
+	s.expireAll()
+	var keys []string
+	for k := range s.data {
+		if rediscmd.Slot([]byte(k)) == slot {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	if n > 0 && len(keys) > n {
+		keys = keys[:n]
+	}
+	out := make([]slotKey, len(keys))
+	for i, k := range keys {
+		out[i] = slotKey{key: k, obj: s.data[k], deadline: s.ttlOf(k)}
+		s.delKey(k)
+	}
+	return out
+}
+
+// putKeys stores keys taken from another store by takeSlotKeys.
+func (s *store) putKeys(keys []slotKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		s.data[k.key] = k.obj
+		delete(s.expires, k.key)
+		if k.deadline >= 0 {
+			s.expires[k.key] = k.deadline
+		}
+	}
+}
+
+// countSlotKeys returns how many keys of the given slot the store holds.
+func (s *store) countSlotKeys(slot uint16) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nowMs = s.now().UnixMilli()
+	s.expireAll()
+	n := 0
+	for k := range s.data {
+		if rediscmd.Slot([]byte(k)) == slot {
+			n++
+		}
+	}
+	return n
+}
+
+// countExisting returns how many of keys exist (and have not expired),
+// without touching the keyspace statistics.
+func (s *store) countExisting(keys [][]byte) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nowMs = s.now().UnixMilli()
+	n := 0
+	for _, k := range keys {
+		if s.lookupWrite(string(k)) != nil {
+			n++
+		}
+	}
+	return n
+}
