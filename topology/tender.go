@@ -63,11 +63,11 @@ type Config struct {
 
 // Stats counts what the tender did.
 type Stats struct {
-	Tends, TendsFailed, TendOverruns  int64
-	Probes, PeerFetches, MapFetches   int64
-	MapUpdates, Patches               int64
-	NodesAdded, NodesRemoved          int64
-	RefreshesTriggered, RefreshesSupp int64 // on-demand refreshes started / suppressed (cooldown or one pending)
+	Tends, TendsFailed, TendOverruns        int64
+	Probes, PeerFetches, MapFetches         int64
+	MapUpdates, Patches                     int64
+	NodesAdded, NodesRemoved                int64
+	RefreshesTriggered, RefreshesSuppressed int64 // on-demand refreshes started / suppressed (cooldown or one pending)
 }
 
 type counters struct {
@@ -192,7 +192,7 @@ func (t *Tender) Stats() Stats {
 		Probes: t.c.probes.Load(), PeerFetches: t.c.peerFetches.Load(), MapFetches: t.c.mapFetches.Load(),
 		MapUpdates: t.c.mapUpdates.Load(), Patches: t.c.patches.Load(),
 		NodesAdded: t.c.nodesAdded.Load(), NodesRemoved: t.c.nodesRemoved.Load(),
-		RefreshesTriggered: t.c.refreshes.Load(), RefreshesSupp: t.c.refreshesSuppressed.Load(),
+		RefreshesTriggered: t.c.refreshes.Load(), RefreshesSuppressed: t.c.refreshesSuppressed.Load(),
 	}
 }
 

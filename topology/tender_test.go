@@ -290,15 +290,15 @@ func TestRefreshStormIsBounded(t *testing.T) {
 	s := tr.Stats()
 	limit := int64(run/cfg.RefreshCooldown) + 1
 	t.Logf("%d refresh requests in %v (%.0f/s): %d started, %d suppressed, %d tends",
-		total, run, float64(total)/run.Seconds(), s.RefreshesTriggered, s.RefreshesSupp, s.Tends)
+		total, run, float64(total)/run.Seconds(), s.RefreshesTriggered, s.RefreshesSuppressed, s.Tends)
 	if total < int(run.Seconds()*10000) {
 		t.Fatalf("storm too weak to test: %d requests", total)
 	}
 	if s.RefreshesTriggered > limit {
 		t.Errorf("%d refreshes started in %v, limit %d (one per cooldown)", s.RefreshesTriggered, run, limit)
 	}
-	if s.RefreshesTriggered+s.RefreshesSupp != int64(total) {
-		t.Errorf("started %d + suppressed %d != %d requests", s.RefreshesTriggered, s.RefreshesSupp, total)
+	if s.RefreshesTriggered+s.RefreshesSuppressed != int64(total) {
+		t.Errorf("started %d + suppressed %d != %d requests", s.RefreshesTriggered, s.RefreshesSuppressed, total)
 	}
 }
 

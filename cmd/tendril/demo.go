@@ -16,7 +16,7 @@ import (
 )
 
 // defaultDSN is the embedded backend the demo runs on when given no DSN.
-const defaultDSN = "memory://demo?max_conns_per_node=16&min_conns_per_node=2"
+const defaultDSN = "memory://demo?nodes=3&replicas=1&max_conns_per_node=16&min_conns_per_node=2"
 
 func newDemo() *cobra.Command {
 	var (
@@ -150,15 +150,18 @@ func runDemo(ctx context.Context, w io.Writer, db *sqlish.DB, keys, workers int)
 func printStats(w io.Writer, s sqlish.Stats) {
 	fmt.Fprintln(w, "\nnodes:")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  node\taddr\trole\thealthy\topen\tidle\tin use\tacquired\twaited\tavg wait\tcreated\tclosed")
+	fmt.Fprintln(tw, "  node\taddr\trole\tslots\thealthy\topen\tidle\tin use\tacquired\twaited\tavg wait\tcreated\tclosed")
 	for _, n := range s.Nodes {
 		p := n.Pool
 		var avg time.Duration
 		if p.Waited > 0 {
 			avg = p.WaitDuration / time.Duration(p.Waited)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%v\t%d\t%d\t%d\t%d\t%d\t%v\t%d\t%d\n",
-			n.ID, n.Addr, n.Role, n.Healthy, p.Total, p.Idle, p.InUse, p.Acquired, p.Waited, avg, p.Created, p.Closed())
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%v\t%d\t%d\t%d\t%d\t%d\t%v\t%d\t%d\n",
+			n.ID, n.Addr, n.Role, n.Partitions, n.Healthy, p.Total, p.Idle, p.InUse, p.Acquired, p.Waited, avg, p.Created, p.Closed())
 	}
 	tw.Flush()
+	t := s.Topology
+	fmt.Fprintf(w, "topology: %d tends (%d failed), %d probes, %d peer-list and %d partition-map fetches, %d nodes added, %d removed, %d refreshes (%d suppressed)\n",
+		t.Tends, t.TendsFailed, t.Probes, t.PeerFetches, t.MapFetches, t.NodesAdded, t.NodesRemoved, t.RefreshesTriggered, t.RefreshesSuppressed)
 }
