@@ -113,6 +113,10 @@ type Route struct {
 	// Idempotent reports that the statement may safely run twice, so it can
 	// be retried even after it may have reached the server.
 	Idempotent bool
+	// Exclusive reports that the statement needs a connection to itself
+	// for its whole run (a blocking command such as BLPOP), even when the
+	// backend's connections are multiplexed.
+	Exclusive bool
 }
 
 // Router maps a statement and its arguments to a Route.
@@ -289,9 +293,13 @@ const (
 	CapInfo                          // Infoer
 	CapTopology                      // Prober
 	CapClusterName                   // nodes report a cluster name to validate
+	// CapMultiplex says Conns are safe for concurrent use (requests are
+	// pipelined and matched to replies): the pool lends a connection only
+	// while a statement is handed over, so one socket serves many callers.
+	CapMultiplex
 )
 
-var capNames = []string{"ping", "reset_session", "validate", "batch", "tx", "info", "topology", "cluster_name"}
+var capNames = []string{"ping", "reset_session", "validate", "batch", "tx", "info", "topology", "cluster_name", "multiplex"}
 
 // Has reports whether c includes every capability of x.
 func (c Caps) Has(x Caps) bool { return c&x == x }
@@ -310,7 +318,7 @@ func (c Caps) String() string {
 }
 
 // Implemented returns the capabilities whose interfaces conn implements.
-// CapClusterName has no interface and is never included.
+// CapClusterName and CapMultiplex have no interface and are never included.
 func Implemented(conn Conn) Caps {
 	var c Caps
 	if _, ok := conn.(Pinger); ok {

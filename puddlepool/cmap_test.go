@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -829,4 +831,43 @@ func equalEvents(a, b []ev) bool {
 		}
 	}
 	return true
+}
+
+func TestValidDestroysInvalidConnections(t *testing.T) {
+	var dials atomic.Int32
+	bad := map[int32]bool{}
+	var mu sync.Mutex
+	p, err := New(Config[int32]{
+		Name: "valid",
+		Dial: func(context.Context) (int32, error) { return dials.Add(1), nil },
+		Valid: func(c int32) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return !bad[c]
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	r, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := r.Value()
+	r.Release()
+	mu.Lock()
+	bad[first] = true // it broke while idle
+	mu.Unlock()
+	r, err = p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Value() == first {
+		t.Fatal("an invalid connection was handed out")
+	}
+	r.Release()
+	if s := p.Stat(); s.ClosedError != 1 || s.Total != 1 {
+		t.Fatalf("stats %+v", s)
+	}
 }

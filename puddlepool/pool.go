@@ -75,6 +75,11 @@ type Config[T any] struct {
 	// Ping checks a connection that was idle longer than PingAfterIdle
 	// before it is handed out. Optional.
 	Ping func(ctx context.Context, conn T) error
+	// Valid is a cheap check (no I/O) made on every checkout: a
+	// connection that closed itself while idle, or while lent out to
+	// several callers, is destroyed and the acquire tries another.
+	// Optional.
+	Valid func(conn T) bool
 
 	// MaxSize caps open+opening+closing connections; 0 means unlimited.
 	MaxSize int32
@@ -127,6 +132,7 @@ type Pool[T any] struct {
 	dial           func(context.Context) (T, error)
 	closeFn        func(T) error
 	ping           func(context.Context, T) error
+	valid          func(T) bool
 	onEvent        func(Event)
 	maxSize        int32 // 0 = unlimited
 	minSize        int32
@@ -264,6 +270,7 @@ func New[T any](cfg Config[T]) (*Pool[T], error) {
 		dial:           cfg.Dial,
 		closeFn:        cfg.Close,
 		ping:           cfg.Ping,
+		valid:          cfg.Valid,
 		onEvent:        cfg.OnEvent,
 		maxSize:        cfg.MaxSize,
 		minSize:        cfg.MinSize,
@@ -403,6 +410,8 @@ func (p *Pool[T]) Acquire(ctx context.Context) (*Resource[T], error) {
 
 var errTimeoutCause = errors.New("puddlepool: AcquireTimeout elapsed")
 
+var errInvalid = errors.New("connection reported itself invalid")
+
 func (p *Pool[T]) acquireSlow(ctx context.Context) (*Resource[T], error) {
 	start := time.Now()
 	p.waiting.Add(1)
@@ -457,6 +466,10 @@ func (p *Pool[T]) checkOut(ctx context.Context, pres *puddle.Resource[*conn[T]],
 	}
 	if p.maxLifetime > 0 && time.Now().After(c.expiresAt) {
 		p.destroyRes(pres, ReasonStale, nil)
+		return nil
+	}
+	if p.valid != nil && !p.valid(c.value) {
+		p.destroyRes(pres, ReasonError, errInvalid)
 		return nil
 	}
 	if p.pingAfterIdle > 0 && p.ping != nil {

@@ -46,6 +46,9 @@ type DB struct {
 	backend   driver.Backend
 	tender    *topology.Tender
 	pref      topology.ReadPreference
+	// multiplexed is set when the driver's connections serve many callers
+	// at once (driver.CapMultiplex).
+	multiplexed bool
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -84,6 +87,7 @@ func OpenConfig(driverName string, cfg Config) (*DB, error) {
 		return nil, fmt.Errorf("sqlish: driver %s: %w", driverName, err)
 	}
 	db := &DB{cfg: cfg, connector: connector, backend: connector.Backend(), pref: readPreference(cfg.Policy.ReadPreference)}
+	db.multiplexed = db.backend.Caps.Has(driver.CapMultiplex)
 	if cfg.ClusterName != "" && !db.backend.Caps.Has(driver.CapClusterName) {
 		return nil, &ConfigError{Key: "cluster_name", Value: cfg.ClusterName,
 			Reason: fmt.Sprintf("driver %s has no cluster name to check", driverName)}
@@ -340,6 +344,9 @@ func (db *DB) run(ctx context.Context, route driver.Route, dargs []driver.Value,
 			}
 			db.tender.Refresh()
 			continue // nothing was sent: try again, on the next node if any
+		}
+		if db.multiplexed && !route.Exclusive {
+			l.share()
 		}
 		actx, cancel := ctx, context.CancelFunc(func() {})
 		if p.SocketTimeout > 0 {

@@ -14,6 +14,10 @@ import (
 func (c *Config) poolConfig() puddlepool.Config[driver.Conn] {
 	return puddlepool.Config[driver.Conn]{
 		Close: func(cn driver.Conn) error { return cn.Close() },
+		Valid: func(cn driver.Conn) bool {
+			v, ok := cn.(driver.Validator)
+			return !ok || v.IsValid()
+		},
 		Ping: func(ctx context.Context, cn driver.Conn) error {
 			if p, ok := cn.(driver.Pinger); ok {
 				return p.Ping(ctx)
@@ -86,15 +90,35 @@ func info(ctx context.Context, n *topology.Node, cmd string) (string, error) {
 type lease struct {
 	n   *topology.Node
 	res *puddlepool.Resource[driver.Conn]
+	// shared is set when the connection is multiplexed: it went back to
+	// the pool as soon as it was taken, and other callers use it too.
+	shared driver.Conn
 }
 
-func (l *lease) conn() driver.Conn { return l.res.Value() }
+func (l *lease) conn() driver.Conn {
+	if l.shared != nil {
+		return l.shared
+	}
+	return l.res.Value()
+}
+
+// share returns a multiplexed connection to the pool at once: the caller
+// keeps using it alongside others, and a connection that breaks reports
+// itself invalid at its next checkout.
+func (l *lease) share() {
+	l.shared = l.res.Value()
+	l.res.Release()
+	l.res = nil
+}
 
 // release returns the connection to its pool, or destroys it when err
 // says it may be unusable. A driver's Validator has the last word; without
 // one, only a server error or no rows leaves a connection trusted (a
 // network error or a timeout mid-request may leave it out of sync).
 func (l *lease) release(err error) {
+	if l.shared != nil {
+		return
+	}
 	reuse := err == nil || keepsConn(err)
 	if v, ok := l.conn().(driver.Validator); ok {
 		reuse = v.IsValid()
