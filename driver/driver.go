@@ -350,6 +350,11 @@ func Implemented(conn Conn) Caps {
 // may safely retry elsewhere (like database/sql/driver.ErrBadConn).
 var ErrBadConn = errors.New("driver: bad connection")
 
+// ErrAuthFailed is wrapped by errors that say a server refused the
+// credentials. Retrying cannot help, so callers fail at once instead of
+// waiting for the node to recover.
+var ErrAuthFailed = errors.New("authentication failed")
+
 // ErrNotSupported is returned for an operation the backend does not offer.
 // sqlish.ErrNotSupported is the same value.
 var ErrNotSupported = errors.New("operation not supported by this driver")

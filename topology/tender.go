@@ -209,6 +209,10 @@ func (t *Tender) Wait(ctx context.Context) (*Snapshot, error) {
 		if s := t.snap.Load(); hasHealthy(s) {
 			return s, nil
 		}
+		if errors.Is(last, driver.ErrAuthFailed) {
+			// Waiting cannot help: the credentials are wrong.
+			return nil, fmt.Errorf("no healthy node: %w", last)
+		}
 		t.Refresh()
 		select {
 		case <-ch:

@@ -13,7 +13,7 @@ package rediscmd
 //	int64                an integer
 //	float64              a RESP3 double
 //	bool                 a RESP3 boolean
-//	*driver.ServerError  an error reply
+//	*driver.ServerError  an error reply (*driver.RedirectError for MOVED/ASK)
 //	[]any                an array (or set) of replies
 //	Map                  a map: alternating field and value replies
 type Reply = any

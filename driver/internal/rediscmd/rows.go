@@ -14,10 +14,11 @@ var (
 
 // Rows maps a reply to rows: nil is no row; a scalar is one row of one
 // column; an array is one row per element; a map is one (field, value) row
-// per entry. An error reply is returned as the error.
+// per entry. An error reply (a *driver.ServerError, or a
+// *driver.RedirectError) is returned as the error.
 func Rows(r Reply) (driver.Rows, error) {
 	switch r := r.(type) {
-	case *driver.ServerError:
+	case error:
 		return nil, r
 	case nil:
 		return &rows{cols: valueColumns}, nil
@@ -34,7 +35,7 @@ func Rows(r Reply) (driver.Rows, error) {
 // a map, 0 for nil.
 func Result(r Reply) (driver.Result, error) {
 	switch r := r.(type) {
-	case *driver.ServerError:
+	case error:
 		return nil, r
 	case nil:
 		return driver.RowsAffected(0), nil

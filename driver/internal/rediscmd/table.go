@@ -16,6 +16,10 @@ type Spec struct {
 	// Idempotent commands can run twice with the same outcome, so they may
 	// be retried after they may have reached the server.
 	Idempotent bool
+	// Blocking commands hold their connection until the server answers
+	// (BLPOP, WAIT) or change its state for what follows (MULTI, WATCH,
+	// SUBSCRIBE): they need a connection of their own.
+	Blocking bool
 }
 
 // Keyless commands have First == 0.
@@ -24,11 +28,12 @@ func spec(first, last, step int, flags string) Spec {
 		First: first, Last: last, Step: step,
 		ReadOnly:   strings.Contains(flags, "r"),
 		Idempotent: strings.Contains(flags, "r") || strings.Contains(flags, "i"),
+		Blocking:   strings.Contains(flags, "b"),
 	}
 }
 
 // Commands is the built-in command table. Flags: r = read-only (and so
-// idempotent), i = idempotent write. Commands not in the table are treated
+// idempotent), i = idempotent write, b = blocking or connection state. Commands not in the table are treated
 // as non-idempotent writes whose first argument is the key.
 var Commands = map[string]Spec{
 	"PING":     spec(0, 0, 0, "r"),
@@ -87,6 +92,51 @@ var Commands = map[string]Spec{
 	"GETEX":       spec(1, 1, 1, "i"),
 	"RENAME":      spec(1, 2, 1, ""),
 	"RENAMENX":    spec(1, 2, 1, ""),
+
+	"INCRBYFLOAT":  spec(1, 1, 1, ""),
+	"HINCRBYFLOAT": spec(1, 1, 1, ""),
+	"GETRANGE":     spec(1, 1, 1, "r"),
+	"SETRANGE":     spec(1, 1, 1, "i"),
+	"LPUSH":        spec(1, 1, 1, ""),
+	"RPUSH":        spec(1, 1, 1, ""),
+	"LPOP":         spec(1, 1, 1, ""),
+	"RPOP":         spec(1, 1, 1, ""),
+	"LRANGE":       spec(1, 1, 1, "r"),
+	"LLEN":         spec(1, 1, 1, "r"),
+	"LINDEX":       spec(1, 1, 1, "r"),
+	"LREM":         spec(1, 1, 1, ""),
+	"LTRIM":        spec(1, 1, 1, "i"),
+	"SADD":         spec(1, 1, 1, "i"),
+	"SREM":         spec(1, 1, 1, "i"),
+	"SMEMBERS":     spec(1, 1, 1, "r"),
+	"SISMEMBER":    spec(1, 1, 1, "r"),
+	"SCARD":        spec(1, 1, 1, "r"),
+	"ZADD":         spec(1, 1, 1, ""),
+	"ZREM":         spec(1, 1, 1, "i"),
+	"ZRANGE":       spec(1, 1, 1, "r"),
+	"ZSCORE":       spec(1, 1, 1, "r"),
+	"ZCARD":        spec(1, 1, 1, "r"),
+	"ZINCRBY":      spec(1, 1, 1, ""),
+	"XADD":         spec(1, 1, 1, ""),
+	"XRANGE":       spec(1, 1, 1, "r"),
+	"XLEN":         spec(1, 1, 1, "r"),
+	"SCAN":         spec(0, 0, 0, "r"),
+	"HSCAN":        spec(1, 1, 1, "r"),
+	"BLPOP":        spec(1, -2, 1, "b"),
+	"BRPOP":        spec(1, -2, 1, "b"),
+	"BLMOVE":       spec(1, 2, 1, "b"),
+	"BRPOPLPUSH":   spec(1, 2, 1, "b"),
+	"BZPOPMIN":     spec(1, -2, 1, "b"),
+	"BZPOPMAX":     spec(1, -2, 1, "b"),
+	"WAIT":         spec(0, 0, 0, "b"),
+	"MULTI":        spec(0, 0, 0, "b"),
+	"EXEC":         spec(0, 0, 0, "b"),
+	"DISCARD":      spec(0, 0, 0, "b"),
+	"WATCH":        spec(1, -1, 1, "b"),
+	"UNWATCH":      spec(0, 0, 0, "b"),
+	"SUBSCRIBE":    spec(0, 0, 0, "b"),
+	"PSUBSCRIBE":   spec(0, 0, 0, "b"),
+	"MONITOR":      spec(0, 0, 0, "b"),
 }
 
 var unknownSpec = Spec{First: 1, Last: 1, Step: 1}
@@ -119,7 +169,7 @@ func (s Spec) Keys(argv [][]byte, fn func(key []byte)) {
 // Redis Cluster slot of the first key.
 func Route(argv [][]byte) driver.Route {
 	name, s := Lookup(argv)
-	r := driver.Route{Op: name, Partition: driver.AnyPartition, Idempotent: s.Idempotent}
+	r := driver.Route{Op: name, Partition: driver.AnyPartition, Idempotent: s.Idempotent, Exclusive: s.Blocking}
 	if s.ReadOnly {
 		r.Intent = driver.Read
 	}

@@ -1,0 +1,658 @@
+package conn
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Decoder reads a protocol's replies from the connection.
+//
+// Decode decodes the next reply into *r. The Conn always passes a zeroed R,
+// so a decoder that reuses the buffers already held by *r (like
+// resp.Reader.ReadValue) allocates fresh ones and the reply shares no memory
+// with any other. An error means the stream is unusable: the Conn closes.
+type Decoder[R any] interface {
+	Decode(r *R) error
+}
+
+// Codec describes a protocol to a Conn.
+type Codec[R any] struct {
+	// NewDecoder returns the decoder of one connection. rd is the raw
+	// socket, unbuffered: the decoder does its own buffering. Required.
+	NewDecoder func(rd io.Reader) Decoder[R]
+	// IsPush reports whether a decoded message is out-of-band (answers no
+	// request). Nil: there are no push messages.
+	IsPush func(r *R) bool
+	// OnPush receives push messages, on the reader goroutine: it must
+	// return quickly, must not wait for a reply on the same Conn and must
+	// not call [Conn.Close] (CloseWithReason is fine). Nil: pushes are
+	// dropped. The message is owned by OnPush.
+	OnPush func(r R)
+}
+
+// Options configures [Dial].
+type Options struct {
+	// Network and Addr are passed to the dialer ("tcp", "host:port").
+	// Network defaults to "tcp".
+	Network, Addr string
+	// DialTimeout bounds dialing and the TLS handshake together; 0 means
+	// only ctx bounds them.
+	DialTimeout time.Duration
+	// KeepAlive is the TCP keep-alive period: 0 means Go's default, a
+	// negative value turns keep-alives off. Ignored when Dialer is set.
+	KeepAlive time.Duration
+	// TLS, when not nil, makes the connection a TLS client. An empty
+	// ServerName defaults to Addr's host.
+	TLS *tls.Config
+	// ReadTimeout closes the Conn with [ReasonTimeout] when requests are
+	// pending and no byte arrives for this long, counted from the last byte
+	// read or the last completed write, whichever is later. An idle Conn
+	// (nothing pending) never times out. 0: never.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds one write; exceeding it closes the Conn with
+	// [ReasonTimeout]. 0: no bound.
+	WriteTimeout time.Duration
+	// Dialer, when set, replaces net.Dialer (tests, proxies). It must honour
+	// ctx.
+	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Reason says why a Conn was closed.
+type Reason string
+
+const (
+	// ReasonBroken: an I/O error or EOF on the socket.
+	ReasonBroken Reason = "broken"
+	// ReasonTimeout: Options.ReadTimeout or Options.WriteTimeout expired.
+	ReasonTimeout Reason = "timeout"
+	// ReasonOutOfSync: a reply that answers no request, or a protocol
+	// error from the decoder; the stream can no longer be framed.
+	ReasonOutOfSync Reason = "out-of-sync"
+	// ReasonIdle: closed by its owner (e.g. a pool) for being idle.
+	ReasonIdle Reason = "idle"
+	// ReasonShutdown: closed by [Conn.Close].
+	ReasonShutdown Reason = "shutdown"
+	// ReasonAuthFailure: closed by its owner because authentication failed.
+	ReasonAuthFailure Reason = "auth-failure"
+)
+
+// CloseError is the error of a closed Conn: [Conn.Err] returns it, and every
+// request that was pending when the Conn closed fails with it.
+type CloseError struct {
+	Addr   string // remote address
+	Reason Reason
+	Err    error // the cause; nil for a plain shutdown
+}
+
+// Error returns e.g. "conn 127.0.0.1:6379: closed (broken): read: connection
+// reset by peer".
+func (e *CloseError) Error() string {
+	s := "conn " + e.Addr + ": closed (" + string(e.Reason) + ")"
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Unwrap returns the cause.
+func (e *CloseError) Unwrap() error { return e.Err }
+
+// ErrNotSent is wrapped by the error of a Do whose frame was never handed to
+// the socket: no byte of it can have reached the server, so it is safe to
+// retry anywhere. The error of a Do that may have reached the server never
+// wraps it.
+var ErrNotSent = errors.New("conn: request not sent")
+
+// notSent wraps cause (a ctx error or a *CloseError) with ErrNotSent.
+func notSent(cause error) error { return fmt.Errorf("%w: %w", ErrNotSent, cause) }
+
+// ioError is a socket error. Its message drops the addresses of a
+// *net.OpError (the CloseError carries the address already) but it unwraps to
+// the original error.
+type ioError struct {
+	op  string
+	err error
+}
+
+func (e *ioError) Error() string {
+	inner := e.err
+	var oe *net.OpError
+	if errors.As(inner, &oe) && oe.Err != nil {
+		inner = oe.Err
+	}
+	var se *os.SyscallError
+	if errors.As(inner, &se) && se.Err != nil {
+		inner = se.Err
+	}
+	return e.op + ": " + inner.Error()
+}
+
+func (e *ioError) Unwrap() error { return e.err }
+
+const (
+	stateWaiting uint32 = iota
+	stateDone
+	stateAbandoned
+)
+
+// request is one Do in flight. Requests are recycled through the Conn's pool;
+// exactly one party owns a request at any time: the caller until it is
+// enqueued, then the Conn (fields below mu) until completion hands it back
+// via done, or forever if the caller abandoned it.
+type request[R any] struct {
+	n        int    // replies expected
+	got      int    // replies received (reader, under mu)
+	seq      uint64 // position in the stream of requests (under mu)
+	off, end int    // the frame's bytes in Conn.wbuf while not taken (under mu)
+	replies  []R    // owned by the request until returned to the caller
+	err      error
+	state    atomic.Uint32
+	done     chan struct{} // capacity 1; one token per completion
+}
+
+// Conn is one connection shared by many goroutines; see the package
+// documentation.
+type Conn[R any] struct {
+	nc    net.Conn // what we read and write (a *tls.Conn with TLS)
+	raw   net.Conn // the socket under nc
+	addr  string
+	codec Codec[R]
+
+	readTimeout  time.Duration
+	writeTimeout time.Duration
+
+	mu    sync.Mutex
+	wbuf  []byte        // frames not yet taken by the writer
+	q     []*request[R] // FIFO of pending requests: q[qh:]
+	qh    int
+	seq   uint64      // seq of the last enqueued request
+	taken uint64      // seq of the last request whose frame the writer took
+	cerr  *CloseError // set once, when closing
+
+	npending atomic.Int64 // len(q)-qh, readable without mu
+	closed   atomic.Pointer[CloseError]
+
+	wake       chan struct{} // capacity 1: there is something to write
+	done       chan struct{} // closed on close
+	readerDone chan struct{}
+	writerDone chan struct{}
+
+	// Read deadline bookkeeping, shared by reader and writer.
+	dlMu    sync.Mutex
+	dlArmed bool
+
+	// Reader goroutine only.
+	rerr     error // last error from the socket
+	timedOut bool  // rerr was a read deadline with requests pending
+
+	pool sync.Pool // *request[R]
+}
+
+// maxSpareBuffer is the largest write buffer kept for reuse.
+const maxSpareBuffer = 1 << 20
+
+// Dial connects to opts.Addr, performs the TLS handshake if opts.TLS is set,
+// and starts the Conn's reader and writer goroutines.
+func Dial[R any](ctx context.Context, opts Options, codec Codec[R]) (*Conn[R], error) {
+	if codec.NewDecoder == nil {
+		return nil, errors.New("conn: Codec.NewDecoder is nil")
+	}
+	network := opts.Network
+	if network == "" {
+		network = "tcp"
+	}
+	if opts.DialTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, opts.DialTimeout)
+		defer cancel()
+	}
+	var raw net.Conn
+	var err error
+	if opts.Dialer != nil {
+		raw, err = opts.Dialer(ctx, network, opts.Addr)
+	} else {
+		d := net.Dialer{KeepAlive: opts.KeepAlive}
+		raw, err = d.DialContext(ctx, network, opts.Addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("conn: dial %s %s: %w", network, opts.Addr, err)
+	}
+	if raw == nil {
+		return nil, fmt.Errorf("conn: dial %s %s: Dialer returned no connection", network, opts.Addr)
+	}
+	if err := ctx.Err(); err != nil { // a Dialer that ignored ctx
+		raw.Close()
+		return nil, fmt.Errorf("conn: dial %s %s: %w", network, opts.Addr, err)
+	}
+	nc := raw
+	if opts.TLS != nil {
+		cfg := opts.TLS
+		if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+			host, _, err := net.SplitHostPort(opts.Addr)
+			if err != nil {
+				host = opts.Addr
+			}
+			cfg = cfg.Clone()
+			cfg.ServerName = host
+		}
+		tc := tls.Client(raw, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("conn: tls handshake with %s: %w", opts.Addr, err)
+		}
+		nc = tc
+	}
+	return start(nc, raw, opts, codec), nil
+}
+
+func start[R any](nc, raw net.Conn, opts Options, codec Codec[R]) *Conn[R] {
+	c := &Conn[R]{
+		nc:           nc,
+		raw:          raw,
+		addr:         opts.Addr,
+		codec:        codec,
+		readTimeout:  opts.ReadTimeout,
+		writeTimeout: opts.WriteTimeout,
+		wake:         make(chan struct{}, 1),
+		done:         make(chan struct{}),
+		readerDone:   make(chan struct{}),
+		writerDone:   make(chan struct{}),
+	}
+	if a := raw.RemoteAddr(); a != nil && a.String() != "" {
+		c.addr = a.String()
+	}
+	c.pool.New = func() any { return &request[R]{done: make(chan struct{}, 1)} }
+	dec := codec.NewDecoder(&socketReader[R]{c: c})
+	go c.readLoop(dec)
+	go c.writeLoop()
+	return c
+}
+
+// RemoteAddr returns the address of the peer.
+func (c *Conn[R]) RemoteAddr() string { return c.addr }
+
+// Done returns a channel that is closed when the Conn is closed.
+func (c *Conn[R]) Done() <-chan struct{} { return c.done }
+
+// Err returns nil while the Conn is open and its *CloseError after.
+func (c *Conn[R]) Err() error {
+	if ce := c.closed.Load(); ce != nil {
+		return ce
+	}
+	return nil
+}
+
+// Pending returns the number of requests written or queued and not yet
+// answered, abandoned ones included.
+func (c *Conn[R]) Pending() int { return int(c.npending.Load()) }
+
+// Do sends frame, the encoded bytes of n requests, and waits for their n
+// replies, returned in order. Do copies frame before it returns or blocks, so
+// the caller may reuse it at once. Many goroutines may call Do at once; their
+// frames are never interleaved.
+//
+// If ctx ends first, Do returns at once with an error wrapping ctx.Err() (if
+// the replies complete at that very moment, Do may return them instead). When
+// the frame was still waiting to be written it is withdrawn and the error
+// also wraps [ErrNotSent]; otherwise its replies are read and discarded when
+// they come. When the Conn closes first, the error is (or wraps) its
+// [*CloseError], and wraps [ErrNotSent] if the frame had not been written.
+//
+// Reply errors of the protocol (e.g. a Redis error reply) are replies, not
+// errors of Do.
+func (c *Conn[R]) Do(ctx context.Context, frame []byte, n int) ([]R, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("%w: Do needs n >= 1 replies, got %d", ErrNotSent, n)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, notSent(err)
+	}
+	req := c.pool.Get().(*request[R])
+	req.n, req.got = n, 0
+	req.replies = make([]R, n)
+	req.state.Store(stateWaiting)
+
+	c.mu.Lock()
+	if c.cerr != nil {
+		ce := c.cerr
+		c.mu.Unlock()
+		c.recycle(req)
+		return nil, notSent(ce)
+	}
+	c.seq++
+	req.seq = c.seq
+	req.off = len(c.wbuf)
+	c.wbuf = append(c.wbuf, frame...)
+	req.end = len(c.wbuf)
+	if c.qh > 0 && len(c.q) == cap(c.q) { // compact before growing
+		k := copy(c.q, c.q[c.qh:])
+		clear(c.q[k:])
+		c.q, c.qh = c.q[:k], 0
+	}
+	c.q = append(c.q, req)
+	c.npending.Add(1)
+	c.mu.Unlock()
+
+	select {
+	case c.wake <- struct{}{}:
+	default: // the writer has been woken already
+	}
+
+	ctxDone := ctx.Done()
+	if ctxDone == nil {
+		<-req.done
+		return c.finish(req)
+	}
+	select {
+	case <-req.done:
+		return c.finish(req)
+	case <-ctxDone:
+		return c.cancel(ctx, req)
+	}
+}
+
+// finish returns a completed request's result and recycles it.
+func (c *Conn[R]) finish(req *request[R]) ([]R, error) {
+	replies, err := req.replies, req.err
+	c.recycle(req)
+	if err != nil {
+		return nil, err
+	}
+	return replies, nil
+}
+
+func (c *Conn[R]) recycle(req *request[R]) {
+	req.replies, req.err = nil, nil
+	c.pool.Put(req)
+}
+
+// cancel handles a caller whose ctx ended while req was pending.
+func (c *Conn[R]) cancel(ctx context.Context, req *request[R]) ([]R, error) {
+	cause := ctx.Err()
+	c.mu.Lock()
+	withdrawn := c.withdraw(req)
+	c.mu.Unlock()
+	if withdrawn {
+		c.recycle(req)
+		return nil, notSent(cause)
+	}
+	if req.state.CompareAndSwap(stateWaiting, stateAbandoned) {
+		// The Conn owns req from now on; its replies will be dropped.
+		return nil, fmt.Errorf("conn: reply abandoned: %w", cause)
+	}
+	// Completed while we were giving up: take the result after all.
+	<-req.done
+	return c.finish(req)
+}
+
+// withdraw removes req from the FIFO and its frame from the write buffer if
+// the writer has not taken it yet. Called with mu held.
+func (c *Conn[R]) withdraw(req *request[R]) bool {
+	if c.cerr != nil || req.seq <= c.taken {
+		return false
+	}
+	// Requests not taken yet are the tail of the FIFO, their frames laid
+	// out in order in wbuf.
+	for i := len(c.q) - 1; i >= c.qh && c.q[i].seq > c.taken; i-- {
+		if c.q[i] != req {
+			continue
+		}
+		size := req.end - req.off
+		copy(c.wbuf[req.off:], c.wbuf[req.end:])
+		c.wbuf = c.wbuf[:len(c.wbuf)-size]
+		for _, r := range c.q[i+1:] {
+			r.off -= size
+			r.end -= size
+		}
+		copy(c.q[i:], c.q[i+1:])
+		c.q[len(c.q)-1] = nil
+		c.q = c.q[:len(c.q)-1]
+		if c.qh == len(c.q) {
+			c.q, c.qh = c.q[:0], 0
+		}
+		c.npending.Add(-1)
+		return true
+	}
+	return false
+}
+
+// complete ends req with err (nil: its replies are in) and hands it to its
+// caller, or recycles it if the caller gave up. It is the last touch of req
+// by whoever completes it.
+func (c *Conn[R]) complete(req *request[R], err error) {
+	req.err = err
+	if req.state.CompareAndSwap(stateWaiting, stateDone) {
+		req.done <- struct{}{}
+		return
+	}
+	c.recycle(req) // abandoned
+}
+
+// Close closes the Conn with [ReasonShutdown] and waits until its goroutines
+// have exited. It is idempotent and safe to call concurrently with anything
+// else, but not from Codec.OnPush (which runs on the reader goroutine; use
+// CloseWithReason there). It returns nil.
+func (c *Conn[R]) Close() error {
+	c.CloseWithReason(ReasonShutdown, nil)
+	<-c.readerDone
+	<-c.writerDone
+	return nil
+}
+
+// CloseWithReason closes the Conn unless it is closed already, failing every
+// pending request with a [*CloseError] carrying r and err. It does not wait
+// for the goroutines to exit (they exit promptly); [Conn.Close] does.
+func (c *Conn[R]) CloseWithReason(r Reason, err error) {
+	ce := &CloseError{Addr: c.addr, Reason: r, Err: err}
+	c.mu.Lock()
+	if c.cerr != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.cerr = ce
+	pending, taken := c.q[c.qh:], c.taken
+	c.q, c.qh, c.wbuf = nil, 0, nil
+	c.npending.Store(0)
+	c.mu.Unlock()
+
+	c.closed.Store(ce)
+	close(c.done)
+	switch {
+	case len(pending) == 0 && (r == ReasonShutdown || r == ReasonIdle || r == ReasonAuthFailure):
+		// A quiet, healthy stream: let TLS send its close_notify, which
+		// cannot block on a peer that is not reading.
+		c.nc.Close()
+	default:
+		c.raw.Close()
+	}
+	var notSentErr error
+	for i, req := range pending {
+		pending[i] = nil
+		var e error = ce
+		if req.seq > taken {
+			if notSentErr == nil {
+				notSentErr = notSent(ce)
+			}
+			e = notSentErr
+		}
+		c.complete(req, e)
+	}
+}
+
+// writeLoop is the writer goroutine: it writes everything queued since its
+// previous write in one Write call.
+func (c *Conn[R]) writeLoop() {
+	defer close(c.writerDone)
+	var spare []byte
+	for {
+		select {
+		case <-c.wake:
+		case <-c.done:
+			return
+		}
+		c.mu.Lock()
+		if c.cerr != nil {
+			c.mu.Unlock()
+			return
+		}
+		buf := c.wbuf
+		if len(buf) == 0 { // everything was withdrawn
+			c.mu.Unlock()
+			continue
+		}
+		c.wbuf = spare[:0]
+		c.taken = c.seq
+		c.mu.Unlock()
+
+		if c.writeTimeout > 0 {
+			c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+		}
+		if _, err := c.nc.Write(buf); err != nil {
+			reason := ReasonBroken
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				reason = ReasonTimeout
+			}
+			c.CloseWithReason(reason, &ioError{op: "write", err: err})
+			return
+		}
+		c.armReadAfterWrite()
+		if cap(buf) > maxSpareBuffer {
+			buf = nil
+		}
+		spare = buf[:0]
+	}
+}
+
+// readLoop is the reader goroutine: it decodes replies and completes the
+// pending requests in FIFO order.
+func (c *Conn[R]) readLoop(dec Decoder[R]) {
+	defer close(c.readerDone)
+	var zero R
+	msg := new(R) // decode target, owned by this goroutine
+	for {
+		if err := dec.Decode(msg); err != nil {
+			c.readFailed(err)
+			return
+		}
+		if c.codec.IsPush != nil && c.codec.IsPush(msg) {
+			if c.codec.OnPush != nil {
+				c.codec.OnPush(*msg)
+			}
+			*msg = zero
+			continue
+		}
+		c.mu.Lock()
+		if c.cerr != nil {
+			c.mu.Unlock()
+			return
+		}
+		if c.qh == len(c.q) || c.q[c.qh].seq > c.taken {
+			c.mu.Unlock()
+			c.CloseWithReason(ReasonOutOfSync, errors.New("unsolicited reply: no request is waiting for one"))
+			return
+		}
+		req := c.q[c.qh]
+		req.replies[req.got] = *msg // ownership moves to the request
+		req.got++
+		if req.got == req.n {
+			c.q[c.qh] = nil
+			c.qh++
+			if c.qh == len(c.q) {
+				c.q, c.qh = c.q[:0], 0
+			}
+			c.npending.Add(-1)
+		} else {
+			req = nil
+		}
+		c.mu.Unlock()
+		*msg = zero
+		if req != nil {
+			c.complete(req, nil)
+		}
+	}
+}
+
+// readFailed closes the Conn after a Decode error, with a reason telling I/O
+// failures from protocol errors.
+func (c *Conn[R]) readFailed(err error) {
+	var ne net.Error
+	switch {
+	case c.timedOut:
+		c.CloseWithReason(ReasonTimeout, &ioError{
+			op:  fmt.Sprintf("read: no reply for %v", c.readTimeout),
+			err: err,
+		})
+	case c.rerr != nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &ne):
+		c.CloseWithReason(ReasonBroken, &ioError{op: "read", err: err})
+	default:
+		c.CloseWithReason(ReasonOutOfSync, fmt.Errorf("decode: %w", err))
+	}
+}
+
+// socketReader is the io.Reader handed to the decoder. It manages the read
+// deadline and remembers socket errors so that readFailed can classify them.
+type socketReader[R any] struct{ c *Conn[R] }
+
+func (s *socketReader[R]) Read(p []byte) (int, error) {
+	c := s.c
+	for {
+		if c.readTimeout > 0 {
+			c.armReadBeforeRead()
+		}
+		n, err := c.nc.Read(p)
+		if err == nil || n > 0 {
+			if err != nil {
+				c.rerr = err
+			}
+			return n, err
+		}
+		if c.readTimeout > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			if c.npending.Load() == 0 {
+				// Armed for requests that have since been withdrawn;
+				// an idle Conn does not time out.
+				continue
+			}
+			c.timedOut = true
+		}
+		c.rerr = err
+		return n, err
+	}
+}
+
+// armReadBeforeRead sets the read deadline before each socket read: ReadTimeout
+// from now while requests are pending, none otherwise.
+func (c *Conn[R]) armReadBeforeRead() {
+	c.dlMu.Lock()
+	if c.npending.Load() > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(c.readTimeout))
+		c.dlArmed = true
+	} else if c.dlArmed {
+		c.nc.SetReadDeadline(time.Time{})
+		c.dlArmed = false
+	}
+	c.dlMu.Unlock()
+}
+
+// armReadAfterWrite (re)starts the read timeout after a write, in case the
+// reader is blocked in a read that it began while nothing was pending.
+// Both arming functions run under dlMu, so a reader that found nothing
+// pending cannot clear a deadline set for a request written after that.
+func (c *Conn[R]) armReadAfterWrite() {
+	if c.readTimeout <= 0 {
+		return
+	}
+	c.dlMu.Lock()
+	if c.npending.Load() > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(c.readTimeout))
+		c.dlArmed = true
+	}
+	c.dlMu.Unlock()
+}

@@ -1,0 +1,774 @@
+package conn
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestPingPong(t *testing.T) {
+	s := newFakeServer(t)
+	c := dialLine(t, Options{Addr: s.addr}, nil)
+	if got := doLine(t, c, echo("hello"), 1); len(got) != 1 || got[0] != "hello" {
+		t.Fatalf("got %q", got)
+	}
+	if c.RemoteAddr() != s.addr {
+		t.Errorf("RemoteAddr = %q, want %q", c.RemoteAddr(), s.addr)
+	}
+	if c.Err() != nil || c.Pending() != 0 {
+		t.Errorf("Err = %v, Pending = %d", c.Err(), c.Pending())
+	}
+	select {
+	case <-c.Done():
+		t.Fatal("Done closed on an open Conn")
+	default:
+	}
+}
+
+// 1000 requests from 100 goroutines: each gets its own reply.
+func TestConcurrentDo(t *testing.T) {
+	s := newFakeServer(t)
+	dial, gc := gateDialer(0)
+	c := dialLine(t, Options{Addr: s.addr, Dialer: dial}, nil)
+	const goroutines, each = 100, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines*each)
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			frame := make([]byte, 0, 32)
+			for i := range each {
+				want := fmt.Sprintf("g%d-%d", g, i)
+				frame = append(frame[:0], "ECHO "+want+"\n"...)
+				got, err := c.Do(context.Background(), frame, 1)
+				clear(frame) // Do copied it: scribbling must not matter
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(got) != 1 || got[0] != want {
+					errs <- fmt.Errorf("got %q, want %q", got, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if p := c.Pending(); p != 0 {
+		t.Errorf("Pending = %d after all replies", p)
+	}
+	t.Logf("%d requests in %d writes, %d server reads", goroutines*each, gc().writes.Load(), s.reads.Load())
+}
+
+// The writer coalesces everything queued during a write into the next one.
+func TestCoalescing(t *testing.T) {
+	t.Run("gated", func(t *testing.T) {
+		s := newFakeServer(t)
+		dial, gcOf := gateDialer(0)
+		c := dialLine(t, Options{Addr: s.addr, Dialer: dial}, nil)
+		gc := gcOf()
+		gc.block()
+		const n = 100
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				want := fmt.Sprint("r", i)
+				got, err := c.Do(context.Background(), echo(want), 1)
+				if err == nil && got[0] != want {
+					err = fmt.Errorf("got %q, want %q", got, want)
+				}
+				if err != nil {
+					errs <- err
+				}
+			}()
+		}
+		<-gc.entered // the first write is held at the gate
+		waitFor(t, "all requests queued", func() bool { return c.Pending() == n })
+		gc.unblock()
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		// The first write carried what was queued when the writer woke
+		// (at least one frame), the second everything else.
+		if w := gc.writes.Load(); w > 2 {
+			t.Errorf("%d requests took %d writes, want <= 2", n, w)
+		}
+		if got := len(s.Lines()); got != n {
+			t.Errorf("server received %d lines, want %d", got, n)
+		}
+	})
+	t.Run("load", func(t *testing.T) {
+		s := newFakeServer(t)
+		// A slow write makes callers queue up behind it, as a busy
+		// socket would.
+		dial, gcOf := gateDialer(200 * time.Microsecond)
+		c := dialLine(t, Options{Addr: s.addr, Dialer: dial}, nil)
+		const goroutines, each = 100, 10
+		var wg sync.WaitGroup
+		for range goroutines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range each {
+					if _, err := c.Do(context.Background(), echo("x"), 1); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		w := gcOf().writes.Load()
+		t.Logf("%d requests, %d writes (%.1f frames/write), %d server reads",
+			goroutines*each, w, float64(goroutines*each)/float64(w), s.reads.Load())
+		if w*4 > goroutines*each {
+			t.Errorf("%d requests took %d writes; want far fewer", goroutines*each, w)
+		}
+	})
+}
+
+func TestMultiReplyFrames(t *testing.T) {
+	s := newFakeServer(t)
+	c := dialLine(t, Options{Addr: s.addr}, nil)
+	got := doLine(t, c, echo("a", "b", "c"), 3)
+	if strings.Join(got, ",") != "a,b,c" {
+		t.Fatalf("got %q", got)
+	}
+	// Concurrent multi-reply frames of different sizes stay separate.
+	var wg sync.WaitGroup
+	for g := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				k := 1 + (g+i)%5
+				args := make([]string, k)
+				for j := range args {
+					args[j] = fmt.Sprintf("%d.%d.%d", g, i, j)
+				}
+				got, err := c.Do(context.Background(), echo(args...), k)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if strings.Join(got, " ") != strings.Join(args, " ") {
+					t.Errorf("got %q, want %q", got, args)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestBadN(t *testing.T) {
+	s := newFakeServer(t)
+	c := dialLine(t, Options{Addr: s.addr}, nil)
+	if _, err := c.Do(context.Background(), echo("x"), 0); !errors.Is(err, ErrNotSent) {
+		t.Fatalf("n=0: err = %v, want ErrNotSent", err)
+	}
+	if got := doLine(t, c, echo("ok"), 1); got[0] != "ok" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+// A caller cancelled while its frame waits in the write buffer: the frame is
+// withdrawn (the server never sees it) and the error wraps ErrNotSent.
+func TestCancelBeforeWrite(t *testing.T) {
+	s := newFakeServer(t)
+	dial, gcOf := gateDialer(0)
+	c := dialLine(t, Options{Addr: s.addr, Dialer: dial}, nil)
+	gc := gcOf()
+	gc.block()
+
+	type result struct {
+		r   []string
+		err error
+	}
+	resA := make(chan result, 1)
+	go func() {
+		r, err := c.Do(context.Background(), echo("a"), 1)
+		resA <- result{r, err}
+	}()
+	<-gc.entered // A's frame is being written (held at the gate)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	resB := make(chan result, 1)
+	go func() {
+		r, err := c.Do(ctx, echo("b", "b2"), 2)
+		resB <- result{r, err}
+	}()
+	resC := make(chan result, 1)
+	go func() {
+		waitFor(t, "B queued", func() bool { return c.Pending() == 2 })
+		r, err := c.Do(context.Background(), echo("c"), 1)
+		resC <- result{r, err}
+	}()
+	waitFor(t, "A, B, C queued", func() bool { return c.Pending() == 3 })
+	cancel()
+	b := <-resB
+	if !errors.Is(b.err, context.Canceled) || !errors.Is(b.err, ErrNotSent) {
+		t.Fatalf("B: err = %v, want context.Canceled and ErrNotSent", b.err)
+	}
+	if p := c.Pending(); p != 2 {
+		t.Errorf("Pending = %d after withdrawing B, want 2", p)
+	}
+	gc.unblock()
+	if a := <-resA; a.err != nil || a.r[0] != "a" {
+		t.Fatalf("A: %q, %v", a.r, a.err)
+	}
+	if cr := <-resC; cr.err != nil || cr.r[0] != "c" {
+		t.Fatalf("C: %q, %v", cr.r, cr.err)
+	}
+	if got := doLine(t, c, echo("d"), 1); got[0] != "d" {
+		t.Fatalf("D: %q", got)
+	}
+	if got, want := strings.Join(s.Lines(), "|"), "ECHO a|ECHO c|ECHO d"; got != want {
+		t.Errorf("server saw %q, want %q", got, want)
+	}
+}
+
+// A caller cancelled after its frame was written returns at once; the late
+// reply is read and dropped; the next request gets its own reply.
+func TestCancelAfterWrite(t *testing.T) {
+	s := newFakeServer(t)
+	c := dialLine(t, Options{Addr: s.addr}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Do(ctx, []byte("HOLD late\nECHO late2\n"), 2)
+		errc <- err
+	}()
+	s.waitLines(1) // the server has the request
+	cancel()
+	err := <-errc
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if errors.Is(err, ErrNotSent) {
+		t.Fatalf("err = %v wraps ErrNotSent but the frame was written", err)
+	}
+	if p := c.Pending(); p != 1 {
+		t.Errorf("Pending = %d, want 1 (abandoned slot)", p)
+	}
+	next := make(chan []string, 1)
+	go func() { next <- doLine(t, c, echo("next"), 1) }()
+	s.release <- struct{}{}
+	if got := <-next; got[0] != "next" {
+		t.Fatalf("next request got %q", got)
+	}
+	if p := c.Pending(); p != 0 {
+		t.Errorf("Pending = %d, want 0", p)
+	}
+	if c.Err() != nil {
+		t.Fatalf("Conn closed: %v", c.Err())
+	}
+}
+
+// A deadline while waiting behaves like a cancel.
+func TestDeadlineWhileWaiting(t *testing.T) {
+	s := newFakeServer(t)
+	c := dialLine(t, Options{Addr: s.addr}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Do(ctx, []byte("SILENT\n"), 1)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Do returned after %v", d)
+	}
+	// Already-expired context: not sent at all.
+	if _, err := c.Do(ctx, echo("x"), 1); !errors.Is(err, ErrNotSent) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("expired ctx: err = %v", err)
+	}
+}
+
+// A reply nobody asked for closes the Conn out-of-sync.
+func TestUnsolicitedReply(t *testing.T) {
+	s := newFakeServer(t)
+	c := dialLine(t, Options{Addr: s.addr}, nil)
+	doLine(t, c, echo("x"), 1)
+	s.send(0, "surprise\n")
+	<-c.Done()
+	ce := closeError(t, c.Err())
+	if ce.Reason != ReasonOutOfSync {
+		t.Fatalf("reason = %q, want out-of-sync (%v)", ce.Reason, ce)
+	}
+	_, err := c.Do(context.Background(), echo("y"), 1)
+	if !errors.Is(err, ErrNotSent) || closeError(t, err).Reason != ReasonOutOfSync {
+		t.Fatalf("Do after close: %v", err)
+	}
+
+	// EXTRA's second reply arrives when nothing else is pending.
+	s2 := newFakeServer(t)
+	c2 := dialLine(t, Options{Addr: s2.addr}, nil)
+	if got := doLine(t, c2, []byte("EXTRA z\n"), 1); got[0] != "z" {
+		t.Fatalf("got %q", got)
+	}
+	<-c2.Done()
+	if ce := closeError(t, c2.Err()); ce.Reason != ReasonOutOfSync {
+		t.Fatalf("reason = %q", ce.Reason)
+	}
+}
+
+// A protocol error fails every pending caller with the CloseError.
+func TestProtocolErrorFailsPending(t *testing.T) {
+	s := newFakeServer(t)
+	c := dialLine(t, Options{Addr: s.addr}, nil)
+	const n = 10
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := c.Do(context.Background(), []byte("SILENT\n"), 1)
+			errs <- err
+		}()
+	}
+	s.waitLines(n)
+	s.send(0, "!garbage\n")
+	for range n {
+		err := <-errs
+		ce := closeError(t, err)
+		if ce.Reason != ReasonOutOfSync || !errors.Is(err, errBadLine) {
+			t.Errorf("err = %v, want out-of-sync wrapping the decoder's error", err)
+		}
+		if errors.Is(err, ErrNotSent) {
+			t.Errorf("err = %v wraps ErrNotSent, but the request was written", err)
+		}
+	}
+	if c.Pending() != 0 {
+		t.Errorf("Pending = %d after close", c.Pending())
+	}
+}
+
+// The server hangs up: broken, every pending caller fails.
+func TestServerCloses(t *testing.T) {
+	s := newFakeServer(t)
+	c := dialLine(t, Options{Addr: s.addr}, nil)
+	const n = 5
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := c.Do(context.Background(), []byte("SILENT\n"), 1)
+			errs <- err
+		}()
+	}
+	s.waitLines(n)
+	_, err := c.Do(context.Background(), []byte("CLOSE\n"), 1)
+	ce := closeError(t, err)
+	if ce.Reason != ReasonBroken || !errors.Is(err, io.EOF) {
+		t.Fatalf("err = %v, want broken with EOF", err)
+	}
+	want := fmt.Sprintf("conn %s: closed (broken): read: EOF", s.addr)
+	if ce.Error() != want {
+		t.Errorf("Error() = %q, want %q", ce.Error(), want)
+	}
+	for range n {
+		if ce := closeError(t, <-errs); ce.Reason != ReasonBroken {
+			t.Errorf("pending caller: reason %q", ce.Reason)
+		}
+	}
+	if !errors.Is(c.Err(), io.EOF) {
+		t.Errorf("Err() = %v", c.Err())
+	}
+}
+
+func TestReadTimeout(t *testing.T) {
+	const rt = 60 * time.Millisecond
+	t.Run("pending", func(t *testing.T) {
+		s := newFakeServer(t)
+		c := dialLine(t, Options{Addr: s.addr, ReadTimeout: rt}, nil)
+		doLine(t, c, echo("warm"), 1)
+		start := time.Now()
+		_, err := c.Do(context.Background(), []byte("SILENT\n"), 1)
+		ce := closeError(t, err)
+		if ce.Reason != ReasonTimeout || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("err = %v, want timeout", err)
+		}
+		if d := time.Since(start); d < rt {
+			t.Errorf("timed out after %v < ReadTimeout %v", d, rt)
+		}
+		t.Log(err)
+	})
+	t.Run("idle", func(t *testing.T) {
+		s := newFakeServer(t)
+		c := dialLine(t, Options{Addr: s.addr, ReadTimeout: rt}, nil)
+		doLine(t, c, echo("a"), 1)
+		time.Sleep(4 * rt)
+		if err := c.Err(); err != nil {
+			t.Fatalf("idle Conn closed: %v", err)
+		}
+		doLine(t, c, echo("b"), 1)
+		// A request sent after a long idle period (the reader is blocked
+		// without a deadline) still times out.
+		time.Sleep(2 * rt)
+		_, err := c.Do(context.Background(), []byte("SILENT\n"), 1)
+		if ce := closeError(t, err); ce.Reason != ReasonTimeout {
+			t.Fatalf("err = %v, want timeout", err)
+		}
+	})
+	t.Run("slow but steady", func(t *testing.T) {
+		// Replies that each come within ReadTimeout keep the Conn open
+		// even though the whole exchange takes much longer.
+		const rt = 300 * time.Millisecond
+		s := newFakeServer(t)
+		c := dialLine(t, Options{Addr: s.addr, ReadTimeout: rt}, nil)
+		var frame []byte
+		for range 6 {
+			frame = append(frame, "HOLD x\n"...)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Do(context.Background(), frame, 6)
+			done <- err
+		}()
+		s.waitLines(1)
+		for range 6 {
+			time.Sleep(rt / 6)
+			s.release <- struct{}{}
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// A write that cannot complete (the server does not read) hits WriteTimeout.
+func TestWriteTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err == nil {
+			accepted <- nc
+		}
+		close(accepted)
+	}()
+	defer func() {
+		ln.Close()
+		if nc, ok := <-accepted; ok {
+			nc.Close()
+		}
+	}()
+	c := dialLine(t, Options{Addr: ln.Addr().String(), WriteTimeout: 50 * time.Millisecond}, nil)
+	big := make([]byte, 64<<20)
+	_, err = c.Do(context.Background(), big, 1)
+	ce := closeError(t, err)
+	if ce.Reason != ReasonTimeout || errors.Is(err, ErrNotSent) {
+		t.Fatalf("err = %v, want timeout (maybe sent)", err)
+	}
+}
+
+func TestPush(t *testing.T) {
+	s := newFakeServer(t)
+	pushes := make(chan string, 10)
+	c := dialLine(t, Options{Addr: s.addr}, func(p string) { pushes <- p })
+	got := doLine(t, c, []byte("PUSH >p1 a\nECHO b\n"), 2)
+	if strings.Join(got, ",") != "a,b" {
+		t.Fatalf("replies %q", got)
+	}
+	if p := <-pushes; p != ">>p1" {
+		t.Fatalf("push %q", p)
+	}
+	// A push while nothing is pending is not out-of-sync.
+	s.send(0, ">idle\n")
+	if p := <-pushes; p != ">idle" {
+		t.Fatalf("push %q", p)
+	}
+	if got := doLine(t, c, echo("c"), 1); got[0] != "c" || c.Err() != nil {
+		t.Fatalf("after push: %q, %v", got, c.Err())
+	}
+
+	// Without OnPush, pushes are dropped.
+	s2 := newFakeServer(t)
+	c2 := dialLine(t, Options{Addr: s2.addr}, nil)
+	if got := doLine(t, c2, []byte("PUSH x y\n"), 1); got[0] != "y" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestDoAfterClose(t *testing.T) {
+	s := newFakeServer(t)
+	c := dialLine(t, Options{Addr: s.addr}, nil)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Do(context.Background(), echo("x"), 1)
+	if !errors.Is(err, ErrNotSent) {
+		t.Fatalf("err = %v, want ErrNotSent", err)
+	}
+	if ce := closeError(t, err); ce.Reason != ReasonShutdown || ce.Err != nil {
+		t.Fatalf("close error %+v", ce)
+	}
+	want := fmt.Sprintf("conn %s: closed (shutdown)", s.addr)
+	if c.Err().Error() != want {
+		t.Errorf("Err() = %q, want %q", c.Err(), want)
+	}
+}
+
+// Requests queued behind a write in progress fail with ErrNotSent when the
+// Conn closes; the one being written does not.
+func TestNotSentOnClose(t *testing.T) {
+	s := newFakeServer(t)
+	dial, gcOf := gateDialer(0)
+	c := dialLine(t, Options{Addr: s.addr, Dialer: dial}, nil)
+	gc := gcOf()
+	gc.block()
+	errA := make(chan error, 1)
+	go func() {
+		_, err := c.Do(context.Background(), echo("a"), 1)
+		errA <- err
+	}()
+	<-gc.entered
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := c.Do(context.Background(), echo("q"), 1)
+			errs <- err
+		}()
+	}
+	waitFor(t, "queued", func() bool { return c.Pending() == 3 })
+	cause := errors.New("pool says bye")
+	c.CloseWithReason(ReasonIdle, cause)
+	err := <-errA
+	if ce := closeError(t, err); ce.Reason != ReasonIdle || errors.Is(err, ErrNotSent) || !errors.Is(err, cause) {
+		t.Fatalf("A (being written): %v", err)
+	}
+	for range 2 {
+		err := <-errs
+		if ce := closeError(t, err); ce.Reason != ReasonIdle || !errors.Is(err, ErrNotSent) {
+			t.Fatalf("queued: %v", err)
+		}
+	}
+	c.Close() // waits for the goroutines; still idempotent
+	if ce := closeError(t, c.Err()); ce.Reason != ReasonIdle {
+		t.Fatalf("Close after CloseWithReason changed the reason to %q", ce.Reason)
+	}
+}
+
+func TestCloseConcurrentWithDo(t *testing.T) {
+	s := newFakeServer(t)
+	c := dialLine(t, Options{Addr: s.addr}, nil)
+	var wg sync.WaitGroup
+	var ok, failed sync.Map
+	for g := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				want := fmt.Sprint(g, ".", i)
+				got, err := c.Do(context.Background(), echo(want), 1)
+				if err != nil {
+					var ce *CloseError
+					if !errors.As(err, &ce) || ce.Reason != ReasonShutdown {
+						t.Errorf("err = %v", err)
+					}
+					failed.Store(g, true)
+					return
+				}
+				if got[0] != want {
+					t.Errorf("got %q want %q", got, want)
+					return
+				}
+				ok.Store(g, true)
+			}
+		}()
+	}
+	waitFor(t, "traffic", func() bool {
+		n := 0
+		ok.Range(func(any, any) bool { n++; return true })
+		return n == 20
+	})
+	var closers sync.WaitGroup
+	for range 5 {
+		closers.Add(1)
+		go func() {
+			defer closers.Done()
+			if err := c.Close(); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	closers.Wait()
+	select {
+	case <-c.Done():
+	default:
+		t.Fatal("Done not closed after Close")
+	}
+	wg.Wait()
+	if c.Pending() != 0 {
+		t.Errorf("Pending = %d after close", c.Pending())
+	}
+}
+
+func TestDialTimeout(t *testing.T) {
+	blocking := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	codec := lineCodec(nil)
+	t.Run("DialTimeout", func(t *testing.T) {
+		start := time.Now()
+		_, err := Dial(context.Background(), Options{Addr: "192.0.2.1:1", DialTimeout: 50 * time.Millisecond, Dialer: blocking}, codec)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v", err)
+		}
+		if d := time.Since(start); d < 50*time.Millisecond || d > 5*time.Second {
+			t.Fatalf("returned after %v", d)
+		}
+	})
+	t.Run("ctx cancel", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(30*time.Millisecond, cancel)
+		_, err := Dial(ctx, Options{Addr: "192.0.2.1:1", Dialer: blocking}, codec)
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		_, err = Dial(context.Background(), Options{Addr: addr, DialTimeout: time.Second}, codec)
+		if err == nil || !strings.Contains(err.Error(), addr) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("TLS handshake bounded", func(t *testing.T) {
+		// A server that accepts but never speaks TLS.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			nc, err := ln.Accept()
+			if err == nil {
+				accepted <- nc
+			}
+			close(accepted)
+		}()
+		start := time.Now()
+		_, err = Dial(context.Background(), Options{
+			Addr: ln.Addr().String(), DialTimeout: 100 * time.Millisecond,
+			TLS: &tls.Config{InsecureSkipVerify: true},
+		}, codec)
+		ln.Close()
+		if nc, ok := <-accepted; ok {
+			nc.Close()
+		}
+		if err == nil {
+			t.Fatal("handshake with a silent server succeeded")
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("returned after %v", d)
+		}
+		t.Log(err)
+	})
+	t.Run("no decoder", func(t *testing.T) {
+		if _, err := Dial(context.Background(), Options{Addr: "x"}, Codec[string]{}); err == nil {
+			t.Fatal("Dial without NewDecoder succeeded")
+		}
+	})
+}
+
+func TestTLS(t *testing.T) {
+	cert, pool := selfSigned(t)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := serveFake(t, ln)
+	c := dialLine(t, Options{Addr: s.addr, TLS: &tls.Config{RootCAs: pool}, ReadTimeout: time.Second}, nil)
+	var wg sync.WaitGroup
+	for g := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				want := fmt.Sprint(g, "/", i)
+				got, err := c.Do(context.Background(), echo(want), 1)
+				if err != nil || got[0] != want {
+					t.Errorf("got %q, %v; want %q", got, err, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	// An untrusted certificate fails the handshake.
+	_, err = Dial(context.Background(), Options{Addr: s.addr, TLS: &tls.Config{}, DialTimeout: 5 * time.Second}, lineCodec(nil))
+	if err == nil {
+		t.Fatal("dial with an untrusted certificate succeeded")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Abandoned requests complete in the background without disturbing anyone:
+// a stress mix of cancellations and normal requests.
+func TestCancelStress(t *testing.T) {
+	s := newFakeServer(t)
+	c := dialLine(t, Options{Addr: s.addr}, nil)
+	var wg sync.WaitGroup
+	for g := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				want := fmt.Sprint(g, ":", i)
+				ctx, cancel := context.WithCancel(context.Background())
+				if i%3 == 0 {
+					cancel() // sometimes before, sometimes during
+				} else if i%3 == 1 {
+					time.AfterFunc(time.Duration(i%7)*10*time.Microsecond, cancel)
+				}
+				got, err := c.Do(ctx, echo(want, want+"'"), 2)
+				cancel()
+				switch {
+				case err == nil:
+					if got[0] != want || got[1] != want+"'" {
+						t.Errorf("got %q want %q", got, want)
+						return
+					}
+				case errors.Is(err, context.Canceled):
+				default:
+					t.Errorf("err = %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := doLine(t, c, echo("last"), 1); got[0] != "last" {
+		t.Fatalf("got %q", got)
+	}
+	waitFor(t, "abandoned replies drained", func() bool { return c.Pending() == 0 })
+}

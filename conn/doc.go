@@ -1,0 +1,60 @@
+// Package conn is one multiplexed network connection for tendril's backends
+// (the Redis driver first).
+//
+// A [Conn] is dialed once and then shared by any number of goroutines: each
+// [Conn.Do] hands over the encoded bytes of one or more requests and waits for
+// the same number of replies. Requests are pipelined — nobody waits for the
+// previous reply before sending — and replies are matched to requests purely
+// by order, which is how Redis (and every other in-order request/response
+// protocol) frames a stream. The package knows a protocol only through a
+// [Codec]: a decoder factory plus an optional classifier for out-of-band
+// (push) messages.
+//
+// # Goroutines
+//
+// Every Conn owns exactly two goroutines, started by [Dial] and stopped by
+// closing the Conn (by [Conn.Close], [Conn.CloseWithReason], or by the Conn
+// itself when the connection fails). [Conn.Close] returns only after both
+// have exited. No goroutine is started per request.
+//
+//   - The writer waits for work, takes every frame queued since its previous
+//     write (swapping the shared write buffer with its spare one under a short
+//     lock) and writes them with a single Write call. Under load one syscall
+//     thus carries the frames of many callers.
+//   - The reader decodes replies with the Codec's decoder, routes push
+//     messages to Codec.OnPush, and hands every other reply to the oldest
+//     pending request, completing it once its n replies are in. OnPush runs
+//     on the reader goroutine: it must return quickly and must not wait for
+//     a reply on the same Conn.
+//
+// A Conn that is never closed keeps its goroutines (and its socket) until the
+// peer goes away; whoever dials a Conn must close it.
+//
+// # Ordering and ownership
+//
+// A frame is appended to the write buffer and its request to the FIFO of
+// pending requests under the same lock, so the order of bytes on the wire is
+// the order of the FIFO. No lock is ever held across I/O. Replies are decoded
+// into memory owned by the Conn's reader and then moved into the pending
+// request's own reply slice; a caller's memory is never written to after Do
+// returns, so a caller that gave up cannot race with a late reply.
+//
+// # Cancellation
+//
+// When a caller's context ends, Do returns at once. If the request's frame is
+// still in the write buffer it is cut out of it (the server never sees it)
+// and the error wraps [ErrNotSent]; otherwise the request stays in the FIFO,
+// marked abandoned, and its replies are read and discarded when they come.
+//
+// # Closing
+//
+// A Conn closes itself when the stream can no longer be trusted, with a
+// [Reason] that says why: [ReasonBroken] for I/O errors and EOF,
+// [ReasonOutOfSync] for a reply nobody asked for or a protocol error from the
+// decoder, [ReasonTimeout] when requests are pending and the server sends
+// nothing for Options.ReadTimeout (or a write exceeds Options.WriteTimeout).
+// Owners close it with [ReasonShutdown] ([Conn.Close]) or their own reason
+// ([ReasonIdle], [ReasonAuthFailure], ...). Every pending request then fails
+// with the [*CloseError]; requests whose frame had not been handed to the
+// socket yet also wrap [ErrNotSent] and are safe to retry on any connection.
+package conn

@@ -1,0 +1,297 @@
+package redis
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/tendril-db/tendril/conn"
+	"github.com/tendril-db/tendril/driver"
+	"github.com/tendril-db/tendril/driver/internal/rediscmd"
+	"github.com/tendril-db/tendril/proto/resp"
+)
+
+// redisConn is one connection to one node. It is multiplexed: many
+// goroutines may run statements on it at once.
+type redisConn struct {
+	c         *conn.Conn[resp.Value]
+	addr      string
+	connector *connector
+	resp3     bool
+
+	// what the last probe learned, for Peers and PartitionMap
+	cluster bool
+	topo    *clusterState
+}
+
+func tlsFor(cfg driver.Config, addr string) *tls.Config {
+	if cfg.TLS == nil {
+		return nil
+	}
+	tc := cfg.TLS.Clone()
+	if tc.ServerName == "" {
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			tc.ServerName = host
+		}
+	}
+	return tc
+}
+
+// handshake negotiates the protocol, authenticates, names the connection
+// and selects the database.
+func (rc *redisConn) handshake(ctx context.Context) error {
+	cfg := rc.connector.cfg
+	user := cfg.User
+	auth := cfg.Password != "" || user != ""
+	if auth && user == "" {
+		user = "default"
+	}
+	hello := []string{"HELLO", strconv.Itoa(rc.connector.protocol)}
+	if auth {
+		hello = append(hello, "AUTH", user, cfg.Password)
+	}
+	if rc.connector.clientName != "" {
+		hello = append(hello, "SETNAME", rc.connector.clientName)
+	}
+	v, err := rc.do(ctx, hello...)
+	switch {
+	case err != nil:
+		return err
+	case v.IsError():
+		se := asServerError(serverError(&v))
+		if isAuthError(se) {
+			return &AuthError{Addr: rc.addr, User: cfg.User, Err: se}
+		}
+		if se.Code != "NOPROTO" && !strings.Contains(se.Msg, "unknown command") {
+			return fmt.Errorf("redis: HELLO at %s: %w", rc.addr, se)
+		}
+		// An old server (no HELLO, or no RESP3): RESP2 with AUTH.
+		if auth {
+			args := []string{"AUTH", cfg.Password}
+			if cfg.User != "" {
+				args = []string{"AUTH", cfg.User, cfg.Password}
+			}
+			v, err := rc.do(ctx, args...)
+			if err != nil {
+				return err
+			}
+			if v.IsError() {
+				return &AuthError{Addr: rc.addr, User: cfg.User, Err: serverError(&v)}
+			}
+		}
+		if rc.connector.clientName != "" {
+			if err := rc.doOK(ctx, "CLIENT", "SETNAME", rc.connector.clientName); err != nil {
+				return err
+			}
+		}
+	default:
+		rc.resp3 = rc.connector.protocol == 3
+	}
+	if rc.connector.db != 0 {
+		if err := rc.doOK(ctx, "SELECT", strconv.Itoa(rc.connector.db)); err != nil {
+			return fmt.Errorf("redis: database %d at %s (a cluster has only database 0): %w", rc.connector.db, rc.addr, err)
+		}
+	}
+	if cfg.ReplicaReads {
+		// Lets a replica serve reads of its primary's slots; a standalone
+		// server says cluster support is disabled, which is fine.
+		if v, err := rc.do(ctx, "READONLY"); err != nil {
+			return err
+		} else if v.IsError() && !strings.Contains(string(v.Str), "cluster support disabled") {
+			return fmt.Errorf("redis: READONLY at %s: %w", rc.addr, serverError(&v))
+		}
+	}
+	return nil
+}
+
+func isAuthError(se *driver.ServerError) bool {
+	switch se.Code {
+	case "WRONGPASS", "NOAUTH", "NOPERM":
+		return true
+	}
+	return strings.Contains(se.Msg, "invalid password") || strings.Contains(se.Msg, "without any password configured") ||
+		strings.Contains(se.Msg, "invalid username-password")
+}
+
+// do runs one command given as strings and returns its reply.
+func (rc *redisConn) do(ctx context.Context, args ...string) (resp.Value, error) {
+	frame := resp.AppendCommandString(nil, args...)
+	vs, err := rc.c.Do(ctx, frame, 1)
+	if err != nil {
+		return resp.Value{}, rc.transportError(err)
+	}
+	return vs[0], nil
+}
+
+func (rc *redisConn) doOK(ctx context.Context, args ...string) error {
+	v, err := rc.do(ctx, args...)
+	if err == nil && v.IsError() {
+		err = serverError(&v)
+	}
+	return err
+}
+
+func asServerError(err error) *driver.ServerError {
+	var se *driver.ServerError
+	if errors.As(err, &se) {
+		return se
+	}
+	return &driver.ServerError{Code: "ERR", Msg: err.Error()}
+}
+
+// transportError maps a connection failure: one that happened before the
+// request was written is driver.ErrBadConn (safe to retry anywhere).
+func (rc *redisConn) transportError(err error) error {
+	if errors.Is(err, conn.ErrNotSent) {
+		return fmt.Errorf("%w: %w", driver.ErrBadConn, err)
+	}
+	return err
+}
+
+// run sends one statement, preceded by ASKING after an ASK redirect.
+func (rc *redisConn) run(ctx context.Context, query string, args []driver.Value) (rediscmd.Reply, error) {
+	argv, err := rediscmd.Append(nil, query, args)
+	if err != nil {
+		return nil, err
+	}
+	var frame []byte
+	n := 1
+	if driver.IsAsk(ctx) {
+		frame = resp.AppendCommandString(frame, "ASKING")
+		n = 2
+	}
+	frame = resp.AppendCommand(frame, argv...)
+	vs, err := rc.c.Do(ctx, frame, n)
+	if err != nil {
+		return nil, rc.transportError(err)
+	}
+	return rc.reply(&vs[n-1]), nil
+}
+
+// reply converts a value, completing a redirect whose address has no host
+// (a node announcing "unknown endpoint"): the host is the one this
+// connection reached.
+func (rc *redisConn) reply(v *resp.Value) rediscmd.Reply {
+	r := toReply(v)
+	if re, ok := r.(*driver.RedirectError); ok && strings.HasPrefix(re.Addr, "?:") {
+		host, _, _ := net.SplitHostPort(rc.addr)
+		re.Addr = net.JoinHostPort(host, re.Addr[2:])
+	}
+	return r
+}
+
+// Exec implements driver.Conn.
+func (rc *redisConn) Exec(ctx context.Context, query string, args []driver.Value) (driver.Result, error) {
+	r, err := rc.run(ctx, query, args)
+	if err != nil {
+		return nil, err
+	}
+	return rediscmd.Result(r)
+}
+
+// Query implements driver.Conn.
+func (rc *redisConn) Query(ctx context.Context, query string, args []driver.Value) (driver.Rows, error) {
+	r, err := rc.run(ctx, query, args)
+	if err != nil {
+		return nil, err
+	}
+	return rediscmd.Rows(r)
+}
+
+// Batch implements driver.Batcher: every statement goes in one write and
+// the replies come back in one read pass.
+func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.BatchResult, error) {
+	out := make([]driver.BatchResult, len(stmts))
+	var frame []byte
+	sent := make([]int, 0, len(stmts))
+	var argv [][]byte
+	for i, s := range stmts {
+		var err error
+		argv, err = rediscmd.Append(argv[:0], s.Query, s.Args)
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		frame = resp.AppendCommand(frame, argv...)
+		sent = append(sent, i)
+	}
+	if len(sent) == 0 {
+		return out, nil
+	}
+	vs, err := rc.c.Do(ctx, frame, len(sent))
+	if err != nil {
+		return nil, rc.transportError(err)
+	}
+	for k, i := range sent {
+		out[i].Rows, out[i].Err = rediscmd.Rows(rc.reply(&vs[k]))
+	}
+	return out, nil
+}
+
+// Ping implements driver.Pinger.
+func (rc *redisConn) Ping(ctx context.Context) error { return rc.doOK(ctx, "PING") }
+
+// Info implements driver.Infoer: cmd is an INFO section or a whole INFO
+// command line.
+func (rc *redisConn) Info(ctx context.Context, cmd string) (string, error) {
+	args := strings.Fields(cmd)
+	if len(args) == 0 || !strings.EqualFold(args[0], "INFO") {
+		args = append([]string{"INFO"}, args...)
+	}
+	v, err := rc.do(ctx, args...)
+	if err != nil {
+		return "", err
+	}
+	if v.IsError() {
+		return "", serverError(&v)
+	}
+	return string(v.Str), nil
+}
+
+// IsValid implements driver.Validator: false once the connection closed
+// (broken, timed out, out of sync).
+func (rc *redisConn) IsValid() bool { return rc.c.Err() == nil }
+
+// Close implements driver.Conn.
+func (rc *redisConn) Close() error { return rc.c.Close() }
+
+// BeginTx implements driver.Beginner with MULTI: statements until Commit
+// are queued by the server (their rows say QUEUED) and run atomically by
+// EXEC. WATCH may be sent on the pinned connection before BeginTx.
+func (rc *redisConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	if err := rc.doOK(ctx, "MULTI"); err != nil {
+		return nil, err
+	}
+	return &tx{rc: rc}, nil
+}
+
+// ErrTxAborted is returned by Commit when EXEC did not run the transaction
+// because a WATCHed key changed.
+var ErrTxAborted = errors.New("redis: transaction aborted: a watched key changed")
+
+type tx struct{ rc *redisConn }
+
+func (t *tx) Commit(ctx context.Context) error {
+	v, err := t.rc.do(ctx, "EXEC")
+	switch {
+	case err != nil:
+		return err
+	case v.IsError():
+		return serverError(&v)
+	case v.IsNull():
+		return ErrTxAborted
+	}
+	var errs []error
+	for i := range v.Elems {
+		if v.Elems[i].IsError() {
+			errs = append(errs, fmt.Errorf("statement %d: %w", i+1, serverError(&v.Elems[i])))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (t *tx) Rollback(ctx context.Context) error { return t.rc.doOK(ctx, "DISCARD") }
