@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tendril-db/tendril/conn"
 	"github.com/tendril-db/tendril/driver"
@@ -256,8 +257,22 @@ func (rc *redisConn) Info(ctx context.Context, cmd string) (string, error) {
 // (broken, timed out, out of sync).
 func (rc *redisConn) IsValid() bool { return rc.c.Err() == nil }
 
-// Close implements driver.Conn.
-func (rc *redisConn) Close() error { return rc.c.Close() }
+// drainTimeout bounds how long Close waits for requests other callers
+// still have in flight on a multiplexed connection.
+const drainTimeout = time.Second
+
+// Close implements driver.Conn. A multiplexed connection may be closed by
+// its pool (idle or lifetime limits) while callers that were lent it still
+// wait for replies: Close lets those finish, within drainTimeout.
+func (rc *redisConn) Close() error {
+	for deadline := time.Now().Add(drainTimeout); rc.c.Pending() > 0 && time.Now().Before(deadline); {
+		select {
+		case <-rc.c.Done():
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return rc.c.Close()
+}
 
 // BeginTx implements driver.Beginner with MULTI: statements until Commit
 // are queued by the server (their rows say QUEUED) and run atomically by

@@ -1,0 +1,44 @@
+package redis_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/tendril-db/tendril/internal/redistest"
+	"github.com/tendril-db/tendril/sqlish"
+)
+
+// BenchmarkGET measures a GET round trip through the whole stack (sqlish,
+// routing, pool, multiplexed connection, RESP) on one connection to a
+// standalone server.
+func BenchmarkGET(b *testing.B) {
+	srv := redistest.StartServer(b)
+	db, err := sqlish.Connect(context.Background(), "redis", "redis://"+srv.Addr+"?max_conns_per_node=1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	db.Exec(ctx, "SET k value-of-sixteen")
+	var v []byte
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := db.QueryRow(ctx, "GET k").Scan(&v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(32)
+		b.RunParallel(func(pb *testing.PB) {
+			var v []byte
+			for pb.Next() {
+				if err := db.QueryRow(ctx, "GET k").Scan(&v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+}
