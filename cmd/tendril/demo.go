@@ -23,6 +23,7 @@ func newDemo() *cobra.Command {
 		dsn     string
 		keys    int
 		workers int
+		fault   time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -40,12 +41,21 @@ backend, so it needs no server.`,
 				return err
 			}
 			defer db.Close()
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), db, keys, workers)
+			w := cmd.OutOrStdout()
+			if err := runDemo(cmd.Context(), w, db, keys, workers); err != nil {
+				return err
+			}
+			if fault > 0 {
+				return runFaultDemo(cmd.Context(), w, db, workers, fault)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&dsn, "dsn", defaultDSN, "the database to run on")
 	cmd.Flags().IntVar(&keys, "keys", 5000, "keys to write and read back")
 	cmd.Flags().IntVar(&workers, "workers", 32, "goroutines sharing the work")
+	cmd.Flags().DurationVar(&fault, "fault", 3*time.Second,
+		"on the embedded memory backend, keep a workload running this long while a primary is killed, failed over and restarted (0: skip)")
 	return cmd
 }
 

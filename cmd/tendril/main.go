@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	_ "github.com/tendril-db/tendril/driver/memory"
+	_ "github.com/tendril-db/tendril/driver/redis"
 	"github.com/tendril-db/tendril/sqlish"
 )
 
@@ -45,7 +46,7 @@ Drivers: ` + strings.Join(sqlish.Drivers(), ", "),
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newDemo(), newExec())
+	root.AddCommand(newDemo(), newExec(), newShell(), newNodes(), newInfo())
 	return root
 }
 

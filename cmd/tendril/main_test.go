@@ -93,3 +93,48 @@ func TestHelp(t *testing.T) {
 		t.Fatalf("help: %v\n%s", err, out)
 	}
 }
+
+func TestShellNodesInfo(t *testing.T) {
+	var out bytes.Buffer
+	root := newRoot(&out, &out)
+	root.SetIn(strings.NewReader("SET greeting hello\nGET greeting\nGETX\n\\nodes\n\\info keyspace\n\\bogus\n\\stats\n\\q\nGET never-run\n"))
+	root.SetArgs([]string{"shell", "memory://cli-shell?nodes=2"})
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("shell: %v\n%s", err, out.String())
+	}
+	s := out.String()
+	for _, want := range []string{"OK", "hello", "error: sqlish: node", "ERR unknown command 'GETX'", "cli-shell:7001", "primary",
+		"== cli-shell:7002", "# Keyspace", "unknown command \\bogus", "tends "} {
+		if !strings.Contains(s, want) {
+			t.Errorf("shell output lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "never-run") {
+		t.Error("the shell ran past \\q")
+	}
+
+	out2, err := run(t, "nodes", "memory://cli-shell?nodes=2", "--json")
+	if err != nil || !strings.Contains(out2, `"Addr": "cli-shell:7001"`) || !strings.Contains(out2, `"Partitions": 8192`) {
+		t.Fatalf("nodes --json: %v\n%s", err, out2)
+	}
+	out2, err = run(t, "nodes", "memory://cli-shell?nodes=2")
+	if err != nil || !strings.Contains(out2, "cli-shell:7002") || !strings.Contains(out2, "8192") {
+		t.Fatalf("nodes: %v\n%s", err, out2)
+	}
+	out2, err = run(t, "info", "memory://cli-shell?nodes=2", "server", "--json")
+	if err != nil || !strings.Contains(out2, `"cli-shell:7001": "# Server`) {
+		t.Fatalf("info --json: %v\n%s", err, out2)
+	}
+}
+
+func TestDemoFaultPhase(t *testing.T) {
+	out, err := run(t, "demo", "--keys", "100", "--workers", "4", "--fault", "600ms", "--dsn", "memory://cli-fault?nodes=2&replicas=1")
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{"fault demo", "killed cli-fault:7001", "restarted cli-fault:7001", "is back as a replica, healthy=true"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("fault demo output lacks %q:\n%s", want, out)
+		}
+	}
+}
