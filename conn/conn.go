@@ -176,14 +176,16 @@ type Conn[R any] struct {
 	seq   uint64      // seq of the last enqueued request
 	taken uint64      // seq of the last request whose frame the writer took
 	cerr  *CloseError // set once, when closing
+	// writing is set while a caller writes for everyone (see flush).
+	writing bool
 
 	npending atomic.Int64 // len(q)-qh, readable without mu
 	closed   atomic.Pointer[CloseError]
 
-	wake       chan struct{} // capacity 1: there is something to write
 	done       chan struct{} // closed on close
 	readerDone chan struct{}
-	writerDone chan struct{}
+
+	spare []byte // the writer's spare buffer; owned by whoever is writing
 
 	// Read deadline bookkeeping, shared by reader and writer.
 	dlMu    sync.Mutex
@@ -261,10 +263,8 @@ func start[R any](nc, raw net.Conn, opts Options, codec Codec[R]) *Conn[R] {
 		codec:        codec,
 		readTimeout:  opts.ReadTimeout,
 		writeTimeout: opts.WriteTimeout,
-		wake:         make(chan struct{}, 1),
 		done:         make(chan struct{}),
 		readerDone:   make(chan struct{}),
-		writerDone:   make(chan struct{}),
 	}
 	if a := raw.RemoteAddr(); a != nil && a.String() != "" {
 		c.addr = a.String()
@@ -272,7 +272,6 @@ func start[R any](nc, raw net.Conn, opts Options, codec Codec[R]) *Conn[R] {
 	c.pool.New = func() any { return &request[R]{done: make(chan struct{}, 1)} }
 	dec := codec.NewDecoder(&socketReader[R]{c: c})
 	go c.readLoop(dec)
-	go c.writeLoop()
 	return c
 }
 
@@ -339,11 +338,12 @@ func (c *Conn[R]) Do(ctx context.Context, frame []byte, n int) ([]R, error) {
 	}
 	c.q = append(c.q, req)
 	c.npending.Add(1)
+	write := !c.writing
+	c.writing = true
 	c.mu.Unlock()
 
-	select {
-	case c.wake <- struct{}{}:
-	default: // the writer has been woken already
+	if write {
+		c.flush()
 	}
 
 	ctxDone := ctx.Done()
@@ -443,7 +443,6 @@ func (c *Conn[R]) complete(req *request[R], err error) {
 func (c *Conn[R]) Close() error {
 	c.CloseWithReason(ReasonShutdown, nil)
 	<-c.readerDone
-	<-c.writerDone
 	return nil
 }
 
@@ -487,28 +486,22 @@ func (c *Conn[R]) CloseWithReason(r Reason, err error) {
 	}
 }
 
-// writeLoop is the writer goroutine: it writes everything queued since its
-// previous write in one Write call.
-func (c *Conn[R]) writeLoop() {
-	defer close(c.writerDone)
-	var spare []byte
+// flush writes everything queued, in as few writes as there are bursts.
+// There is no writer goroutine: the caller that finds nobody writing
+// becomes the writer, and writes its own frame together with every frame
+// queued meanwhile, until the buffer is empty. A lone caller so pays no
+// goroutine hand-off before its request is on the wire, and under load
+// each write carries every request that arrived during the previous one.
+func (c *Conn[R]) flush() {
 	for {
-		select {
-		case <-c.wake:
-		case <-c.done:
-			return
-		}
 		c.mu.Lock()
-		if c.cerr != nil {
+		if c.cerr != nil || len(c.wbuf) == 0 { // closed, or everything withdrawn
+			c.writing = false
 			c.mu.Unlock()
 			return
 		}
 		buf := c.wbuf
-		if len(buf) == 0 { // everything was withdrawn
-			c.mu.Unlock()
-			continue
-		}
-		c.wbuf = spare[:0]
+		c.wbuf = c.spare[:0]
 		c.taken = c.seq
 		c.mu.Unlock()
 
@@ -527,7 +520,7 @@ func (c *Conn[R]) writeLoop() {
 		if cap(buf) > maxSpareBuffer {
 			buf = nil
 		}
-		spare = buf[:0]
+		c.spare = buf[:0]
 	}
 }
 

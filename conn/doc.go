@@ -12,15 +12,18 @@
 //
 // # Goroutines
 //
-// Every Conn owns exactly two goroutines, started by [Dial] and stopped by
-// closing the Conn (by [Conn.Close], [Conn.CloseWithReason], or by the Conn
-// itself when the connection fails). [Conn.Close] returns only after both
-// have exited. No goroutine is started per request.
+// Every Conn owns exactly one goroutine, the reader, started by [Dial] and
+// stopped by closing the Conn (by [Conn.Close], [Conn.CloseWithReason], or
+// by the Conn itself when the connection fails). [Conn.Close] returns only
+// after it has exited. No goroutine is started per request.
 //
-//   - The writer waits for work, takes every frame queued since its previous
-//     write (swapping the shared write buffer with its spare one under a short
-//     lock) and writes them with a single Write call. Under load one syscall
-//     thus carries the frames of many callers.
+//   - Writing needs no goroutine: the caller of Do that finds nobody
+//     writing becomes the writer. It takes every frame queued so far
+//     (swapping the shared write buffer with a spare one under a short
+//     lock), writes them with a single Write call, and repeats until the
+//     buffer is empty. A lone caller's request so goes on the wire without a
+//     goroutine hand-off, and under load one syscall carries the frames of
+//     every caller that arrived during the previous write.
 //   - The reader decodes replies with the Codec's decoder, routes push
 //     messages to Codec.OnPush, and hands every other reply to the oldest
 //     pending request, completing it once its n replies are in. OnPush runs

@@ -114,11 +114,7 @@ func (*connector) Backend() driver.Backend {
 
 // Route implements driver.Router.
 func (*connector) Route(query string, args []driver.Value) (driver.Route, error) {
-	argv, err := rediscmd.Append(nil, query, args)
-	if err != nil {
-		return driver.Route{}, err
-	}
-	return rediscmd.Route(argv), nil
+	return rediscmd.RouteOf(query, args)
 }
 
 // isSeed reports whether addr is one of the configured seeds, or the name
@@ -379,11 +375,12 @@ func (c *conn) do(ctx context.Context, query string, args []driver.Value) (redis
 	if err := c.begin(ctx); err != nil {
 		return nil, err
 	}
-	argv, err := rediscmd.Append(nil, query, args)
-	if err != nil {
+	cmd := rediscmd.Get()
+	defer rediscmd.Put(cmd) // the store copies what it keeps
+	if err := cmd.Parse(query, args); err != nil {
 		return nil, err
 	}
-	r, err := c.run(ctx, argv)
+	r, err := c.run(ctx, cmd.Argv)
 	if err != nil && (c.broken.Load() || ctx.Err() != nil) {
 		return nil, err
 	}
@@ -418,13 +415,14 @@ func (c *conn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.BatchRe
 		return nil, err
 	}
 	out := make([]driver.BatchResult, len(stmts))
+	cmd := rediscmd.Get()
+	defer rediscmd.Put(cmd)
 	for i, s := range stmts {
-		argv, err := rediscmd.Append(nil, s.Query, s.Args)
-		if err != nil {
+		if err := cmd.Parse(s.Query, s.Args); err != nil {
 			out[i].Err = err
 			continue
 		}
-		r, err := c.run(ctx, argv)
+		r, err := c.run(ctx, cmd.Argv)
 		if err != nil {
 			if ctx.Err() != nil || c.broken.Load() {
 				return nil, err

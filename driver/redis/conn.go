@@ -155,17 +155,19 @@ func (rc *redisConn) transportError(err error) error {
 
 // run sends one statement, preceded by ASKING after an ASK redirect.
 func (rc *redisConn) run(ctx context.Context, query string, args []driver.Value) (rediscmd.Reply, error) {
-	argv, err := rediscmd.Append(nil, query, args)
-	if err != nil {
+	cmd := rediscmd.Get()
+	defer rediscmd.Put(cmd)
+	if err := cmd.Parse(query, args); err != nil {
 		return nil, err
 	}
-	var frame []byte
+	frame := cmd.Frame[:0]
 	n := 1
 	if driver.IsAsk(ctx) {
 		frame = resp.AppendCommandString(frame, "ASKING")
 		n = 2
 	}
-	frame = resp.AppendCommand(frame, argv...)
+	frame = resp.AppendCommand(frame, cmd.Argv...)
+	cmd.Frame = frame // Do copies it; keep the buffer for the next statement
 	vs, err := rc.c.Do(ctx, frame, n)
 	if err != nil {
 		return nil, rc.transportError(err)
@@ -209,15 +211,14 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.B
 	out := make([]driver.BatchResult, len(stmts))
 	var frame []byte
 	sent := make([]int, 0, len(stmts))
-	var argv [][]byte
+	cmd := rediscmd.Get()
+	defer rediscmd.Put(cmd)
 	for i, s := range stmts {
-		var err error
-		argv, err = rediscmd.Append(argv[:0], s.Query, s.Args)
-		if err != nil {
+		if err := cmd.Parse(s.Query, s.Args); err != nil {
 			out[i].Err = err
 			continue
 		}
-		frame = resp.AppendCommand(frame, argv...)
+		frame = resp.AppendCommand(frame, cmd.Argv...)
 		sent = append(sent, i)
 	}
 	if len(sent) == 0 {

@@ -109,11 +109,7 @@ func (c *connector) Backend() driver.Backend {
 
 // Route implements driver.Router.
 func (c *connector) Route(query string, args []driver.Value) (driver.Route, error) {
-	argv, err := rediscmd.Append(nil, query, args)
-	if err != nil {
-		return driver.Route{}, err
-	}
-	return rediscmd.Route(argv), nil
+	return rediscmd.RouteOf(query, args)
 }
 
 // Resolve implements driver.Resolver: the default port is added and a

@@ -6,12 +6,47 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tendril-db/tendril/driver"
 )
 
-// Append parses query as a command line and appends its arguments to argv.
+// Cmd is a parsed command line. Its arguments live in one buffer that is
+// reused from parse to parse, so a pooled Cmd parses without allocating.
+type Cmd struct {
+	Argv [][]byte // valid until the next Parse or Put
+	// Frame is scratch space for the caller, e.g. to encode Argv for the
+	// wire; it is kept with the Cmd in the pool.
+	Frame []byte
+	buf   []byte
+	ends  []int
+}
+
+var cmdPool = sync.Pool{New: func() any { return new(Cmd) }}
+
+// Get returns a Cmd from the pool.
+func Get() *Cmd { return cmdPool.Get().(*Cmd) }
+
+// Put returns c to the pool; c.Argv must not be used after.
+func Put(c *Cmd) {
+	if cap(c.buf) > 64<<10 || cap(c.Frame) > 64<<10 { // do not keep a huge value's buffers around
+		return
+	}
+	cmdPool.Put(c)
+}
+
+// Append parses query (see Cmd.Parse) and appends the arguments, in memory
+// of their own, to argv.
+func Append(argv [][]byte, query string, args []driver.Value) ([][]byte, error) {
+	var c Cmd
+	if err := c.Parse(query, args); err != nil {
+		return argv, err
+	}
+	return append(argv, c.Argv...), nil
+}
+
+// Parse parses query as a command line into c.Argv.
 //
 // Tokens are separated by spaces; double-quoted tokens take the escapes
 // redis-cli knows (\n, \r, \t, \b, \a, \\, \", \xHH) and single-quoted ones
@@ -19,14 +54,16 @@ import (
 // next argument; arguments beyond the placeholders are appended, so
 // ("GET ?", k), ("GET", k) and ("EXPIRE ? 60", k) all work. Arguments are
 // binary safe: they never pass through the tokenizer.
-func Append(argv [][]byte, query string, args []driver.Value) ([][]byte, error) {
+func (c *Cmd) Parse(query string, args []driver.Value) error {
+	c.buf, c.ends, c.Argv = c.buf[:0], c.ends[:0], c.Argv[:0]
 	if strings.TrimLeft(query, " \t\r\n") == "" {
 		// The command must come from the statement text, never from an
 		// argument: that would let data choose the command.
-		return argv, errors.New("empty statement: the command must be in the statement text")
+		return errors.New("empty statement: the command must be in the statement text")
 	}
 	next := 0
 	i := 0
+	var err error
 	for {
 		for i < len(query) && isSpace(query[i]) {
 			i++
@@ -36,42 +73,45 @@ func Append(argv [][]byte, query string, args []driver.Value) ([][]byte, error) 
 		}
 		if query[i] == '?' && (i+1 == len(query) || isSpace(query[i+1])) {
 			if next == len(args) {
-				return argv, fmt.Errorf("statement has more ? placeholders than the %d arguments given", len(args))
+				return fmt.Errorf("statement has more ? placeholders than the %d arguments given", len(args))
 			}
-			a, err := AppendValue(nil, args[next])
-			if err != nil {
-				return argv, fmt.Errorf("argument %d: %w", next+1, err)
+			if c.buf, err = AppendValue(c.buf, args[next]); err != nil {
+				return fmt.Errorf("argument %d: %w", next+1, err)
 			}
-			argv = append(argv, a)
+			c.ends = append(c.ends, len(c.buf))
 			next++
 			i++
 			continue
 		}
-		tok, n, err := token(query[i:])
-		if err != nil {
-			return argv, err
+		var n int
+		if c.buf, n, err = appendToken(c.buf, query[i:]); err != nil {
+			return err
 		}
-		argv = append(argv, tok)
+		c.ends = append(c.ends, len(c.buf))
 		i += n
 	}
 	for ; next < len(args); next++ {
-		a, err := AppendValue(nil, args[next])
-		if err != nil {
-			return argv, fmt.Errorf("argument %d: %w", next+1, err)
+		if c.buf, err = AppendValue(c.buf, args[next]); err != nil {
+			return fmt.Errorf("argument %d: %w", next+1, err)
 		}
-		argv = append(argv, a)
+		c.ends = append(c.ends, len(c.buf))
 	}
-	return argv, nil
+	// Slice the arguments only now: buf may have moved while growing.
+	start := 0
+	for _, end := range c.ends {
+		c.Argv = append(c.Argv, c.buf[start:end:end])
+		start = end
+	}
+	return nil
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-// token reads one token from s (which starts with a non-space) and returns
-// it with the number of bytes consumed.
-func token(s string) ([]byte, int, error) {
+// appendToken appends one token read from s (which starts with a
+// non-space) to b and returns the number of bytes of s consumed.
+func appendToken(b []byte, s string) ([]byte, int, error) {
 	switch s[0] {
 	case '"':
-		var b []byte
 		for i := 1; i < len(s); i++ {
 			c := s[i]
 			switch {
@@ -102,19 +142,15 @@ func token(s string) ([]byte, int, error) {
 				}
 			case c == '"':
 				if i+1 < len(s) && !isSpace(s[i+1]) {
-					return nil, 0, errors.New("closing quote must be followed by a space")
-				}
-				if b == nil {
-					b = []byte{}
+					return b, 0, errors.New("closing quote must be followed by a space")
 				}
 				return b, i + 1, nil
 			default:
 				b = append(b, c)
 			}
 		}
-		return nil, 0, errors.New("unbalanced double quotes in statement")
+		return b, 0, errors.New("unbalanced double quotes in statement")
 	case '\'':
-		var b []byte
 		for i := 1; i < len(s); i++ {
 			c := s[i]
 			switch {
@@ -123,23 +159,20 @@ func token(s string) ([]byte, int, error) {
 				i++
 			case c == '\'':
 				if i+1 < len(s) && !isSpace(s[i+1]) {
-					return nil, 0, errors.New("closing quote must be followed by a space")
-				}
-				if b == nil {
-					b = []byte{}
+					return b, 0, errors.New("closing quote must be followed by a space")
 				}
 				return b, i + 1, nil
 			default:
 				b = append(b, c)
 			}
 		}
-		return nil, 0, errors.New("unbalanced single quotes in statement")
+		return b, 0, errors.New("unbalanced single quotes in statement")
 	}
 	n := 0
 	for n < len(s) && !isSpace(s[n]) {
 		n++
 	}
-	return []byte(s[:n]), n, nil
+	return append(b, s[:n]...), n, nil
 }
 
 // AppendValue appends the wire form of v: strings and bytes as they are,

@@ -11,6 +11,7 @@ import (
 // First, end at Last (negative counts from the end: -1 is the last
 // argument) and repeat every Step arguments.
 type Spec struct {
+	Name              string // the command name in upper case
 	First, Last, Step int
 	ReadOnly          bool
 	// Idempotent commands can run twice with the same outcome, so they may
@@ -139,15 +140,35 @@ var Commands = map[string]Spec{
 	"MONITOR":      spec(0, 0, 0, "b"),
 }
 
+func init() {
+	for name, s := range Commands {
+		s.Name = name
+		Commands[name] = s
+	}
+}
+
 var unknownSpec = Spec{First: 1, Last: 1, Step: 1}
 
-// Lookup returns the command name in upper case and its spec.
+// Lookup returns the command name in upper case and its spec. Known
+// commands are looked up without allocating.
 func Lookup(argv [][]byte) (string, Spec) {
-	name := upper(argv[0])
-	if s, ok := Commands[name]; ok {
-		return name, s
+	if s, ok := Commands[string(argv[0])]; ok {
+		return s.Name, s
 	}
-	return name, unknownSpec
+	var tmp [24]byte
+	if len(argv[0]) <= len(tmp) {
+		u := tmp[:len(argv[0])]
+		for i, c := range argv[0] {
+			if 'a' <= c && c <= 'z' {
+				c -= 'a' - 'A'
+			}
+			u[i] = c
+		}
+		if s, ok := Commands[string(u)]; ok {
+			return s.Name, s
+		}
+	}
+	return upper(argv[0]), unknownSpec
 }
 
 // Keys calls fn for every key argument of argv.
@@ -163,6 +184,19 @@ func (s Spec) Keys(argv [][]byte, fn func(key []byte)) {
 	for i := s.First; i <= last && i < len(argv); i += step {
 		fn(argv[i])
 	}
+}
+
+// RouteOf parses a statement and routes it without allocating. The Route
+// has no Key: the parsed arguments do not outlive the call.
+func RouteOf(query string, args []driver.Value) (driver.Route, error) {
+	c := Get()
+	defer Put(c)
+	if err := c.Parse(query, args); err != nil {
+		return driver.Route{}, err
+	}
+	r := Route(c.Argv)
+	r.Key = nil
+	return r, nil
 }
 
 // Route maps a parsed command line to a driver.Route. The partition is the
