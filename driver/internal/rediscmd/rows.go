@@ -27,7 +27,24 @@ func Rows(r Reply) (driver.Rows, error) {
 	case Map:
 		return &rows{cols: mapColumns, vals: r}, nil
 	}
-	return &rows{cols: valueColumns, vals: []any{r}}, nil
+	return &scalar{v: r}, nil
+}
+
+// scalar is the one row of a scalar reply, in a single allocation.
+type scalar struct {
+	v    Reply
+	done bool
+}
+
+func (s *scalar) Columns() []string { return valueColumns }
+func (s *scalar) Close() error      { s.done = true; return nil }
+func (s *scalar) Next(dest []driver.Value) error {
+	if s.done {
+		return io.EOF
+	}
+	s.done = true
+	dest[0] = value(s.v)
+	return nil
 }
 
 // Result maps a reply to the count Exec reports: the integer of an integer
