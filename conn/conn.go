@@ -178,6 +178,9 @@ type Conn[R any] struct {
 	cerr  *CloseError // set once, when closing
 	// writing is set while a caller writes for everyone (see flush).
 	writing bool
+	// draining is set by Shutdown: no new requests; close when the last
+	// pending one is answered.
+	draining bool
 
 	npending atomic.Int64 // len(q)-qh, readable without mu
 	closed   atomic.Pointer[CloseError]
@@ -320,8 +323,11 @@ func (c *Conn[R]) Do(ctx context.Context, frame []byte, n int) ([]R, error) {
 	req.state.Store(stateWaiting)
 
 	c.mu.Lock()
-	if c.cerr != nil {
+	if c.cerr != nil || c.draining {
 		ce := c.cerr
+		if ce == nil {
+			ce = &CloseError{Addr: c.addr, Reason: ReasonShutdown, Err: errors.New("shutting down")}
+		}
 		c.mu.Unlock()
 		c.recycle(req)
 		return nil, notSent(ce)
@@ -434,6 +440,22 @@ func (c *Conn[R]) complete(req *request[R], err error) {
 		return
 	}
 	c.recycle(req) // abandoned
+}
+
+// Shutdown closes the Conn gracefully without waiting: new requests fail
+// with ErrNotSent at once, requests already pending get their replies, and
+// the Conn closes (ReasonShutdown) when the last of them is answered, or
+// when ReadTimeout gives up on them. An owner that shares the Conn among
+// callers (a pool closing an idle or expired connection) uses it so that
+// no caller's request is cut and nobody waits.
+func (c *Conn[R]) Shutdown() {
+	c.mu.Lock()
+	c.draining = true
+	idle := c.qh == len(c.q)
+	c.mu.Unlock()
+	if idle {
+		c.CloseWithReason(ReasonShutdown, nil)
+	}
 }
 
 // Close closes the Conn with [ReasonShutdown] and waits until its goroutines
@@ -565,10 +587,15 @@ func (c *Conn[R]) readLoop(dec Decoder[R]) {
 		} else {
 			req = nil
 		}
+		drained := c.draining && c.qh == len(c.q)
 		c.mu.Unlock()
 		*msg = zero
 		if req != nil {
 			c.complete(req, nil)
+		}
+		if drained {
+			c.CloseWithReason(ReasonShutdown, nil)
+			return
 		}
 	}
 }

@@ -772,3 +772,44 @@ func TestCancelStress(t *testing.T) {
 	}
 	waitFor(t, "abandoned replies drained", func() bool { return c.Pending() == 0 })
 }
+
+func TestShutdownLetsPendingFinish(t *testing.T) {
+	srv := newFakeServer(t)
+	c := dialLine(t, Options{Addr: srv.addr}, nil)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Do(context.Background(), []byte("HOLD slow\n"), 1)
+		done <- err
+	}()
+	srv.waitLines(1)
+	start := time.Now()
+	c.Shutdown()
+	if d := time.Since(start); d > 50*time.Millisecond {
+		t.Fatalf("Shutdown waited %v", d)
+	}
+	if _, err := c.Do(context.Background(), echo("x"), 1); !errors.Is(err, ErrNotSent) {
+		t.Fatalf("Do after Shutdown: %v", err)
+	}
+	srv.release <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatalf("pending request cut by Shutdown: %v", err)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("not closed after the last reply")
+	}
+	if ce := c.Err().(*CloseError); ce.Reason != ReasonShutdown {
+		t.Fatalf("reason %v", ce.Reason)
+	}
+	c.Close()
+	// An idle Conn shuts down at once.
+	c2 := dialLine(t, Options{Addr: srv.addr}, nil)
+	c2.Shutdown()
+	select {
+	case <-c2.Done():
+	case <-time.After(time.Second):
+		t.Fatal("idle Conn not closed by Shutdown")
+	}
+	c2.Close()
+}

@@ -41,6 +41,8 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 		br.err = ErrClosed
 		return br
 	}
+	ctx, bo := db.tel.beginBatch(ctx, len(b.stmts))
+	defer db.tel.finishBatch(bo)
 	type group struct {
 		route driver.Route
 		idx   []int
@@ -84,7 +86,7 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 		go func() {
 			defer wg.Done()
 			var out []batchResult
-			err := db.run(ctx, g.route, nil, func(ctx context.Context, l *lease, _ []driver.Value) error {
+			err := db.run(ctx, g.route, stmtInfo{group: bo}, nil, func(ctx context.Context, l *lease, _ []driver.Value) error {
 				var err error
 				out, err = runBatch(ctx, l.conn(), g.stmts)
 				l.release(err)
@@ -98,7 +100,7 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 					// The statement's partition lives elsewhere (the
 					// topology moved under the batch): run it on its own,
 					// which follows the redirect.
-					br.results[i] = db.runOne(ctx, g.stmts[k])
+					br.results[i] = db.runOne(ctx, g.stmts[k], bo)
 				default:
 					br.results[i] = out[k]
 				}
@@ -116,13 +118,13 @@ func isRedirect(err error) bool {
 
 // runOne runs one statement of a batch with the policy and collects its
 // rows.
-func (db *DB) runOne(ctx context.Context, s driver.Stmt) batchResult {
+func (db *DB) runOne(ctx context.Context, s driver.Stmt, bo *batchObs) batchResult {
 	var r batchResult
 	route, err := db.connector.Route(s.Query, s.Args)
 	if err != nil {
 		return batchResult{err: err}
 	}
-	err = db.run(ctx, route, s.Args, func(ctx context.Context, l *lease, _ []driver.Value) error {
+	err = db.run(ctx, route, stmtInfo{group: bo}, s.Args, func(ctx context.Context, l *lease, _ []driver.Value) error {
 		rows, err := l.conn().Query(ctx, s.Query, s.Args)
 		if err == nil {
 			r, err = collect(rows)

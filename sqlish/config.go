@@ -15,6 +15,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tendril-db/tendril/driver"
 )
 
@@ -93,9 +96,20 @@ type Config struct {
 	// it does not know.
 	Params map[string]string
 
-	// Logger receives node changes (added, down, removed) and tend
-	// overruns. nil discards them.
+	// Logger receives node changes (added, down, removed), cleared pools,
+	// tend overruns, refused credentials, connections closed out of sync
+	// and, at LevelTrace, one record per operation. nil discards them.
+	// Records never hold a password or a statement's values.
 	Logger *slog.Logger
+	// LogLevel is the least level passed on to Logger (default LogWarn).
+	LogLevel LogLevel
+
+	// TracerProvider makes one CLIENT span per operation (nil: the global
+	// provider, otel.GetTracerProvider, followed when it is set later).
+	TracerProvider trace.TracerProvider
+	// MeterProvider records the operation, pool and topology metrics (nil:
+	// the global provider, otel.GetMeterProvider).
+	MeterProvider metric.MeterProvider
 
 	created bool
 }
@@ -109,6 +123,7 @@ func DefaultConfig() Config {
 		MaxConnsPerNode: 100,
 		MaxConnecting:   2,
 		TendInterval:    time.Second,
+		LogLevel:        LogWarn,
 		Policy: Policy{
 			SocketTimeout:       5 * time.Second,
 			TotalTimeout:        10 * time.Second,
@@ -219,6 +234,7 @@ var keys = []key{
 	stringKey("tls_key", func(c *Config) *string { return &c.TLS.KeyFile }),
 	stringKey("tls_server_name", func(c *Config) *string { return &c.TLS.ServerName }),
 	boolKey("tls_insecure_skip_verify", func(c *Config) *bool { return &c.TLS.InsecureSkipVerify }),
+	enumKey("log_level", func(c *Config) *LogLevel { return &c.LogLevel }, LogOff, LogError, LogWarn, LogInfo, LogDebug, LogTrace),
 }
 
 // Keys returns the names of the configuration keys sqlish itself knows.

@@ -57,7 +57,7 @@ func TestParseDSNEveryKey(t *testing.T) {
 		"max_conn_lifetime=1h", "tend_interval=2s", "use_services_alternate=true", "socket_timeout=300",
 		"total_timeout=3s", "max_retries=5", "sleep_between_retries=10ms", "read_preference=prefer_replica",
 		"tls=true", "tls_ca=/ca.pem", "tls_cert=/c.pem", "tls_key=/k.pem", "tls_server_name=db.local",
-		"tls_insecure_skip_verify=true", "nodes=3",
+		"tls_insecure_skip_verify=true", "log_level=trace", "nodes=3",
 	}, "&")
 	c, err := ParseDSN(dsn)
 	if err != nil {
@@ -80,12 +80,13 @@ func TestParseDSNEveryKey(t *testing.T) {
 		SleepBetweenRetries: 10 * time.Millisecond, ReadPreference: PreferReplica}
 	want.TLS = TLSConfig{Enabled: true, CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem",
 		ServerName: "db.local", InsecureSkipVerify: true}
+	want.LogLevel = LogTrace
 	want.Params = map[string]string{"nodes": "3"}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
 	}
-	if len(Keys()) != 24 {
-		t.Errorf("Keys() has %d keys, the DSN above sets 24", len(Keys()))
+	if len(Keys()) != 25 {
+		t.Errorf("Keys() has %d keys, the DSN above sets 25", len(Keys()))
 	}
 	// user and password may also come as keys.
 	c, err = ParseDSN("redis://h?user=bob&password=pw")

@@ -72,9 +72,28 @@ func (c *Conn) Exec(ctx context.Context, query string, args ...any) (Result, err
 		return nil, err
 	}
 	defer cancel()
+	var ob observation
+	var route driver.Route
+	if c.db.tel.on(ctx) {
+		ctx, route = c.observe(ctx, &ob, l, query, dargs)
+	}
 	res, err := l.conn().Exec(ctx, query, dargs)
 	c.done(err)
-	return res, nodeErr(l.n, err)
+	err = nodeErr(l.n, err)
+	c.db.tel.finish(ctx, &ob, route, err)
+	return res, err
+}
+
+// observe starts observing a statement on the pinned connection: one
+// attempt, on its node.
+func (c *Conn) observe(ctx context.Context, ob *observation, l *lease, query string, dargs []driver.Value) (context.Context, driver.Route) {
+	route, err := c.db.connector.Route(query, dargs)
+	if err != nil {
+		route = driver.Route{Op: "UNKNOWN"}
+	}
+	ctx = c.db.tel.begin(ctx, ob, route, query, len(dargs))
+	ob.node, ob.attempts = l.n, 1
+	return ctx, route
 }
 
 // Query runs a statement on this connection. The Conn is busy until the
@@ -90,11 +109,19 @@ func (c *Conn) Query(ctx context.Context, query string, args ...any) (*Rows, err
 		return nil, err
 	}
 	defer cancel()
+	var ob observation
+	var route driver.Route
+	if c.db.tel.on(ctx) {
+		ctx, route = c.observe(ctx, &ob, l, query, dargs)
+	}
 	dr, err := l.conn().Query(ctx, query, dargs)
 	if err != nil {
 		c.done(err)
-		return nil, nodeErr(l.n, err)
+		err = nodeErr(l.n, err)
+		c.db.tel.finish(ctx, &ob, route, err)
+		return nil, err
 	}
+	c.db.tel.finish(ctx, &ob, route, nil)
 	return newRows(dr, c.done), nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -49,6 +50,8 @@ type DB struct {
 	// multiplexed is set when the driver's connections serve many callers
 	// at once (driver.CapMultiplex).
 	multiplexed bool
+	tel         *telemetry
+	log         *slog.Logger
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -92,6 +95,15 @@ func OpenConfig(driverName string, cfg Config) (*DB, error) {
 		return nil, &ConfigError{Key: "cluster_name", Value: cfg.ClusterName,
 			Reason: fmt.Sprintf("driver %s has no cluster name to check", driverName)}
 	}
+	db.log = newLogger(cfg.Logger, cfg.LogLevel)
+	if db.tel, err = newTelemetry(&cfg, db.backend, db.log); err != nil {
+		return nil, fmt.Errorf("sqlish: telemetry: %w", err)
+	}
+	pool := cfg.poolConfig()
+	if db.tel.meterOn || db.log.Enabled(context.Background(), slog.LevelError) {
+		pool.OnEvent = db.tel.onPoolEvent
+	}
+	tel := db.tel
 	db.tender, err = topology.New(topology.Config{
 		Seeds:        cfg.Hosts,
 		Connector:    connector,
@@ -99,13 +111,37 @@ func OpenConfig(driverName string, cfg Config) (*DB, error) {
 		Timeout:      cfg.Timeout,
 		TendInterval: cfg.TendInterval,
 		UseAlternate: cfg.UseServicesAlternate,
-		Pool:         cfg.poolConfig(),
-		Logger:       cfg.Logger,
+		Pool:         pool,
+		Logger:       db.log,
+		OnTend: func(d time.Duration, healthy bool) {
+			ctx := context.Background()
+			if tel.tendDuration.Enabled(ctx) {
+				tel.tendDuration.Record(ctx, d.Seconds(), tel.tendOption(healthy))
+			}
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlish: %w", err)
 	}
+	if err := db.tel.registerObservers(cfg.MeterProvider, db); err != nil {
+		db.tender.Close()
+		return nil, fmt.Errorf("sqlish: telemetry: %w", err)
+	}
 	db.tender.Start()
+	return db, nil
+}
+
+// ConnectConfig is Connect with a Config (from DefaultConfig or ParseDSN),
+// for settings a DSN cannot carry: Logger, TracerProvider, MeterProvider.
+func ConnectConfig(ctx context.Context, driverName string, cfg Config) (*DB, error) {
+	db, err := OpenConfig(driverName, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.connect(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
 }
 
@@ -195,7 +231,7 @@ func (db *DB) QueryRow(ctx context.Context, query string, args ...any) *Row {
 // Ping checks that a node can be reached, waiting for the topology and
 // dialling if needed.
 func (db *DB) Ping(ctx context.Context) error {
-	_, err := db.anyNode(ctx, func(ctx context.Context, n *topology.Node) error { return ping(ctx, n) })
+	_, err := db.anyNode(ctx, func(ctx context.Context, n *topology.Node) error { return db.ping(ctx, n) })
 	return err
 }
 
@@ -204,7 +240,7 @@ func (db *DB) Ping(ctx context.Context) error {
 func (db *DB) Conn(ctx context.Context) (*Conn, error) {
 	var c *Conn
 	_, err := db.anyNode(ctx, func(ctx context.Context, n *topology.Node) error {
-		l, err := acquire(ctx, n)
+		l, err := db.acquire(ctx, n)
 		if err == nil {
 			c = &Conn{db: db, l: l}
 		}
@@ -275,6 +311,7 @@ func (db *DB) IsConnected() bool {
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
 		db.closed.Store(true)
+		db.tel.close()
 		db.tender.Close()
 	})
 	return nil
@@ -295,13 +332,29 @@ func (db *DB) do(ctx context.Context, query string, args []any, fn func(context.
 	if err != nil {
 		return fmt.Errorf("sqlish: %w", err)
 	}
-	return db.run(ctx, route, dargs, fn)
+	return db.run(ctx, route, stmtInfo{query: query}, dargs, fn)
 }
 
-// run is do once the statement is routed. Each attempt picks its node
-// from the current topology snapshot; a redirect goes straight to the node
-// it names, a connection failure triggers a topology refresh.
-func (db *DB) run(ctx context.Context, route driver.Route, dargs []driver.Value, fn func(context.Context, *lease, []driver.Value) error) error {
+// stmtInfo is what telemetry needs of a statement besides its route.
+type stmtInfo struct {
+	query string    // the statement as written, for db.query.text ("" for none)
+	group *batchObs // the batch the statement's group belongs to
+}
+
+// run is do once the statement is routed, observed by the telemetry: a
+// span (unless it is part of a batch), the duration metric, the trace log.
+func (db *DB) run(ctx context.Context, route driver.Route, st stmtInfo, dargs []driver.Value, fn func(context.Context, *lease, []driver.Value) error) error {
+	ob := observation{group: st.group}
+	ctx = db.tel.begin(ctx, &ob, route, st.query, len(dargs))
+	err := db.runAttempts(ctx, route, dargs, fn, &ob)
+	db.tel.finish(ctx, &ob, route, err)
+	return err
+}
+
+// runAttempts runs the attempts of a statement. Each attempt picks its
+// node from the current topology snapshot; a redirect goes straight to the
+// node it names, a connection failure triggers a topology refresh.
+func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []driver.Value, fn func(context.Context, *lease, []driver.Value) error, ob *observation) error {
 	p := db.cfg.Policy
 	if p.TotalTimeout > 0 {
 		var cancel context.CancelFunc
@@ -324,6 +377,9 @@ func (db *DB) run(ctx context.Context, route driver.Route, dargs []driver.Value,
 			// polling for a recovering node instead of sleeping past it.
 			sleep = min(sleep*2, max(p.SleepBetweenRetries, maxBackoff))
 		}
+		if ob.active() {
+			db.tel.attempt(ctx, ob, route, attempts, last)
+		}
 		n := target
 		if n == nil {
 			var err error
@@ -336,7 +392,10 @@ func (db *DB) run(ctx context.Context, route driver.Route, dargs []driver.Value,
 			}
 		}
 		target = nil
-		l, err := acquire(ctx, n)
+		if ob.active() {
+			ob.node = n
+		}
+		l, err := db.acquire(ctx, n)
 		if err != nil {
 			last = err
 			if ctx.Err() != nil || errors.Is(err, puddlepool.ErrPoolClosed) && db.closed.Load() {
@@ -365,6 +424,9 @@ func (db *DB) run(ctx context.Context, route driver.Route, dargs []driver.Value,
 		var re *driver.RedirectError
 		if errors.As(err, &re) {
 			n.Report(false)
+			if ob.active() {
+				db.tel.redirected(ctx, ob, route, n, re)
+			}
 			target, ask = db.tender.Redirect(re.Partition, re.Addr, re.Ask), re.Ask
 			continue
 		}
@@ -503,7 +565,7 @@ func (db *DB) InfoAll(ctx context.Context, cmd string) (map[string]string, error
 	answers := make(chan answer, len(nodes))
 	for _, n := range nodes {
 		go func() {
-			text, err := info(ctx, n, cmd)
+			text, err := db.info(ctx, n, cmd)
 			answers <- answer{n.Addr(), text, err}
 		}()
 	}
@@ -545,5 +607,5 @@ func (db *DB) InfoRandomNode(ctx context.Context, cmd string) (string, error) {
 	if len(up) == 0 {
 		return "", fmt.Errorf("sqlish: InfoRandomNode: none of %d nodes is healthy: %w", len(snap.Nodes()), ErrNoNodes)
 	}
-	return info(ctx, up[rand.IntN(len(up))], cmd)
+	return db.info(ctx, up[rand.IntN(len(up))], cmd)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tendril-db/tendril/driver"
 	"github.com/tendril-db/tendril/puddlepool"
@@ -48,17 +49,21 @@ func nodeErr(n *topology.Node, err error) error {
 }
 
 // acquire borrows a connection from n's pool.
-func acquire(ctx context.Context, n *topology.Node) (*lease, error) {
+func (db *DB) acquire(ctx context.Context, n *topology.Node) (*lease, error) {
 	res, err := n.Pool().Acquire(ctx)
 	if err != nil {
 		return nil, nodeErr(n, err)
 	}
-	return &lease{n: n, res: res}, nil
+	l := &lease{n: n, res: res, tel: db.tel}
+	if db.tel.meterOn && db.tel.useTime.Enabled(ctx) {
+		l.start = monotonic()
+	}
+	return l, nil
 }
 
 // ping borrows a connection and pings the node.
-func ping(ctx context.Context, n *topology.Node) error {
-	l, err := acquire(ctx, n)
+func (db *DB) ping(ctx context.Context, n *topology.Node) error {
+	l, err := db.acquire(ctx, n)
 	if err != nil {
 		return err
 	}
@@ -71,8 +76,8 @@ func ping(ctx context.Context, n *topology.Node) error {
 }
 
 // info runs an info command on n.
-func info(ctx context.Context, n *topology.Node, cmd string) (string, error) {
-	l, err := acquire(ctx, n)
+func (db *DB) info(ctx context.Context, n *topology.Node, cmd string) (string, error) {
+	l, err := db.acquire(ctx, n)
 	if err != nil {
 		return "", err
 	}
@@ -93,6 +98,26 @@ type lease struct {
 	// shared is set when the connection is multiplexed: it went back to
 	// the pool as soon as it was taken, and other callers use it too.
 	shared driver.Conn
+	tel    *telemetry
+	// start is set (see monotonic) when db.client.connection.use_time
+	// records: the use ends at release (for a multiplexed connection,
+	// when the statement that borrowed it is done).
+	start int64
+}
+
+// epoch is the origin of monotonic.
+var epoch = time.Now()
+
+// monotonic returns a monotonic clock reading in nanoseconds, never 0.
+func monotonic() int64 { return int64(time.Since(epoch)) | 1 }
+
+// recordUse records the connection's use time.
+func (l *lease) recordUse() {
+	if l.start != 0 {
+		d := time.Duration(monotonic() - l.start)
+		l.tel.useTime.Record(context.Background(), d.Seconds(), l.tel.node(l.n.Addr()).pool)
+		l.start = 0
+	}
 }
 
 func (l *lease) conn() driver.Conn {
@@ -116,6 +141,7 @@ func (l *lease) share() {
 // one, only a server error or no rows leaves a connection trusted (a
 // network error or a timeout mid-request may leave it out of sync).
 func (l *lease) release(err error) {
+	l.recordUse()
 	if l.shared != nil {
 		return
 	}
@@ -126,6 +152,12 @@ func (l *lease) release(err error) {
 	if reuse && !errors.Is(err, driver.ErrBadConn) {
 		l.res.Release()
 		return
+	}
+	if err != nil && !keepsConn(err) && !errors.Is(err, driver.ErrBadConn) && l.tel != nil {
+		// A failure mid-request (a timeout, a cut connection) may leave
+		// replies unread: the connection is out of sync and is closed.
+		errType, _ := classify(err)
+		l.tel.log.Warn("tendril: connection closed, possibly out of sync after an error", "addr", l.n.Addr(), "error.type", errType)
 	}
 	l.res.Destroy()
 }

@@ -58,7 +58,14 @@ type Config struct {
 	// per node.
 	Pool puddlepool.Config[driver.Conn]
 	// Logger receives node changes and tend overruns (default: discard).
+	// Nodes found by the first tend are logged at INFO; later additions,
+	// removals, failures, cleared pools, tend overruns and refused
+	// credentials at WARN or ERROR.
 	Logger *slog.Logger
+	// OnTend, when set, is called at the end of every tend with how long it
+	// took and whether it left a healthy node. It runs on the tend loop's
+	// goroutine and must be quick.
+	OnTend func(d time.Duration, healthy bool)
 }
 
 // Stats counts what the tender did.
@@ -94,6 +101,9 @@ type Tender struct {
 	first    chan struct{} // closed at the end of the first tend
 	lastErr  error         // why the last tend found no healthy node
 	removing []*Node
+	// authLogged holds the addresses whose refused credentials were
+	// logged, so a wrong password is logged once, not every tend.
+	authLogged map[string]bool
 
 	snap        atomic.Pointer[Snapshot]
 	refresh     chan struct{}
@@ -132,7 +142,7 @@ func New(cfg Config) (*Tender, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Tender{
 		cfg: cfg, caps: cfg.Connector.Backend().Caps, log: log,
-		nodes: map[string]*Node{}, dormant: map[string]bool{},
+		nodes: map[string]*Node{}, dormant: map[string]bool{}, authLogged: map[string]bool{},
 		tended: make(chan struct{}), first: make(chan struct{}), refresh: make(chan struct{}, 1),
 		ctx: ctx, cancel: cancel, done: make(chan struct{}),
 	}
@@ -396,6 +406,7 @@ func (t *Tender) tend() {
 		n := r.n
 		if r.err != nil {
 			t.nodeFailed(n, r.err)
+			seedErrs = multierror.Append(seedErrs, r.err) // says why, if no node is left healthy
 			needPeers, needMap = true, true
 			continue
 		}
@@ -450,10 +461,37 @@ func (t *Tender) tend() {
 	}
 	t.mu.Unlock()
 
-	if d := time.Since(start); d > t.cfg.TendInterval {
+	d := time.Since(start)
+	if d > t.cfg.TendInterval {
 		t.c.tendOverruns.Add(1)
 		t.log.Warn("tendril: tend overran its interval", "took", d, "interval", t.cfg.TendInterval)
 	}
+	if t.cfg.OnTend != nil {
+		t.cfg.OnTend(d, healthy)
+	}
+}
+
+// authFailed logs, once per address until it answers again, that a node
+// refused the credentials. The error names the user at most: drivers never
+// put a password in an error.
+func (t *Tender) authFailed(addr string, err error) {
+	if !errors.Is(err, driver.ErrAuthFailed) {
+		return
+	}
+	t.mu.Lock()
+	logged := t.authLogged[addr]
+	t.authLogged[addr] = true
+	t.mu.Unlock()
+	if !logged {
+		t.log.Error("tendril: authentication failed", "addr", addr, "err", err)
+	}
+}
+
+// authOK forgets a logged authentication failure of addr.
+func (t *Tender) authOK(addr string) {
+	t.mu.Lock()
+	delete(t.authLogged, addr)
+	t.mu.Unlock()
 }
 
 func listErrors(errs []error) string {
@@ -547,7 +585,7 @@ func (t *Tender) probe(ctx context.Context, n *Node) (driver.NodeStatus, error) 
 	if n.probe == nil {
 		cn, err := t.cfg.Connector.Connect(ctx, n.addr)
 		if err != nil {
-			return driver.NodeStatus{}, err
+			return driver.NodeStatus{}, fmt.Errorf("node %s: connect: %w", n.addr, err)
 		}
 		n.probe = cn
 	}
@@ -594,10 +632,11 @@ func closeProbes(nodes []*Node) {
 // nodeFailed records a failed probe: the first failure clears the pool so
 // waiters fail fast instead of queueing behind a dead node.
 func (t *Tender) nodeFailed(n *Node, err error) {
+	t.authFailed(n.addr, err)
 	if n.failures.Add(1) == 1 {
 		n.healthy.Store(false)
 		n.pool.Clear(err)
-		t.log.Warn("tendril: node down", "node", n.Name(), "addr", n.addr, "err", err)
+		t.log.Warn("tendril: node down, pool cleared", "node", n.Name(), "addr", n.addr, "err", err)
 	}
 }
 
@@ -606,7 +645,8 @@ func (t *Tender) nodeAnswered(n *Node) {
 	n.breaker.Store(0)
 	if n.failures.Swap(0) > 0 {
 		n.pool.Ready()
-		t.log.Info("tendril: node recovered", "node", n.Name(), "addr", n.addr)
+		t.authOK(n.addr)
+		t.log.Warn("tendril: node recovered", "node", n.Name(), "addr", n.addr)
 	}
 	n.healthy.Store(true)
 }
@@ -641,11 +681,13 @@ func (t *Tender) admit(results []probeResult, errs **multierror.Error) []*Node {
 	for _, r := range results {
 		if r.err != nil {
 			*errs = multierror.Append(*errs, r.err)
+			t.authFailed(r.n.addr, r.err)
 			closeProbe(r.n)
 			continue
 		}
 		t.mu.Lock()
 		delete(t.dormant, r.n.addr)
+		delete(t.authLogged, r.n.addr)
 		if t.nodes[r.n.addr] != nil {
 			// Added meanwhile (by a redirect): the next tend probes it.
 			t.mu.Unlock()
@@ -659,7 +701,7 @@ func (t *Tender) admit(results []probeResult, errs **multierror.Error) []*Node {
 		n.healthy.Store(true)
 		for _, old := range t.nodes {
 			if r.st.ID != "" && old.ID() == r.st.ID && old.addr != n.addr {
-				t.log.Info("tendril: node address changed", "node", old.ID(), "from", old.addr, "to", n.addr)
+				t.log.Warn("tendril: node address changed", "node", old.ID(), "from", old.addr, "to", n.addr)
 				t.remove(old)
 			}
 		}
@@ -674,7 +716,13 @@ func (t *Tender) admit(results []probeResult, errs **multierror.Error) []*Node {
 func (t *Tender) add(n *Node) {
 	t.nodes[n.addr] = n
 	t.c.nodesAdded.Add(1)
-	t.log.Info("tendril: node added", "node", n.Name(), "addr", n.addr)
+	// Nodes found by the first tend are the initial discovery; a node
+	// that appears later is a topology change worth a warning.
+	level := slog.LevelWarn
+	if t.c.tends.Load() <= 1 {
+		level = slog.LevelInfo
+	}
+	t.log.Log(t.ctx, level, "tendril: node added", "node", n.Name(), "addr", n.addr)
 }
 
 // remove takes n out of the table; its pool closes after the grace period

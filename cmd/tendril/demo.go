@@ -24,6 +24,7 @@ func newDemo() *cobra.Command {
 		keys    int
 		workers int
 		fault   time.Duration
+		metrics string
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -36,7 +37,12 @@ backend, so it needs no server.`,
 			if keys < 1 || workers < 1 {
 				return fmt.Errorf("--keys and --workers must be at least 1 (got %d and %d)", keys, workers)
 			}
-			db, err := open(cmd.Context(), dsn)
+			m, err := startMetrics(cmd.OutOrStdout(), metrics)
+			if err != nil {
+				return err
+			}
+			defer m.stop()
+			db, err := openWith(cmd.Context(), dsn, m.configure)
 			if err != nil {
 				return err
 			}
@@ -46,9 +52,11 @@ backend, so it needs no server.`,
 				return err
 			}
 			if fault > 0 {
-				return runFaultDemo(cmd.Context(), w, db, workers, fault)
+				if err := runFaultDemo(cmd.Context(), w, db, workers, fault); err != nil {
+					return err
+				}
 			}
-			return nil
+			return m.wait(cmd.Context())
 		},
 	}
 	cmd.Flags().StringVar(&dsn, "dsn", defaultDSN, "the database to run on")
@@ -56,6 +64,7 @@ backend, so it needs no server.`,
 	cmd.Flags().IntVar(&workers, "workers", 32, "goroutines sharing the work")
 	cmd.Flags().DurationVar(&fault, "fault", 3*time.Second,
 		"on the embedded memory backend, keep a workload running this long while a primary is killed, failed over and restarted (0: skip)")
+	cmd.Flags().StringVar(&metrics, "metrics-addr", "", "serve Prometheus metrics on this address (e.g. :9464) during the demo, then until interrupted")
 	return cmd
 }
 

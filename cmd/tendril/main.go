@@ -46,7 +46,7 @@ Drivers: ` + strings.Join(sqlish.Drivers(), ", "),
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newDemo(), newExec(), newShell(), newNodes(), newInfo())
+	root.AddCommand(newDemo(), newExec(), newShell(), newNodes(), newInfo(), newConform(), newStats())
 	return root
 }
 

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/tendril-db/tendril/internal/redistest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -135,6 +137,23 @@ func TestDemoFaultPhase(t *testing.T) {
 	for _, want := range []string{"fault demo", "killed cli-fault:7001", "restarted cli-fault:7001", "is back as a replica, healthy=true"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("fault demo output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestConform(t *testing.T) {
+	out, err := run(t, "conform", "memory://cli-conform")
+	if err != nil || !strings.Contains(out, "Rows/ErrNoRows") || !strings.Contains(out, "0 failed") {
+		t.Fatalf("conform memory: %v\n%s", err, out)
+	}
+	srv := redistest.StartServer(t)
+	out, err = run(t, "conform", "redis://"+srv.Addr)
+	if err != nil || !strings.Contains(out, "Batch/Order") || !strings.Contains(out, "pass") || !strings.Contains(out, "0 failed") {
+		t.Fatalf("conform redis: %v\n%s", err, out)
+	}
+	for _, dsn := range []string{"redis://127.0.0.1:1", "nosuch://h", "redis://h?bogus=1"} {
+		if _, err := run(t, "conform", dsn); err == nil {
+			t.Errorf("conform %s succeeded", dsn)
 		}
 	}
 }

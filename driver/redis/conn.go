@@ -8,7 +8,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/tendril-db/tendril/conn"
 	"github.com/tendril-db/tendril/driver"
@@ -258,21 +257,13 @@ func (rc *redisConn) Info(ctx context.Context, cmd string) (string, error) {
 // (broken, timed out, out of sync).
 func (rc *redisConn) IsValid() bool { return rc.c.Err() == nil }
 
-// drainTimeout bounds how long Close waits for requests other callers
-// still have in flight on a multiplexed connection.
-const drainTimeout = time.Second
-
 // Close implements driver.Conn. A multiplexed connection may be closed by
-// its pool (idle or lifetime limits) while callers that were lent it still
-// wait for replies: Close lets those finish, within drainTimeout.
+// its pool (idle or lifetime limits, DB.Close) while callers that were lent
+// it still wait for replies: the connection stops taking requests and
+// closes itself once those are answered, so nobody is cut and nobody waits.
 func (rc *redisConn) Close() error {
-	for deadline := time.Now().Add(drainTimeout); rc.c.Pending() > 0 && time.Now().Before(deadline); {
-		select {
-		case <-rc.c.Done():
-		case <-time.After(time.Millisecond):
-		}
-	}
-	return rc.c.Close()
+	rc.c.Shutdown()
+	return nil
 }
 
 // BeginTx implements driver.Beginner with MULTI: statements until Commit

@@ -153,6 +153,10 @@ func (c *connector) Connect(ctx context.Context, addr string) (driver.Conn, erro
 		}
 		mc.CloseWithReason(reason, err)
 		mc.Close()
+		var ae *AuthError
+		if !errors.As(err, &ae) {
+			err = fmt.Errorf("redis: handshake with %s: %w", addr, err)
+		}
 		return nil, err
 	}
 	return rc, nil
