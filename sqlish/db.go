@@ -282,6 +282,9 @@ func (db *DB) anyNode(ctx context.Context, fn func(context.Context, *topology.No
 // BeginTx starts a transaction on a pinned connection. It returns
 // ErrNotSupported when the driver has no transactions.
 func (db *DB) BeginTx(ctx context.Context, opts driver.TxOptions) (*Tx, error) {
+	if db.closed.Load() {
+		return nil, ErrClosed
+	}
 	if !db.backend.Caps.Has(driver.CapTx) {
 		return nil, fmt.Errorf("sqlish: BeginTx on %s: %w", db.backend.System, ErrNotSupported)
 	}

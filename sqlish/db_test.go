@@ -271,7 +271,7 @@ func TestEverythingAfterCloseIsErrClosed(t *testing.T) {
 	_, checks["InfoRandomNode"] = db.InfoRandomNode(ctx, "server")
 	_, checks["Conn.Exec"] = c.Exec(ctx, "PING")
 	for op, err := range checks {
-		if !errors.Is(err, sqlish.ErrClosed) && !(op == "BeginTx" && errors.Is(err, sqlish.ErrNotSupported)) {
+		if !errors.Is(err, sqlish.ErrClosed) {
 			t.Errorf("%s after Close: %v, want ErrClosed", op, err)
 		}
 	}
