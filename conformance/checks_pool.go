@@ -457,7 +457,7 @@ func checkCloseNoLeaks(t T, e *env) {
 }
 
 // noInterface are the capabilities without an interface.
-const noInterface = driver.CapClusterName | driver.CapMultiplex
+const noInterface = driver.CapClusterName | driver.CapMultiplex | driver.CapRequestTimeout
 
 func checkCapsDeclared(t T, e *env) {
 	cfg, err := sqlish.ParseDSN(e.dsn())

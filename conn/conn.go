@@ -141,6 +141,10 @@ const (
 	stateWaiting uint32 = iota
 	stateDone
 	stateAbandoned
+	// stateExpired: the request's timeout passed; its caller was told and
+	// let go of it, and the Conn owns it until its replies come (they are
+	// dropped), as for an abandoned request.
+	stateExpired
 )
 
 // request is one Do in flight. Requests are recycled through the Conn's pool;
@@ -154,8 +158,9 @@ type request[R any] struct {
 	off, end int    // the frame's bytes in Conn.wbuf while not taken (under mu)
 	replies  []R    // owned by the request until returned to the caller
 	err      error
+	deadline int64 // unix nanoseconds after which the Conn gives up (0: never); under mu
 	state    atomic.Uint32
-	done     chan struct{} // capacity 1; one token per completion
+	done     chan uint32 // capacity 1; one token per completion: the final state
 }
 
 // Conn is one connection shared by many goroutines; see the package
@@ -181,6 +186,12 @@ type Conn[R any] struct {
 	// draining is set by Shutdown: no new requests; close when the last
 	// pending one is answered.
 	draining bool
+	// expiry gives up on requests whose timeout passed (see DoTimeout);
+	// armed for expiryAt (unix nanoseconds, 0: not armed).
+	expiry   *time.Timer
+	expiryAt int64
+	// grace closes a draining Conn whose replies do not come.
+	grace *time.Timer
 
 	npending atomic.Int64 // len(q)-qh, readable without mu
 	closed   atomic.Pointer[CloseError]
@@ -272,7 +283,9 @@ func start[R any](nc, raw net.Conn, opts Options, codec Codec[R]) *Conn[R] {
 	if a := raw.RemoteAddr(); a != nil && a.String() != "" {
 		c.addr = a.String()
 	}
-	c.pool.New = func() any { return &request[R]{done: make(chan struct{}, 1)} }
+	c.pool.New = func() any { return &request[R]{done: make(chan uint32, 1)} }
+	c.expiry = time.AfterFunc(time.Hour, c.expire)
+	c.expiry.Stop()
 	dec := codec.NewDecoder(&socketReader[R]{c: c})
 	go c.readLoop(dec)
 	return c
@@ -311,6 +324,16 @@ func (c *Conn[R]) Pending() int { return int(c.npending.Load()) }
 // Reply errors of the protocol (e.g. a Redis error reply) are replies, not
 // errors of Do.
 func (c *Conn[R]) Do(ctx context.Context, frame []byte, n int) ([]R, error) {
+	return c.DoTimeout(ctx, frame, n, 0)
+}
+
+// DoTimeout is Do with a timeout of the request's own: when its replies
+// have not all come timeout after Do was called, Do returns an error
+// wrapping context.DeadlineExceeded (and the replies are dropped when they
+// come), as if ctx had that deadline. It costs no allocation and no timer
+// per request, which a context.WithTimeout would: one timer per Conn
+// serves every pending request. 0 means no timeout.
+func (c *Conn[R]) DoTimeout(ctx context.Context, frame []byte, n int, timeout time.Duration) ([]R, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("%w: Do needs n >= 1 replies, got %d", ErrNotSent, n)
 	}
@@ -321,6 +344,7 @@ func (c *Conn[R]) Do(ctx context.Context, frame []byte, n int) ([]R, error) {
 	req.n, req.got = n, 0
 	req.replies = make([]R, n)
 	req.state.Store(stateWaiting)
+	req.deadline = 0
 
 	c.mu.Lock()
 	if c.cerr != nil || c.draining {
@@ -344,6 +368,13 @@ func (c *Conn[R]) Do(ctx context.Context, frame []byte, n int) ([]R, error) {
 	}
 	c.q = append(c.q, req)
 	c.npending.Add(1)
+	if timeout > 0 {
+		req.deadline = time.Now().Add(timeout).UnixNano()
+		if c.expiryAt == 0 || req.deadline < c.expiryAt {
+			c.expiryAt = req.deadline
+			c.expiry.Reset(timeout)
+		}
+	}
 	write := !c.writing
 	c.writing = true
 	c.mu.Unlock()
@@ -354,19 +385,23 @@ func (c *Conn[R]) Do(ctx context.Context, frame []byte, n int) ([]R, error) {
 
 	ctxDone := ctx.Done()
 	if ctxDone == nil {
-		<-req.done
-		return c.finish(req)
+		return c.finish(req, <-req.done, timeout)
 	}
 	select {
-	case <-req.done:
-		return c.finish(req)
+	case st := <-req.done:
+		return c.finish(req, st, timeout)
 	case <-ctxDone:
-		return c.cancel(ctx, req)
+		return c.cancel(ctx, req, timeout)
 	}
 }
 
-// finish returns a completed request's result and recycles it.
-func (c *Conn[R]) finish(req *request[R]) ([]R, error) {
+// finish returns a completed request's result and recycles it; an
+// expired request belongs to the Conn already and is not touched.
+func (c *Conn[R]) finish(req *request[R], st uint32, timeout time.Duration) ([]R, error) {
+	if st == stateExpired {
+		// req may be recycled by now: use nothing of it.
+		return nil, fmt.Errorf("conn %s: no reply within %v: %w", c.addr, timeout, context.DeadlineExceeded)
+	}
 	replies, err := req.replies, req.err
 	c.recycle(req)
 	if err != nil {
@@ -381,10 +416,12 @@ func (c *Conn[R]) recycle(req *request[R]) {
 }
 
 // cancel handles a caller whose ctx ended while req was pending.
-func (c *Conn[R]) cancel(ctx context.Context, req *request[R]) ([]R, error) {
+func (c *Conn[R]) cancel(ctx context.Context, req *request[R], timeout time.Duration) ([]R, error) {
 	cause := ctx.Err()
 	c.mu.Lock()
-	withdrawn := c.withdraw(req)
+	// Under mu, expiry cannot change req's state: a waiting request not
+	// written yet can be withdrawn.
+	withdrawn := req.state.Load() == stateWaiting && c.withdraw(req)
 	c.mu.Unlock()
 	if withdrawn {
 		c.recycle(req)
@@ -394,9 +431,37 @@ func (c *Conn[R]) cancel(ctx context.Context, req *request[R]) ([]R, error) {
 		// The Conn owns req from now on; its replies will be dropped.
 		return nil, fmt.Errorf("conn: reply abandoned: %w", cause)
 	}
-	// Completed while we were giving up: take the result after all.
-	<-req.done
-	return c.finish(req)
+	// Completed (or expired) while we were giving up: take that outcome.
+	return c.finish(req, <-req.done, timeout)
+}
+
+// expire runs when the expiry timer fires: it tells the callers of the
+// requests whose timeout passed, leaves those requests in the FIFO to
+// absorb their replies, and re-arms the timer for the next deadline.
+func (c *Conn[R]) expire() {
+	now := time.Now().UnixNano()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cerr != nil {
+		return
+	}
+	var next int64
+	for _, req := range c.q[c.qh:] {
+		if req.deadline == 0 || req.state.Load() != stateWaiting {
+			continue
+		}
+		if req.deadline <= now {
+			if req.state.CompareAndSwap(stateWaiting, stateExpired) {
+				req.done <- stateExpired
+			}
+		} else if next == 0 || req.deadline < next {
+			next = req.deadline
+		}
+	}
+	c.expiryAt = next
+	if next != 0 {
+		c.expiry.Reset(time.Duration(next - now))
+	}
 }
 
 // withdraw removes req from the FIFO and its frame from the write buffer if
@@ -436,22 +501,32 @@ func (c *Conn[R]) withdraw(req *request[R]) bool {
 func (c *Conn[R]) complete(req *request[R], err error) {
 	req.err = err
 	if req.state.CompareAndSwap(stateWaiting, stateDone) {
-		req.done <- struct{}{}
+		req.done <- stateDone
 		return
 	}
-	c.recycle(req) // abandoned
+	c.recycle(req) // abandoned or expired
 }
 
 // Shutdown closes the Conn gracefully without waiting: new requests fail
 // with ErrNotSent at once, requests already pending get their replies, and
 // the Conn closes (ReasonShutdown) when the last of them is answered, or
-// when ReadTimeout gives up on them. An owner that shares the Conn among
+// (ReasonTimeout) when grace has passed without that (0: no bound but
+// ReadTimeout). An owner that shares the Conn among
 // callers (a pool closing an idle or expired connection) uses it so that
 // no caller's request is cut and nobody waits.
-func (c *Conn[R]) Shutdown() {
+func (c *Conn[R]) Shutdown(grace time.Duration) {
 	c.mu.Lock()
+	if c.draining || c.cerr != nil {
+		c.mu.Unlock()
+		return
+	}
 	c.draining = true
 	idle := c.qh == len(c.q)
+	if !idle && grace > 0 {
+		c.grace = time.AfterFunc(grace, func() {
+			c.CloseWithReason(ReasonTimeout, fmt.Errorf("shutdown: replies still pending after %v", grace))
+		})
+	}
 	c.mu.Unlock()
 	if idle {
 		c.CloseWithReason(ReasonShutdown, nil)
@@ -479,6 +554,10 @@ func (c *Conn[R]) CloseWithReason(r Reason, err error) {
 		return
 	}
 	c.cerr = ce
+	c.expiry.Stop()
+	if c.grace != nil {
+		c.grace.Stop()
+	}
 	pending, taken := c.q[c.qh:], c.taken
 	c.q, c.qh, c.wbuf = nil, 0, nil
 	c.npending.Store(0)

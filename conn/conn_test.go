@@ -783,7 +783,7 @@ func TestShutdownLetsPendingFinish(t *testing.T) {
 	}()
 	srv.waitLines(1)
 	start := time.Now()
-	c.Shutdown()
+	c.Shutdown(time.Second)
 	if d := time.Since(start); d > 50*time.Millisecond {
 		t.Fatalf("Shutdown waited %v", d)
 	}
@@ -805,11 +805,67 @@ func TestShutdownLetsPendingFinish(t *testing.T) {
 	c.Close()
 	// An idle Conn shuts down at once.
 	c2 := dialLine(t, Options{Addr: srv.addr}, nil)
-	c2.Shutdown()
+	c2.Shutdown(time.Second)
 	select {
 	case <-c2.Done():
 	case <-time.After(time.Second):
 		t.Fatal("idle Conn not closed by Shutdown")
 	}
 	c2.Close()
+}
+
+func TestDoTimeout(t *testing.T) {
+	srv := newFakeServer(t)
+	c := dialLine(t, Options{Addr: srv.addr}, nil)
+	start := time.Now()
+	_, err := c.DoTimeout(context.Background(), []byte("SILENT\n"), 1, 50*time.Millisecond)
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrNotSent) {
+		t.Fatalf("DoTimeout on a silent request: %v", err)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond || d > time.Second {
+		t.Fatalf("gave up after %v, want ~50ms", d)
+	}
+	// The connection stays usable: the silent request is simply pending
+	// (it never gets a reply here), so use a held reply to show that a
+	// late reply goes to the expired request, not to the next one.
+	c2 := dialLine(t, Options{Addr: srv.addr}, nil)
+	_, err = c2.DoTimeout(context.Background(), []byte("HOLD late\n"), 1, 30*time.Millisecond)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("held request: %v", err)
+	}
+	srv.release <- struct{}{}
+	got, err := c2.DoTimeout(context.Background(), echo("next"), 1, time.Second)
+	if err != nil || got[0] != "next" {
+		t.Fatalf("after an expired request: %q, %v", got, err)
+	}
+	// Many requests with timeouts that are answered in time never expire.
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c2.DoTimeout(context.Background(), echo("ok"), 1, 5*time.Second); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestShutdownGrace(t *testing.T) {
+	srv := newFakeServer(t)
+	c := dialLine(t, Options{Addr: srv.addr}, nil)
+	go c.Do(context.Background(), []byte("SILENT\n"), 1)
+	for c.Pending() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	c.Shutdown(50 * time.Millisecond)
+	select {
+	case <-c.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("a draining Conn whose reply never comes was not closed after its grace")
+	}
+	if ce := c.Err().(*CloseError); ce.Reason != ReasonTimeout {
+		t.Fatalf("reason %v", ce.Reason)
+	}
 }

@@ -56,6 +56,10 @@ type Config struct {
 	Timeout     time.Duration
 	TLS         *tls.Config       // nil when TLS is off
 	Params      map[string]string // driver-specific keys, unvalidated
+	// SocketTimeout bounds one request on one node. A driver that
+	// declares CapRequestTimeout enforces it itself, cheaper than a
+	// context per request.
+	SocketTimeout time.Duration
 	// ReplicaReads is set when the read preference lets reads go to
 	// replicas, so connections must be ready to serve them (Redis:
 	// READONLY).
@@ -297,9 +301,14 @@ const (
 	// pipelined and matched to replies): the pool lends a connection only
 	// while a statement is handed over, so one socket serves many callers.
 	CapMultiplex
+	// CapRequestTimeout says Conns bound every non-exclusive request by
+	// Config.SocketTimeout themselves, failing it with an error wrapping
+	// context.DeadlineExceeded: the user API then sets no per-attempt
+	// context deadline of its own.
+	CapRequestTimeout
 )
 
-var capNames = []string{"ping", "reset_session", "validate", "batch", "tx", "info", "topology", "cluster_name", "multiplex"}
+var capNames = []string{"ping", "reset_session", "validate", "batch", "tx", "info", "topology", "cluster_name", "multiplex", "request_timeout"}
 
 // Has reports whether c includes every capability of x.
 func (c Caps) Has(x Caps) bool { return c&x == x }
@@ -318,7 +327,8 @@ func (c Caps) String() string {
 }
 
 // Implemented returns the capabilities whose interfaces conn implements.
-// CapClusterName and CapMultiplex have no interface and are never included.
+// CapClusterName, CapMultiplex and CapRequestTimeout have no interface and
+// are never included.
 func Implemented(conn Conn) Caps {
 	var c Caps
 	if _, ok := conn.(Pinger); ok {

@@ -370,6 +370,25 @@ func (p *Pool[T]) emit(ev Event) {
 	p.onEvent(ev)
 }
 
+// TryAcquire returns an idle connection if one is at hand, without
+// waiting and without dialing; nil otherwise (then Acquire waits or
+// dials). It lets a caller that needs no cancellation for the common case
+// skip building a context for it.
+func (p *Pool[T]) TryAcquire() *Resource[T] {
+	if p.waiting.Load() != 0 || p.open.Load()-p.inUse.Load()-p.closing.Load() <= 0 || !p.enter() {
+		return nil
+	}
+	if !p.st.Load().paused {
+		if pres, err := p.pp.TryAcquire(noDialCtx); err == nil {
+			if r := p.checkOut(context.Background(), pres, 0); r != nil {
+				return r
+			}
+		}
+	}
+	p.leave()
+	return nil
+}
+
 // Acquire returns an idle connection, or dials one, or waits for one to be
 // released, bounded by ctx and Config.AcquireTimeout. Errors wrap
 // ErrPoolClosed, ErrAcquireTimeout, ErrPoolPaused (and the error given to

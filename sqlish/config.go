@@ -534,6 +534,7 @@ func (c *Config) driverConfig() (driver.Config, error) {
 		TLS:         tc,
 		Params:      maps.Clone(c.Params),
 
-		ReplicaReads: c.Policy.ReadPreference != Primary,
+		ReplicaReads:  c.Policy.ReadPreference != Primary,
+		SocketTimeout: c.Policy.SocketTimeout,
 	}, nil
 }

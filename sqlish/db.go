@@ -50,8 +50,11 @@ type DB struct {
 	// multiplexed is set when the driver's connections serve many callers
 	// at once (driver.CapMultiplex).
 	multiplexed bool
-	tel         *telemetry
-	log         *slog.Logger
+	// requestTimeout is set when the driver bounds each request by
+	// socket_timeout itself (driver.CapRequestTimeout).
+	requestTimeout bool
+	tel            *telemetry
+	log            *slog.Logger
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -91,6 +94,7 @@ func OpenConfig(driverName string, cfg Config) (*DB, error) {
 	}
 	db := &DB{cfg: cfg, connector: connector, backend: connector.Backend(), pref: readPreference(cfg.Policy.ReadPreference)}
 	db.multiplexed = db.backend.Caps.Has(driver.CapMultiplex)
+	db.requestTimeout = db.backend.Caps.Has(driver.CapRequestTimeout)
 	if cfg.ClusterName != "" && !db.backend.Caps.Has(driver.CapClusterName) {
 		return nil, &ConfigError{Key: "cluster_name", Value: cfg.ClusterName,
 			Reason: fmt.Sprintf("driver %s has no cluster name to check", driverName)}
@@ -359,10 +363,35 @@ func (db *DB) run(ctx context.Context, route driver.Route, st stmtInfo, dargs []
 // node it names, a connection failure triggers a topology refresh.
 func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []driver.Value, fn func(context.Context, *lease, []driver.Value) error, ob *observation) error {
 	p := db.cfg.Policy
-	if p.TotalTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.TotalTimeout)
-		defer cancel()
+	// total_timeout costs a context (and a timer) per operation unless it
+	// can be avoided. A driver with CapRequestTimeout bounds each request by
+	// socket_timeout itself; then, when socket_timeout is within
+	// total_timeout, an attempt that needs no waiting cannot outlive the
+	// total, and the context is made only before something that may wait
+	// (for the topology, for a connection) or retry, with what is left.
+	driverTimeout := db.requestTimeout && !route.Exclusive
+	start := time.Now()
+	bounded := p.TotalTimeout <= 0
+	var cancel context.CancelFunc
+	defer func() {
+		if cancel != nil {
+			cancel()
+		}
+	}()
+	bound := func() error {
+		if bounded {
+			return nil
+		}
+		bounded = true
+		left := p.TotalTimeout - time.Since(start)
+		if left <= 0 {
+			return fmt.Errorf("%w (total_timeout %v spent)", context.DeadlineExceeded, p.TotalTimeout)
+		}
+		ctx, cancel = context.WithTimeout(ctx, left)
+		return nil
+	}
+	if !driverTimeout || p.SocketTimeout <= 0 || p.SocketTimeout > p.TotalTimeout {
+		bound()
 	}
 	var (
 		last     error
@@ -372,6 +401,12 @@ func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []drive
 		attempts int
 	)
 	for attempts = 1; attempts <= 1+p.MaxRetries; attempts++ {
+		if attempts > 1 {
+			if err := bound(); err != nil {
+				last = err
+				break
+			}
+		}
 		if attempts > 1 && target == nil {
 			if err := pause(ctx, sleep); err != nil {
 				break
@@ -384,6 +419,15 @@ func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []drive
 			db.tel.attempt(ctx, ob, route, attempts, last)
 		}
 		n := target
+		if n == nil {
+			if n = db.tender.Snapshot().Pick(route, db.pref, attempts-1); n == nil || !n.Healthy() {
+				n = nil // db.pick waits for the topology: bound it first
+				if err := bound(); err != nil {
+					last = err
+					break
+				}
+			}
+		}
 		if n == nil {
 			var err error
 			if n, err = db.pick(ctx, route, attempts-1); err != nil {
@@ -398,7 +442,13 @@ func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []drive
 		if ob.active() {
 			ob.node = n
 		}
-		l, err := db.acquire(ctx, n)
+		l := db.tryAcquire(ctx, n)
+		var err error
+		if l == nil {
+			if err = bound(); err == nil {
+				l, err = db.acquire(ctx, n)
+			}
+		}
 		if err != nil {
 			last = err
 			if ctx.Err() != nil || errors.Is(err, puddlepool.ErrPoolClosed) && db.closed.Load() {
@@ -410,8 +460,8 @@ func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []drive
 		if db.multiplexed && !route.Exclusive {
 			l.share()
 		}
-		actx, cancel := ctx, context.CancelFunc(func() {})
-		if p.SocketTimeout > 0 {
+		actx, cancel := ctx, context.CancelFunc(noop)
+		if p.SocketTimeout > 0 && !driverTimeout {
 			actx, cancel = context.WithTimeout(actx, p.SocketTimeout)
 		}
 		if ask {
@@ -450,6 +500,8 @@ func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []drive
 	}
 	return last
 }
+
+func noop() {}
 
 // maxBackoff caps the doubling of sleep_between_retries.
 const maxBackoff = 50 * time.Millisecond

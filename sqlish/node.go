@@ -54,11 +54,23 @@ func (db *DB) acquire(ctx context.Context, n *topology.Node) (*lease, error) {
 	if err != nil {
 		return nil, nodeErr(n, err)
 	}
+	return db.newLease(ctx, n, res), nil
+}
+
+// tryAcquire borrows an idle connection if one is at hand, without waiting.
+func (db *DB) tryAcquire(ctx context.Context, n *topology.Node) *lease {
+	if res := n.Pool().TryAcquire(); res != nil {
+		return db.newLease(ctx, n, res)
+	}
+	return nil
+}
+
+func (db *DB) newLease(ctx context.Context, n *topology.Node, res *puddlepool.Resource[driver.Conn]) *lease {
 	l := &lease{n: n, res: res, tel: db.tel}
 	if db.tel.meterOn && db.tel.useTime.Enabled(ctx) {
 		l.start = monotonic()
 	}
-	return l, nil
+	return l
 }
 
 // ping borrows a connection and pings the node.

@@ -174,7 +174,7 @@ func redisConfig(dsn string, f *redisFaults, servers ...*redistest.Server) confo
 		Driver: "redis",
 		DSN:    conformance.AppendParams(dsn, "client_name="+clientName),
 		Caps: driver.CapPing | driver.CapValidate | driver.CapBatch | driver.CapTx | driver.CapInfo |
-			driver.CapTopology | driver.CapMultiplex,
+			driver.CapTopology | driver.CapMultiplex | driver.CapRequestTimeout,
 		Dialect:     conformance.RedisDialect(),
 		Faults:      f.hooks(),
 		ServerConns: serverConns(servers...),

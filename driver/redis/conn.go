@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tendril-db/tendril/conn"
 	"github.com/tendril-db/tendril/driver"
@@ -167,7 +168,14 @@ func (rc *redisConn) run(ctx context.Context, query string, args []driver.Value)
 	}
 	frame = resp.AppendCommand(frame, cmd.Argv...)
 	cmd.Frame = frame // Do copies it; keep the buffer for the next statement
-	vs, err := rc.c.Do(ctx, frame, n)
+	// socket_timeout bounds the request here, one timer per connection
+	// (CapRequestTimeout); a blocking command waits as long as its own
+	// timeout says, bounded by ctx only.
+	timeout := rc.connector.cfg.SocketTimeout
+	if _, spec := rediscmd.Lookup(cmd.Argv); spec.Blocking {
+		timeout = 0
+	}
+	vs, err := rc.c.DoTimeout(ctx, frame, n, timeout)
 	if err != nil {
 		return nil, rc.transportError(err)
 	}
@@ -223,7 +231,7 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.B
 	if len(sent) == 0 {
 		return out, nil
 	}
-	vs, err := rc.c.Do(ctx, frame, len(sent))
+	vs, err := rc.c.DoTimeout(ctx, frame, len(sent), rc.connector.cfg.SocketTimeout)
 	if err != nil {
 		return nil, rc.transportError(err)
 	}
@@ -262,7 +270,7 @@ func (rc *redisConn) IsValid() bool { return rc.c.Err() == nil }
 // it still wait for replies: the connection stops taking requests and
 // closes itself once those are answered, so nobody is cut and nobody waits.
 func (rc *redisConn) Close() error {
-	rc.c.Shutdown()
+	rc.c.Shutdown(max(rc.connector.cfg.SocketTimeout, time.Second))
 	return nil
 }
 

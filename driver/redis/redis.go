@@ -103,7 +103,7 @@ func (c *connector) Backend() driver.Backend {
 	return driver.Backend{
 		System: c.system,
 		Caps: driver.CapPing | driver.CapValidate | driver.CapBatch | driver.CapTx | driver.CapInfo |
-			driver.CapTopology | driver.CapMultiplex,
+			driver.CapTopology | driver.CapMultiplex | driver.CapRequestTimeout,
 	}
 }
 
