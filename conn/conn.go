@@ -337,12 +337,31 @@ func (c *Conn[R]) DoTimeout(ctx context.Context, frame []byte, n int, timeout ti
 	if n < 1 {
 		return nil, fmt.Errorf("%w: Do needs n >= 1 replies, got %d", ErrNotSent, n)
 	}
+	return c.do(ctx, frame, n, nil, timeout)
+}
+
+// DoInto is DoTimeout that stores the len(dst) replies in dst instead of a
+// new slice, so that a caller with a buffer of its own (a one-element
+// array for a single request) allocates nothing for them.
+func (c *Conn[R]) DoInto(ctx context.Context, frame []byte, dst []R, timeout time.Duration) error {
+	if len(dst) < 1 {
+		return fmt.Errorf("%w: DoInto needs room for >= 1 replies", ErrNotSent)
+	}
+	_, err := c.do(ctx, frame, len(dst), dst, timeout)
+	return err
+}
+
+func (c *Conn[R]) do(ctx context.Context, frame []byte, n int, dst []R, timeout time.Duration) ([]R, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, notSent(err)
 	}
 	req := c.pool.Get().(*request[R])
 	req.n, req.got = n, 0
-	req.replies = make([]R, n)
+	if cap(req.replies) >= n {
+		req.replies = req.replies[:n]
+	} else {
+		req.replies = make([]R, n)
+	}
 	req.state.Store(stateWaiting)
 	req.deadline = 0
 
@@ -385,24 +404,32 @@ func (c *Conn[R]) DoTimeout(ctx context.Context, frame []byte, n int, timeout ti
 
 	ctxDone := ctx.Done()
 	if ctxDone == nil {
-		return c.finish(req, <-req.done, timeout)
+		return c.finish(req, <-req.done, dst, timeout)
 	}
 	select {
 	case st := <-req.done:
-		return c.finish(req, st, timeout)
+		return c.finish(req, st, dst, timeout)
 	case <-ctxDone:
-		return c.cancel(ctx, req, timeout)
+		return c.cancel(ctx, req, dst, timeout)
 	}
 }
 
-// finish returns a completed request's result and recycles it; an
-// expired request belongs to the Conn already and is not touched.
-func (c *Conn[R]) finish(req *request[R], st uint32, timeout time.Duration) ([]R, error) {
+// finish returns a completed request's result (in dst when given, else
+// in the request's own slice, which then leaves with the caller) and
+// recycles the request; an expired request belongs to the Conn already and
+// is not touched.
+func (c *Conn[R]) finish(req *request[R], st uint32, dst []R, timeout time.Duration) ([]R, error) {
 	if st == stateExpired {
 		// req may be recycled by now: use nothing of it.
 		return nil, fmt.Errorf("conn %s: no reply within %v: %w", c.addr, timeout, context.DeadlineExceeded)
 	}
 	replies, err := req.replies, req.err
+	if dst != nil {
+		copy(dst, replies)
+		replies = dst
+	} else {
+		req.replies = nil // the caller's now
+	}
 	c.recycle(req)
 	if err != nil {
 		return nil, err
@@ -411,12 +438,13 @@ func (c *Conn[R]) finish(req *request[R], st uint32, timeout time.Duration) ([]R
 }
 
 func (c *Conn[R]) recycle(req *request[R]) {
-	req.replies, req.err = nil, nil
+	clear(req.replies) // keep the storage, drop what it referenced
+	req.err = nil
 	c.pool.Put(req)
 }
 
 // cancel handles a caller whose ctx ended while req was pending.
-func (c *Conn[R]) cancel(ctx context.Context, req *request[R], timeout time.Duration) ([]R, error) {
+func (c *Conn[R]) cancel(ctx context.Context, req *request[R], dst []R, timeout time.Duration) ([]R, error) {
 	cause := ctx.Err()
 	c.mu.Lock()
 	// Under mu, expiry cannot change req's state: a waiting request not
@@ -432,7 +460,7 @@ func (c *Conn[R]) cancel(ctx context.Context, req *request[R], timeout time.Dura
 		return nil, fmt.Errorf("conn: reply abandoned: %w", cause)
 	}
 	// Completed (or expired) while we were giving up: take that outcome.
-	return c.finish(req, <-req.done, timeout)
+	return c.finish(req, <-req.done, dst, timeout)
 }
 
 // expire runs when the expiry timer fires: it tells the callers of the

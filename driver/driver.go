@@ -300,6 +300,7 @@ const (
 	// CapMultiplex says Conns are safe for concurrent use (requests are
 	// pipelined and matched to replies): the pool lends a connection only
 	// while a statement is handed over, so one socket serves many callers.
+	// Rows from such a Conn must not depend on it (they are read in full).
 	CapMultiplex
 	// CapRequestTimeout says Conns bound every non-exclusive request by
 	// Config.SocketTimeout themselves, failing it with an error wrapping

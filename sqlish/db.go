@@ -219,7 +219,14 @@ func (db *DB) Query(ctx context.Context, query string, args ...any) (*Rows, erro
 			l.release(err)
 			return err
 		}
-		rows = newRows(dr, l.release)
+		if l.shared != nil {
+			// The connection is not held by the rows (a multiplexed
+			// connection's rows are read already): done with it.
+			l.release(nil)
+			rows = newRows(dr, nil)
+		} else {
+			rows = newRows(dr, l.release)
+		}
 		return nil
 	})
 	return rows, err

@@ -25,11 +25,18 @@ type Rows struct {
 	err     error
 	valid   bool // dest holds a row
 	closed  bool
+	small   [2]driver.Value // dest for up to two columns, saving an allocation
 }
 
 func newRows(dr driver.Rows, release func(error)) *Rows {
 	cols := dr.Columns()
-	return &Rows{rows: dr, release: release, cols: cols, dest: make([]driver.Value, len(cols))}
+	r := &Rows{rows: dr, release: release, cols: cols}
+	if len(cols) <= len(r.small) {
+		r.dest = r.small[:len(cols)]
+	} else {
+		r.dest = make([]driver.Value, len(cols))
+	}
+	return r
 }
 
 // Next prepares the next row for Scan. It returns false at the end or on

@@ -175,8 +175,8 @@ func (rc *redisConn) run(ctx context.Context, query string, args []driver.Value)
 	if _, spec := rediscmd.Lookup(cmd.Argv); spec.Blocking {
 		timeout = 0
 	}
-	vs, err := rc.c.DoTimeout(ctx, frame, n, timeout)
-	if err != nil {
+	var vs [2]resp.Value
+	if err := rc.c.DoInto(ctx, frame, vs[:n], timeout); err != nil {
 		return nil, rc.transportError(err)
 	}
 	return rc.reply(&vs[n-1]), nil
