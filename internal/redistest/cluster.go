@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 )
 
@@ -18,7 +17,7 @@ const NumSlots = 16384
 type Cluster struct {
 	Nodes []*Server // in start order; roles change with failovers
 
-	tb     testing.TB
+	tb     TB
 	cli    string
 	byPort map[int]*Server
 }
@@ -34,7 +33,7 @@ type Cluster struct {
 // opts apply to every node: [WithPassword], [WithACLUser], [WithTLS] (one CA
 // and certificate shared by all nodes; bus and replication use TLS too) and
 // [WithConfig] (e.g. "cluster-node-timeout 3000" to override the default).
-func StartCluster(t testing.TB, primaries, replicasPerPrimary int, opts ...Option) *Cluster {
+func StartCluster(t TB, primaries, replicasPerPrimary int, opts ...Option) *Cluster {
 	t.Helper()
 	bin, cli := Require(t)
 	if primaries < 3 || replicasPerPrimary < 0 {

@@ -22,9 +22,9 @@
 // [Server.Do] is a tiny RESP2 client meant for test setup and assertions, not
 // for the code under test.
 //
-// Helpers report failures with t.Fatal on the testing.TB the server or
-// cluster was started with, so they must be called from that test's
-// goroutine; start a server or cluster per (sub)test that uses it, or keep
+// Helpers report failures with t.Fatal on the [TB] (in tests a testing.TB)
+// the server or cluster was started with, so they must be called from that
+// test's goroutine; start a server or cluster per (sub)test that uses it, or keep
 // subtests that share one sequential and aware that a failing helper fails
 // the parent.
 package redistest
@@ -37,14 +37,30 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"testing"
 )
+
+// TB is the part of testing.TB the helpers use: the test (or benchmark) a
+// server or cluster belongs to, whose failures they report and whose
+// cleanups kill the processes. *testing.T, *testing.B and *testing.F satisfy
+// it; a program that is not a test (the bench harness) can pass its own
+// implementation, whose Fatal/Fatalf/Skipf must not return (e.g. panic or
+// runtime.Goexit) and whose Cleanup functions it runs on exit.
+type TB interface {
+	Helper()
+	Logf(format string, args ...any)
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Skipf(format string, args ...any)
+	Failed() bool
+	Cleanup(func())
+	TempDir() string
+}
 
 // Require returns the paths of redis-server and redis-cli found on PATH.
 //
 // When either is missing the test is skipped, or, when the environment
 // variable CI is "true", it fails.
-func Require(t testing.TB) (server, cli string) {
+func Require(t TB) (server, cli string) {
 	t.Helper()
 	var missing []string
 	server, err := exec.LookPath("redis-server")

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -35,7 +34,7 @@ type Server struct {
 	// CACertFile, CertFile and KeyFile are the PEM files used WithTLS.
 	CACertFile, CertFile, KeyFile string
 
-	tb      testing.TB
+	tb      TB
 	bin     string
 	cfg     config
 	mu      sync.Mutex
@@ -53,7 +52,7 @@ type proc struct {
 // used internally by [StartCluster]) and waits until it answers PING. The
 // process is killed in t.Cleanup. See the Option functions for auth, TLS and
 // extra configuration.
-func StartServer(t testing.TB, opts ...Option) *Server {
+func StartServer(t TB, opts ...Option) *Server {
 	t.Helper()
 	bin, _ := Require(t)
 	cfg := buildConfig(opts)
@@ -69,7 +68,7 @@ func StartServer(t testing.TB, opts ...Option) *Server {
 	return s
 }
 
-func startServer(t testing.TB, bin string, cfg config) (*Server, error) {
+func startServer(t TB, bin string, cfg config) (*Server, error) {
 	s := &Server{tb: t, bin: bin, cfg: cfg, Dir: t.TempDir()}
 	s.ConfigFile = filepath.Join(s.Dir, "redis.conf")
 	s.LogFile = filepath.Join(s.Dir, "redis.log")

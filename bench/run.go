@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type workload string
+
+const (
+	wlGet   workload = "get"
+	wlSet   workload = "set"
+	wlMix   workload = "mix"
+	wlBatch workload = "batch"
+)
+
+var allWorkloads = []workload{wlGet, wlSet, wlMix, wlBatch}
+
+func (w workload) describe() string {
+	switch w {
+	case wlGet:
+		return "GET of an existing key"
+	case wlSet:
+		return "SET of an existing key"
+	case wlMix:
+		return "80 % GET / 20 % SET"
+	case wlBatch:
+		return fmt.Sprintf("pipeline of %d GETs (one op = one pipeline)", *batchSize)
+	}
+	return string(w)
+}
+
+// keyspace is what every client works on: the same keys, the same value.
+type keyspace struct {
+	keys []string
+	val  []byte
+}
+
+func newKeyspace(n, size int) *keyspace {
+	ks := &keyspace{keys: make([]string, n), val: make([]byte, size)}
+	for i := range ks.keys {
+		ks.keys[i] = fmt.Sprintf("bench:key:%06d", i)
+	}
+	for i := range ks.val {
+		ks.val[i] = 'a' + byte(i%26)
+	}
+	return ks
+}
+
+// worker is one goroutine's state. Workers are allocated once and reused
+// by every point so that a point allocates nothing for its bookkeeping.
+type worker struct {
+	h        hist
+	ops      uint64 // successful, measured
+	errs     uint64 // failed, measured
+	rng      uint64
+	batch    []string
+	firstErr error
+}
+
+// next is splitmix64: cheap, no allocation, and the same sequence for
+// every client (each worker is seeded with its index).
+func (w *worker) next() uint64 {
+	w.rng += 0x9e3779b97f4a7c15
+	z := w.rng
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
+}
+
+const (
+	phaseWarmup int32 = iota
+	phaseMeasure
+	phaseStop
+)
+
+type pointResult struct {
+	ops, errs uint64
+	elapsed   time.Duration
+	mallocs   uint64
+	h         hist
+	firstErr  error
+}
+
+func (r *pointResult) opsPerSec() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(r.ops) / r.elapsed.Seconds()
+}
+
+func (r *pointResult) allocsPerOp() float64 {
+	if r.ops == 0 {
+		return 0
+	}
+	return float64(r.mallocs) / float64(r.ops)
+}
+
+// op runs one operation of workload wl.
+func op(ctx context.Context, c client, wl workload, w *worker, ks *keyspace) error {
+	r := w.next()
+	n := uint64(len(ks.keys))
+	switch wl {
+	case wlGet:
+		return c.get(ctx, ks.keys[r%n])
+	case wlSet:
+		return c.set(ctx, ks.keys[r%n], ks.val)
+	case wlMix:
+		if (r>>32)%5 == 0 {
+			return c.set(ctx, ks.keys[r%n], ks.val)
+		}
+		return c.get(ctx, ks.keys[r%n])
+	default:
+		for i := range w.batch {
+			w.batch[i] = ks.keys[w.next()%n]
+		}
+		return c.batch(ctx, w.batch)
+	}
+}
+
+// runPoint runs workload wl with g goroutines on c: warmup without
+// recording, then dur of measurement. Every goroutine records the latency
+// of each successful operation into its own histogram (two clock reads and
+// an increment per operation, the same for every client); allocations are
+// the process's Mallocs delta over the measurement, divided by the
+// successful operations.
+func runPoint(c client, wl workload, g int, warmup, dur time.Duration, ws []*worker, ks *keyspace) pointResult {
+	ctx := context.Background()
+	var phase atomic.Int32
+	var wg sync.WaitGroup
+	for i := range g {
+		w := ws[i]
+		w.h.reset()
+		w.ops, w.errs, w.firstErr = 0, 0, nil
+		w.rng = uint64(i+1) * 0x2545f4914f6cdd1d
+		if cap(w.batch) < *batchSize {
+			w.batch = make([]string, *batchSize)
+		}
+		w.batch = w.batch[:*batchSize]
+	}
+	runtime.GC()
+	wg.Add(g)
+	for i := range g {
+		w := ws[i]
+		go func() {
+			defer wg.Done()
+			for phase.Load() != phaseStop {
+				t0 := time.Now()
+				err := op(ctx, c, wl, w, ks)
+				d := time.Since(t0)
+				if phase.Load() != phaseMeasure {
+					continue
+				}
+				if err != nil {
+					w.errs++
+					if w.firstErr == nil {
+						w.firstErr = err
+					}
+					continue
+				}
+				w.ops++
+				w.h.record(d)
+			}
+		}()
+	}
+	time.Sleep(warmup)
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	start := time.Now()
+	phase.Store(phaseMeasure)
+	time.Sleep(dur)
+	phase.Store(phaseStop)
+	elapsed := time.Since(start)
+	runtime.ReadMemStats(&m1)
+	wg.Wait()
+
+	res := pointResult{elapsed: elapsed, mallocs: m1.Mallocs - m0.Mallocs}
+	for _, w := range ws[:g] {
+		res.ops += w.ops
+		res.errs += w.errs
+		res.h.merge(&w.h)
+		if res.firstErr == nil {
+			res.firstErr = w.firstErr
+		}
+	}
+	return res
+}
