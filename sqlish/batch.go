@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/tendril-db/tendril/driver"
@@ -112,6 +113,9 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 }
 
 func isRedirect(err error) bool {
+	if err == nil {
+		return false
+	}
 	var re *driver.RedirectError
 	return errors.As(err, &re)
 }
@@ -179,12 +183,24 @@ func runBatch(ctx context.Context, cn driver.Conn, stmts []driver.Stmt) ([]batch
 	return out, nil
 }
 
-// collect reads all rows into memory.
+// collect reads all rows into memory, values copied out of the driver's
+// buffers.
 func collect(rows driver.Rows) (batchResult, error) {
 	defer rows.Close()
 	r := batchResult{cols: rows.Columns()}
+	w := len(r.cols)
 	for {
-		row := make([]driver.Value, len(r.cols))
+		var row []driver.Value
+		inline := r.n == 0 && w <= len(r.one)
+		if inline {
+			row = r.one[:w]
+		} else {
+			if r.n == 1 && r.vals == nil {
+				r.vals = append(r.vals, r.one[:w]...) // the first row was inline
+			}
+			r.vals = slices.Grow(r.vals, w)
+			row = r.vals[len(r.vals) : len(r.vals)+w]
+		}
 		err := rows.Next(row)
 		if err == io.EOF {
 			return r, nil
@@ -197,14 +213,41 @@ func collect(rows driver.Rows) (batchResult, error) {
 				row[i] = clone(b)
 			}
 		}
-		r.rows = append(r.rows, row)
+		if !inline {
+			r.vals = r.vals[:len(r.vals)+w]
+		}
+		r.n++
 	}
 }
 
+// batchResult is one statement's outcome, read into memory. It is its own
+// driver.Rows: a batch's rows need no connection.
 type batchResult struct {
 	cols []string
-	rows [][]driver.Value
+	n    int             // rows
+	one  [1]driver.Value // the only row, when it is one value
+	vals []driver.Value  // n rows of len(cols) values, when not in one
+	pos  int             // next row to return
 	err  error
+}
+
+func (r *batchResult) row(i int) []driver.Value {
+	w := len(r.cols)
+	if r.vals == nil {
+		return r.one[:w]
+	}
+	return r.vals[i*w : (i+1)*w]
+}
+
+func (r *batchResult) Columns() []string { return r.cols }
+func (r *batchResult) Close() error      { r.pos = r.n; return nil }
+func (r *batchResult) Next(dest []driver.Value) error {
+	if r.pos >= r.n {
+		return io.EOF
+	}
+	copy(dest, r.row(r.pos))
+	r.pos++
+	return nil
 }
 
 // BatchResults holds the results of SendBatch, read in queue order.
@@ -232,9 +275,9 @@ func (br *BatchResults) Exec() (Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := int64(len(r.rows))
-	if len(r.rows) == 1 && len(r.cols) == 1 {
-		if v, ok := r.rows[0][0].(int64); ok {
+	n := int64(r.n)
+	if r.n == 1 && len(r.cols) == 1 {
+		if v, ok := r.row(0)[0].(int64); ok {
 			n = v
 		}
 	}
@@ -247,7 +290,7 @@ func (br *BatchResults) Query() (*Rows, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newRows(&memRows{r: r}, nil), nil
+	return newRows(r, nil), nil
 }
 
 // QueryRow returns the next statement's row.
@@ -261,21 +304,4 @@ func (br *BatchResults) QueryRow() *Row {
 func (br *BatchResults) Close() error {
 	br.pos = len(br.results)
 	return br.err
-}
-
-// memRows iterates rows read into memory.
-type memRows struct {
-	r   *batchResult
-	pos int
-}
-
-func (m *memRows) Columns() []string { return m.r.cols }
-func (m *memRows) Close() error      { return nil }
-func (m *memRows) Next(dest []driver.Value) error {
-	if m.pos >= len(m.r.rows) {
-		return io.EOF
-	}
-	copy(dest, m.r.rows[m.pos])
-	m.pos++
-	return nil
 }

@@ -389,6 +389,40 @@ func TestSendBatch(t *testing.T) {
 	if err := br.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// Results of several rows and columns keep every value in order.
+	var b2 sqlish.Batch
+	b2.Queue("HSET h a 1 b 2 c 3")
+	b2.Queue("MGET k1 nope k2 k3")
+	b2.Queue("HGETALL h")
+	br = db.SendBatch(ctx, &b2)
+	br.Exec()
+	rows, err := br.Query()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var v sqlish.Null[string]
+		rows.Scan(&v)
+		got = append(got, fmt.Sprintf("%s %v", v.V, v.Valid))
+	}
+	if fmt.Sprint(got) != "[1 true  false 2 true 3 true]" {
+		t.Fatalf("MGET in a batch: %v", got)
+	}
+	rows, err = br.Query()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	for rows.Next() {
+		var f, v string
+		rows.Scan(&f, &v)
+		got = append(got, f+"="+v)
+	}
+	if fmt.Sprint(got) != "[a=1 b=2 c=3]" {
+		t.Fatalf("HGETALL in a batch: %v", got)
+	}
+	br.Close()
 	// Equal to issuing the statements one by one.
 	var one string
 	db.QueryRow(ctx, "GET k9").Scan(&one)

@@ -42,3 +42,35 @@ func BenchmarkGET(b *testing.B) {
 		})
 	})
 }
+
+// BenchmarkBatch100 measures SendBatch of 100 GETs read back with
+// QueryRow.Scan.
+func BenchmarkBatch100(b *testing.B) {
+	srv := redistest.StartServer(b)
+	ctx := context.Background()
+	db, err := sqlish.Connect(ctx, "redis", "redis://"+srv.Addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	keys := make([]string, 100)
+	for i := range keys {
+		keys[i] = "k" + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		db.Exec(ctx, "SET ? v", keys[i])
+	}
+	var v []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		var batch sqlish.Batch
+		for _, k := range keys {
+			batch.Queue("GET ?", k)
+		}
+		br := db.SendBatch(ctx, &batch)
+		for range keys {
+			if err := br.QueryRow().Scan(&v); err != nil {
+				b.Fatal(err)
+			}
+		}
+		br.Close()
+	}
+}
