@@ -163,6 +163,13 @@ type Rows interface {
 	Close() error
 }
 
+// OwnedValues is implemented by Rows whose []byte values are never reused
+// by the driver, so the user API may keep them without copying (for
+// example when it reads a batch's results into memory).
+type OwnedValues interface {
+	OwnedValues()
+}
+
 // Pinger is implemented by Conns that can check the node is alive.
 type Pinger interface {
 	Ping(ctx context.Context) error

@@ -51,9 +51,15 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 	}
 	groups := map[*topology.Node]*group{}
 	var order []*topology.Node
+	nargs := 0
+	for _, s := range b.stmts {
+		nargs += len(s.args)
+	}
+	flat := make([]driver.Value, nargs) // every statement's arguments, in one allocation
 	for i, s := range b.stmts {
-		dargs, err := normalizeArgs(s.args)
-		if err != nil {
+		dargs := flat[:len(s.args):len(s.args)]
+		flat = flat[len(s.args):]
+		if err := normalizeInto(dargs, s.args); err != nil {
 			br.results[i].err = err
 			continue
 		}
@@ -189,6 +195,7 @@ func collect(rows driver.Rows) (batchResult, error) {
 	defer rows.Close()
 	r := batchResult{cols: rows.Columns()}
 	w := len(r.cols)
+	_, owned := rows.(driver.OwnedValues)
 	for {
 		var row []driver.Value
 		inline := r.n == 0 && w <= len(r.one)
@@ -208,9 +215,11 @@ func collect(rows driver.Rows) (batchResult, error) {
 		if err != nil {
 			return r, err
 		}
-		for i, v := range row {
-			if b, ok := v.([]byte); ok {
-				row[i] = clone(b)
+		if !owned {
+			for i, v := range row {
+				if b, ok := v.([]byte); ok {
+					row[i] = clone(b)
+				}
 			}
 		}
 		if !inline {

@@ -50,14 +50,22 @@ func normalizeArgs(args []any) ([]driver.Value, error) {
 		return nil, nil
 	}
 	out := make([]driver.Value, len(args))
+	if err := normalizeInto(out, args); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// normalizeInto normalizes args into dst, which has their length.
+func normalizeInto(dst []driver.Value, args []any) error {
 	for i, a := range args {
 		v, err := normalize(a)
 		if err != nil {
-			return nil, fmt.Errorf("sqlish: argument %d: %w", i+1, err)
+			return fmt.Errorf("sqlish: argument %d: %w", i+1, err)
 		}
-		out[i] = v
+		dst[i] = v
 	}
-	return out, nil
+	return nil
 }
 
 // normalize converts one argument to nil, int64, uint64, float64, bool,

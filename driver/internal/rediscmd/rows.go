@@ -36,6 +36,11 @@ type scalar struct {
 	done bool
 }
 
+// OwnedValues implements driver.OwnedValues: replies are decoded into
+// memory of their own.
+func (*scalar) OwnedValues() {}
+func (*rows) OwnedValues()   {}
+
 func (s *scalar) Columns() []string { return valueColumns }
 func (s *scalar) Close() error      { s.done = true; return nil }
 func (s *scalar) Next(dest []driver.Value) error {
