@@ -86,32 +86,41 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 		g.idx = append(g.idx, i)
 		g.stmts = append(g.stmts, driver.Stmt{Query: s.query, Args: dargs})
 	}
+	runGroup := func(g *group) {
+		var out []batchResult
+		err := db.run(ctx, g.route, stmtInfo{group: bo}, nil, func(ctx context.Context, l *lease, _ []driver.Value) error {
+			var err error
+			out, err = runBatch(ctx, l.conn(), g.stmts)
+			l.release(err)
+			return err
+		})
+		for k, i := range g.idx {
+			switch {
+			case err != nil:
+				br.results[i].err = err
+			case isRedirect(out[k].err):
+				// The statement's partition lives elsewhere (the topology
+				// moved under the batch): run it on its own, which follows
+				// the redirect.
+				br.results[i] = db.runOne(ctx, g.stmts[k], bo)
+			default:
+				br.results[i] = out[k]
+			}
+		}
+	}
+	// Every group but the last runs on a goroutine of its own; the last
+	// (for most batches, the only one) runs here.
 	var wg sync.WaitGroup
-	for _, n := range order {
+	for k, n := range order {
 		g := groups[n]
+		if k == len(order)-1 {
+			runGroup(g)
+			break
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var out []batchResult
-			err := db.run(ctx, g.route, stmtInfo{group: bo}, nil, func(ctx context.Context, l *lease, _ []driver.Value) error {
-				var err error
-				out, err = runBatch(ctx, l.conn(), g.stmts)
-				l.release(err)
-				return err
-			})
-			for k, i := range g.idx {
-				switch {
-				case err != nil:
-					br.results[i].err = err
-				case isRedirect(out[k].err):
-					// The statement's partition lives elsewhere (the
-					// topology moved under the batch): run it on its own,
-					// which follows the redirect.
-					br.results[i] = db.runOne(ctx, g.stmts[k], bo)
-				default:
-					br.results[i] = out[k]
-				}
-			}
+			runGroup(g)
 		}()
 	}
 	wg.Wait()
