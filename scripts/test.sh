@@ -19,10 +19,10 @@ fi
 
 echo "== go vet"
 go vet ./...
-echo "== go test -race"
-go test -race -count=1 "$@" ./...
-
 # The benchmark harness is a module of its own (so go-redis and rueidis
 # stay out of tendril's dependencies): build it and run it in short mode so
 # it cannot rot.
 ./bench/ci.sh
+
+echo "== go test -race"
+go test -race -count=1 "$@" ./...
