@@ -867,7 +867,12 @@ func TestValidDestroysInvalidConnections(t *testing.T) {
 		t.Fatal("an invalid connection was handed out")
 	}
 	r.Release()
-	if s := p.Stat(); s.ClosedError != 1 || s.Total != 1 {
-		t.Fatalf("stats %+v", s)
+	// The invalid connection's close runs in the background.
+	deadline := time.Now().Add(2 * time.Second)
+	for s := p.Stat(); s.ClosedError != 1 || s.Total != 1; s = p.Stat() {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v", s)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
