@@ -249,6 +249,9 @@ func hasHealthy(s *Snapshot) bool {
 // WaitFirst waits for the first tend to end and reports whether it found a
 // healthy node, with the reasons when it did not.
 func (t *Tender) WaitFirst(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("waiting for the first tend: %w", err)
+	}
 	select {
 	case <-t.first:
 	case <-ctx.Done():
