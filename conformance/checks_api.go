@@ -181,10 +181,10 @@ func (e *env) roundTrip(ctx context.Context, db *sqlish.DB, v any, dest any) err
 	k := e.key()
 	q, args := e.d.Set(k, v)
 	if _, err := db.Exec(ctx, q, args...); err != nil {
-		return fmt.Errorf("Set: %w", err)
+		return fmt.Errorf("set: %w", err)
 	}
 	if err := e.get(ctx, db, k, dest); err != nil {
-		return fmt.Errorf("Get: %w", err)
+		return fmt.Errorf("get: %w", err)
 	}
 	return nil
 }

@@ -96,19 +96,8 @@ func withPassword(dsn, user, password string) string {
 	return scheme + "://" + user + ":" + password + "@" + authority + rest[end:]
 }
 
-// open opens a DB on the check's DSN plus params; it is closed at cleanup.
-func (e *env) open(params ...string) *sqlish.DB {
-	e.t.Helper()
-	dsn := e.dsn(params...)
-	db, err := sqlish.Open(e.cfg.Driver, dsn)
-	if err != nil {
-		e.t.Fatalf("Open(%q, %q): %v", e.cfg.Driver, redact(dsn), err)
-	}
-	e.t.Cleanup(func() { db.Close() })
-	return db
-}
-
-// connect is open followed by waiting for the cluster.
+// connect opens a DB on the check's DSN plus params and waits for the
+// cluster; it is closed at cleanup.
 func (e *env) connect(params ...string) *sqlish.DB {
 	e.t.Helper()
 	dsn := e.dsn(params...)

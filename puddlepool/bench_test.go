@@ -31,7 +31,7 @@ func (benchDriverConn) Prepare(string) (driver.Stmt, error) { return nil, errors
 func (benchDriverConn) Close() error                        { return nil }
 func (benchDriverConn) Begin() (driver.Tx, error)           { return nil, errors.New("unsupported") }
 
-type benchConn struct{ n int }
+type benchConn struct{}
 
 type acquirer interface {
 	cycle(ctx context.Context) error

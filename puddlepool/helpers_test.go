@@ -163,18 +163,6 @@ func (r *recorder) snapshot() []Event {
 	return append([]Event(nil), r.events...)
 }
 
-func (r *recorder) count(typ EventType, reason Reason) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for _, e := range r.events {
-		if e.Type == typ && (reason == "" || e.Reason == reason) {
-			n++
-		}
-	}
-	return n
-}
-
 // waitFor blocks until count(typ, reason) >= n (or fails after 5s).
 func (r *recorder) waitFor(t testing.TB, typ EventType, reason Reason, n int) {
 	t.Helper()

@@ -473,7 +473,7 @@ func TestPinnedConn(t *testing.T) {
 func TestPoolCapHolds(t *testing.T) {
 	ctx := context.Background()
 	db, name := open(t, "max_conns_per_node=4")
-	srv := func() *memory.Server { return memory.Lookup(name) }
+	srv := func() *memory.Cluster { return memory.Lookup(name) }
 	db.Ping(ctx)
 	var wg sync.WaitGroup
 	var peak atomic.Int64

@@ -107,15 +107,15 @@ func wantAttrs(t *testing.T, what string, got []attribute.KeyValue, want map[str
 		switch w := w.(type) {
 		case nil:
 			if ok {
-				t.Errorf("%s: attribute %s = %v, want none", what, k, v.Emit())
+				t.Errorf("%s: attribute %s = %v, want none", what, k, v.String())
 			}
 		case string:
 			if !ok || v.Type() != attribute.STRING || v.AsString() != w {
-				t.Errorf("%s: attribute %s = %v, want %q", what, k, v.Emit(), w)
+				t.Errorf("%s: attribute %s = %v, want %q", what, k, v.String(), w)
 			}
 		case int:
 			if !ok || v.Type() != attribute.INT64 || v.AsInt64() != int64(w) {
-				t.Errorf("%s: attribute %s = %v, want %d", what, k, v.Emit(), w)
+				t.Errorf("%s: attribute %s = %v, want %d", what, k, v.String(), w)
 			}
 		}
 	}
@@ -215,8 +215,8 @@ func TestTelemetryMemory(t *testing.T) {
 	}
 	for _, s := range o.spans.Ended() {
 		for _, kv := range s.Attributes() {
-			if strings.Contains(kv.Value.Emit(), "secret") || strings.Contains(s.Name(), "secret") {
-				t.Errorf("span %s shows a value: %s=%s", s.Name(), kv.Key, kv.Value.Emit())
+			if strings.Contains(kv.Value.String(), "secret") || strings.Contains(s.Name(), "secret") {
+				t.Errorf("span %s shows a value: %s=%s", s.Name(), kv.Key, kv.Value.String())
 			}
 		}
 	}

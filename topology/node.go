@@ -12,10 +12,9 @@ import (
 // as long as the server is in the node table; snapshots share Nodes, so
 // its health is read through atomics.
 type Node struct {
-	id      atomic.Pointer[string] // nil until the first successful probe
-	addr    string                 // what the pool dials (the alternate address when configured)
-	altAddr string
-	pool    *puddlepool.Pool[driver.Conn]
+	id   atomic.Pointer[string] // nil until the first successful probe
+	addr string                 // what the pool dials (the alternate address when configured)
+	pool *puddlepool.Pool[driver.Conn]
 
 	role     atomic.Int32 // driver.Role
 	healthy  atomic.Bool  // the last probe succeeded

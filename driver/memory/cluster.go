@@ -105,11 +105,6 @@ var reg = struct {
 	addrs    map[string]*node    // by address and alternate address
 }{clusters: map[string]*Cluster{}, addrs: map[string]*node{}}
 
-// Server is the old name of Cluster.
-//
-// Deprecated: use Cluster.
-type Server = Cluster
-
 // Lookup returns the cluster created under name, or nil when none was.
 // A renamed cluster is still found under its original name.
 func Lookup(name string) *Cluster {

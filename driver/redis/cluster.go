@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"net"
@@ -48,8 +47,6 @@ func (n nodeInfo) portOrTLS() int {
 	}
 	return n.port
 }
-
-var errClusterDisabled = errors.New("cluster support disabled")
 
 // Probe implements driver.Prober. On a cluster node it pipelines CLUSTER
 // MYID and CLUSTER SHARDS (CLUSTER SLOTS before Redis 7) and keeps the
