@@ -149,7 +149,6 @@ func TestKilledNodeDetectedRemovedAndReadded(t *testing.T) {
 	victim := cl.Nodes()[4].Addr // a replica
 	n := tr.Snapshot().Node(victim)
 	cl.Kill(victim)
-	killed := time.Now()
 	d := eventually(t, time.Second, "killed node marked down", func() bool { return !n.Healthy() })
 	t.Logf("killed node detected after %v (tend interval %v)", d, cfg.TendInterval)
 	if d > cfg.TendInterval+50*time.Millisecond {
@@ -159,7 +158,6 @@ func TestKilledNodeDetectedRemovedAndReadded(t *testing.T) {
 	if tr.Stats().NodesRemoved < 1 {
 		t.Error("NodesRemoved not counted")
 	}
-	_ = killed
 	cl.Restart(victim)
 	eventually(t, time.Second, "recovered node re-added", func() bool {
 		n := tr.Snapshot().Node(victim)
@@ -408,9 +406,12 @@ func TestCloseStopsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr.Close()
-	tr.Close()
-	if _, err := tr.Wait(context.Background()); err == nil && !tr.Snapshot().HasHealthy() {
-		t.Fatal("Wait after Close")
+	tr.Close()   // idempotent
+	tr.Refresh() // harmless after Close
+	for _, n := range tr.Snapshot().Nodes() {
+		if _, err := n.Pool().Acquire(context.Background()); err == nil {
+			t.Fatalf("pool of %s still hands out connections after Close", n.Addr())
+		}
 	}
 	goleak.VerifyNone(t)
 }
