@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -311,7 +312,7 @@ func TestTelemetryMemory(t *testing.T) {
 
 	// Pools at rest: idle + used == open for every node, and every pool
 	// gauge for every node.
-	checkPools(t, db, ms)
+	checkPools(t, db, o)
 	for _, name := range []string{"db.client.connection.create_time", "db.client.connection.wait_time", "db.client.connection.use_time"} {
 		hist := metricNamed(t, ms, name, "s").Data.(metricdata.Histogram[float64])
 		if len(hist.DataPoints) == 0 || str(hist.DataPoints[0].Attributes, "db.client.connection.pool.name") == "" {
@@ -336,33 +337,52 @@ func TestTelemetryMemory(t *testing.T) {
 }
 
 // checkPools checks the pool metrics of every node against db.Stats().
-func checkPools(t *testing.T, db *sqlish.DB, ms map[string]metricdata.Metrics) {
+func checkPools(t *testing.T, db *sqlish.DB, o *observed) {
 	t.Helper()
-	st := db.Stats()
-	count := metricNamed(t, ms, "db.client.connection.count", "{connection}").Data.(metricdata.Sum[int64])
-	if count.IsMonotonic {
-		t.Error("db.client.connection.count is monotonic; want an up-down counter")
-	}
-	byPool := map[string]map[string]int64{}
-	for _, dp := range count.DataPoints {
-		p := str(dp.Attributes, "db.client.connection.pool.name")
-		if byPool[p] == nil {
-			byPool[p] = map[string]int64{}
+	// The metrics and db.Stats are two snapshots: a background dial (a
+	// replica's pool filling) may land between them, so compare snapshots
+	// taken while the pools are at rest, trying again for a while.
+	var (
+		ms       map[string]metricdata.Metrics
+		st       sqlish.Stats
+		mismatch []string
+	)
+	for deadline := time.Now().Add(3 * time.Second); ; {
+		ms = o.collect(t)
+		st = db.Stats()
+		count := metricNamed(t, ms, "db.client.connection.count", "{connection}").Data.(metricdata.Sum[int64])
+		if count.IsMonotonic {
+			t.Error("db.client.connection.count is monotonic; want an up-down counter")
 		}
-		byPool[p][str(dp.Attributes, "db.client.connection.state")] = dp.Value
-	}
-	if len(st.Nodes) == 0 {
-		t.Fatal("no nodes")
-	}
-	for _, n := range st.Nodes {
-		got := byPool[n.Addr]
-		if got == nil {
-			t.Errorf("no db.client.connection.count for %s", n.Addr)
-			continue
+		byPool := map[string]map[string]int64{}
+		for _, dp := range count.DataPoints {
+			p := str(dp.Attributes, "db.client.connection.pool.name")
+			if byPool[p] == nil {
+				byPool[p] = map[string]int64{}
+			}
+			byPool[p][str(dp.Attributes, "db.client.connection.state")] = dp.Value
 		}
-		if got["idle"]+got["used"] != int64(n.Pool.Total) {
-			t.Errorf("%s: idle %d + used %d != open %d", n.Addr, got["idle"], got["used"], n.Pool.Total)
+		if len(st.Nodes) == 0 {
+			t.Fatal("no nodes")
 		}
+		mismatch = mismatch[:0]
+		for _, n := range st.Nodes {
+			got := byPool[n.Addr]
+			if got == nil {
+				mismatch = append(mismatch, "no db.client.connection.count for "+n.Addr)
+				continue
+			}
+			if got["idle"]+got["used"] != int64(n.Pool.Total) {
+				mismatch = append(mismatch, fmt.Sprintf("%s: idle %d + used %d != open %d", n.Addr, got["idle"], got["used"], n.Pool.Total))
+			}
+		}
+		if len(mismatch) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, m := range mismatch {
+		t.Error(m)
 	}
 	for name, unit := range map[string]string{
 		"db.client.connection.idle.max": "{connection}", "db.client.connection.idle.min": "{connection}",
@@ -477,7 +497,7 @@ func TestTelemetryRedis(t *testing.T) {
 	if !found {
 		t.Error("no LPUSH duration point")
 	}
-	checkPools(t, o.db, ms)
+	checkPools(t, o.db, o)
 }
 
 // TestTelemetryOffRecordsNothing: with no provider set anywhere, nothing
