@@ -16,6 +16,12 @@ import (
 
 // Decoder reads a protocol's replies from the connection.
 //
+// A decoder that reads ahead should also have a method Buffered() int
+// returning the number of bytes read and not decoded yet: nobody reads an
+// idle Conn, and bytes read ahead when the last pending reply was decoded
+// are decoded at once (they answer no request) instead of being taken for
+// the next request's reply.
+//
 // Decode decodes the next reply into *r. The Conn always passes a zeroed R,
 // so a decoder that reuses the buffers already held by *r (like
 // resp.Reader.ReadValue) allocates fresh ones and the reply shares no memory
@@ -194,21 +200,35 @@ type Conn[R any] struct {
 	// grace closes a draining Conn whose replies do not come.
 	grace *time.Timer
 
+	// reading is the read token: set while someone reads the socket,
+	// either a lone caller reading its own reply or the reader goroutine.
+	// Nobody reads an idle Conn (unless alwaysRead): the FIFO is empty
+	// whenever reading is false.
+	reading bool
+
 	npending atomic.Int64 // len(q)-qh, readable without mu
 	closed   atomic.Pointer[CloseError]
 
-	done       chan struct{} // closed on close
-	readerDone chan struct{}
+	done    chan struct{}  // closed on close
+	readers sync.WaitGroup // reader goroutines
+	// alwaysRead keeps a reader goroutine for the Conn's life, idle or not:
+	// push messages (Codec.OnPush) must be delivered when they come.
+	alwaysRead bool
+	peeker     *peeker // nil: the socket cannot be peeked at
 
 	spare []byte // the writer's spare buffer; owned by whoever is writing
 
-	// Read deadline bookkeeping, shared by reader and writer.
+	// Read deadline bookkeeping, shared by the token holder and writers.
 	dlMu    sync.Mutex
 	dlArmed bool
+	syncDL  int64 // the lone reader's request deadline (unix nanoseconds; 0: none)
 
-	// Reader goroutine only.
-	rerr     error // last error from the socket
-	timedOut bool  // rerr was a read deadline with requests pending
+	// The read token's holder only.
+	dec         Decoder[R]
+	msg         *R    // decode target
+	rerr        error // last error from the socket
+	timedOut    bool  // rerr was a read deadline with requests pending
+	syncTimeout bool  // rerr was syncDL passing
 
 	pool sync.Pool // *request[R]
 }
@@ -279,7 +299,9 @@ func start[R any](nc, raw net.Conn, opts Options, codec Codec[R]) *Conn[R] {
 		readTimeout:  opts.ReadTimeout,
 		writeTimeout: opts.WriteTimeout,
 		done:         make(chan struct{}),
-		readerDone:   make(chan struct{}),
+		alwaysRead:   codec.OnPush != nil,
+		msg:          new(R),
+		peeker:       newPeeker(raw),
 	}
 	if a := raw.RemoteAddr(); a != nil && a.String() != "" {
 		c.addr = a.String()
@@ -287,8 +309,12 @@ func start[R any](nc, raw net.Conn, opts Options, codec Codec[R]) *Conn[R] {
 	c.pool.New = func() any { return &request[R]{done: make(chan uint32, 1)} }
 	c.expiry = time.AfterFunc(time.Hour, c.expire)
 	c.expiry.Stop()
-	dec := codec.NewDecoder(&socketReader[R]{c: c})
-	go c.readLoop(dec)
+	c.dec = codec.NewDecoder(&socketReader[R]{c: c})
+	if c.alwaysRead {
+		c.reading = true
+		c.readers.Add(1)
+		go c.readLoop()
+	}
 	return c
 }
 
@@ -333,7 +359,9 @@ func (c *Conn[R]) Do(ctx context.Context, frame []byte, n int) ([]R, error) {
 // wrapping context.DeadlineExceeded (and the replies are dropped when they
 // come), as if ctx had that deadline. It costs no allocation and no timer
 // per request, which a context.WithTimeout would: one timer per Conn
-// serves every pending request. 0 means no timeout.
+// serves every pending request. 0 means no timeout. A caller that reads
+// its own reply (see the package documentation) closes the Conn with
+// ReasonTimeout when its timeout passes.
 func (c *Conn[R]) DoTimeout(ctx context.Context, frame []byte, n int, timeout time.Duration) ([]R, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("%w: Do needs n >= 1 replies, got %d", ErrNotSent, n)
@@ -356,6 +384,10 @@ func (c *Conn[R]) do(ctx context.Context, frame []byte, n int, dst []R, timeout 
 	if err := ctx.Err(); err != nil {
 		return nil, notSent(err)
 	}
+	reserved := false // the read token, taken by checkIdle
+	if c.npending.Load() == 0 && !c.alwaysRead {
+		reserved = c.checkIdle()
+	}
 	req := c.pool.Get().(*request[R])
 	req.n, req.got = n, 0
 	if cap(req.replies) >= n {
@@ -368,6 +400,9 @@ func (c *Conn[R]) do(ctx context.Context, frame []byte, n int, dst []R, timeout 
 
 	c.mu.Lock()
 	if c.cerr != nil || c.draining {
+		if reserved {
+			c.reading = false
+		}
 		ce := c.cerr
 		if ce == nil {
 			ce = &CloseError{Addr: c.addr, Reason: ReasonShutdown, Err: errors.New("shutting down")}
@@ -388,11 +423,30 @@ func (c *Conn[R]) do(ctx context.Context, frame []byte, n int, dst []R, timeout 
 	}
 	c.q = append(c.q, req)
 	c.npending.Add(1)
+	// Nobody reads an idle Conn: its first caller takes the read token. A
+	// caller that cannot be cancelled reads its own reply (no goroutine
+	// hand-off: the one that matters to a lone caller); otherwise a reader
+	// goroutine reads, so that the caller can wait for ctx as well.
+	ctxDone := ctx.Done()
+	lone := false
+	if reserved || !c.reading {
+		c.reading = true
+		if ctxDone == nil {
+			lone = true
+		} else {
+			c.readers.Add(1)
+			go c.readLoop()
+		}
+	}
+	var deadline int64
 	if timeout > 0 {
-		req.deadline = time.Now().Add(timeout).UnixNano()
-		if c.expiryAt == 0 || req.deadline < c.expiryAt {
-			c.expiryAt = req.deadline
-			c.expiry.Reset(timeout)
+		deadline = time.Now().Add(timeout).UnixNano()
+		if !lone { // a lone reader bounds its read instead
+			req.deadline = deadline
+			if c.expiryAt == 0 || deadline < c.expiryAt {
+				c.expiryAt = deadline
+				c.expiry.Reset(timeout)
+			}
 		}
 	}
 	write := !c.writing
@@ -402,8 +456,9 @@ func (c *Conn[R]) do(ctx context.Context, frame []byte, n int, dst []R, timeout 
 	if write {
 		c.flush()
 	}
-
-	ctxDone := ctx.Done()
+	if lone {
+		return c.readOwn(req, dst, timeout, deadline)
+	}
 	if ctxDone == nil {
 		return c.finish(req, <-req.done, dst, timeout)
 	}
@@ -413,6 +468,41 @@ func (c *Conn[R]) do(ctx context.Context, frame []byte, n int, dst []R, timeout 
 	case <-ctxDone:
 		return c.cancel(ctx, req, dst, timeout)
 	}
+}
+
+// readOwn is do for the holder of the read token: it reads the socket
+// until req is complete, then passes the token on to a reader goroutine if
+// requests were queued meanwhile, or gives it back. When deadline passes
+// first, the Conn closes (ReasonTimeout): nobody else would read the late
+// reply, and a caller that can be cancelled does not come here.
+func (c *Conn[R]) readOwn(req *request[R], dst []R, timeout time.Duration, deadline int64) ([]R, error) {
+	if deadline != 0 {
+		c.dlMu.Lock()
+		c.syncDL = deadline
+		c.dlMu.Unlock()
+	}
+	for req.state.Load() == stateWaiting && !c.readOne(false) {
+	}
+	if deadline != 0 {
+		c.dlMu.Lock()
+		c.syncDL = 0
+		c.dlMu.Unlock()
+	}
+	timedOut := c.syncTimeout
+	c.syncTimeout = false
+	c.mu.Lock()
+	if c.cerr != nil {
+		c.reading = false
+	} else if c.qh < len(c.q) || !c.giveBackLocked() {
+		c.readers.Add(1)
+		go c.readLoop()
+	}
+	c.mu.Unlock()
+	replies, err := c.finish(req, <-req.done, dst, timeout)
+	if err != nil && timedOut {
+		return nil, fmt.Errorf("conn %s: no reply within %v: %w", c.addr, timeout, context.DeadlineExceeded)
+	}
+	return replies, err
 }
 
 // finish returns a completed request's result (in dst when given, else
@@ -568,7 +658,7 @@ func (c *Conn[R]) Shutdown(grace time.Duration) {
 // CloseWithReason there). It returns nil.
 func (c *Conn[R]) Close() error {
 	c.CloseWithReason(ReasonShutdown, nil)
-	<-c.readerDone
+	c.readers.Wait()
 	return nil
 }
 
@@ -662,64 +752,139 @@ func (c *Conn[R]) flush() {
 }
 
 // readLoop is the reader goroutine: it decodes replies and completes the
-// pending requests in FIFO order.
-func (c *Conn[R]) readLoop(dec Decoder[R]) {
-	defer close(c.readerDone)
-	var zero R
-	msg := new(R) // decode target, owned by this goroutine
-	for {
-		if err := dec.Decode(msg); err != nil {
-			c.readFailed(err)
-			return
-		}
-		if c.codec.IsPush != nil && c.codec.IsPush(msg) {
-			if c.codec.OnPush != nil {
-				c.codec.OnPush(*msg)
-			}
-			*msg = zero
-			continue
-		}
-		c.mu.Lock()
-		if c.cerr != nil {
-			c.mu.Unlock()
-			return
-		}
-		if c.qh == len(c.q) || c.q[c.qh].seq > c.taken {
-			c.mu.Unlock()
-			c.CloseWithReason(ReasonOutOfSync, errors.New("unsolicited reply: no request is waiting for one"))
-			return
-		}
-		req := c.q[c.qh]
-		req.replies[req.got] = *msg // ownership moves to the request
-		req.got++
-		if req.got == req.n {
-			c.q[c.qh] = nil
-			c.qh++
-			if c.qh == len(c.q) {
-				c.q, c.qh = c.q[:0], 0
-			}
-			c.npending.Add(-1)
-		} else {
-			req = nil
-		}
-		drained := c.draining && c.qh == len(c.q)
-		c.mu.Unlock()
-		*msg = zero
-		if req != nil {
-			c.complete(req, nil)
-		}
-		if drained {
-			c.CloseWithReason(ReasonShutdown, nil)
-			return
-		}
+// pending requests in FIFO order until nothing is pending (or, with
+// alwaysRead, until the Conn closes).
+func (c *Conn[R]) readLoop() {
+	defer c.readers.Done()
+	for !c.readOne(!c.alwaysRead) {
 	}
 }
+
+// readOne decodes the next message and completes the request it answers.
+// It reports whether the holder of the read token must stop reading: the
+// Conn is closed, or, when release is set, nothing is pending any more and
+// the token has been given back.
+func (c *Conn[R]) readOne(release bool) (stop bool) {
+	msg := c.msg
+	if err := c.dec.Decode(msg); err != nil {
+		c.readFailed(err)
+		return true
+	}
+	var zero R
+	if c.codec.IsPush != nil && c.codec.IsPush(msg) {
+		if c.codec.OnPush != nil {
+			c.codec.OnPush(*msg)
+		}
+		*msg = zero
+		if release && c.npending.Load() == 0 {
+			return c.release()
+		}
+		return false
+	}
+	c.mu.Lock()
+	if c.cerr != nil {
+		c.mu.Unlock()
+		return true
+	}
+	if c.qh == len(c.q) || c.q[c.qh].seq > c.taken {
+		c.mu.Unlock()
+		c.CloseWithReason(ReasonOutOfSync, errors.New("unsolicited reply: no request is waiting for one"))
+		return true
+	}
+	req := c.q[c.qh]
+	req.replies[req.got] = *msg // ownership moves to the request
+	*msg = zero
+	req.got++
+	if req.got == req.n {
+		c.q[c.qh] = nil
+		c.qh++
+		if c.qh == len(c.q) {
+			c.q, c.qh = c.q[:0], 0
+		}
+		c.npending.Add(-1)
+	} else {
+		req = nil
+	}
+	idle := c.qh == len(c.q)
+	drained := c.draining && idle
+	stop = release && idle && !drained && c.giveBackLocked()
+	c.mu.Unlock()
+	if req != nil {
+		c.complete(req, nil)
+	}
+	if drained {
+		c.CloseWithReason(ReasonShutdown, nil)
+		return true
+	}
+	return stop
+}
+
+// release gives the read token back if nothing is pending, reporting
+// whether it did.
+func (c *Conn[R]) release() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.qh == len(c.q) && c.giveBackLocked()
+}
+
+// giveBackLocked gives the read token back unless the decoder holds bytes
+// already read: they answer no request (a push, or a stray reply that
+// must close the Conn before it is taken for the next request's), so the
+// holder goes on reading. Called with mu held and nothing pending.
+func (c *Conn[R]) giveBackLocked() bool {
+	if b, ok := c.dec.(interface{ Buffered() int }); ok && b.Buffered() > 0 {
+		return false
+	}
+	c.reading = false
+	return true
+}
+
+// checkIdle runs before a request on a Conn that nobody reads. It takes
+// the read token (reporting whether it did) and looks at the socket
+// without reading: a connection the server dropped while idle then fails
+// the request as not sent, which is safe to retry, instead of after it was
+// written; and bytes that answer no request (a push, a stray reply) are
+// decoded before the request is queued, so that they cannot be taken for
+// its reply. It costs one non-blocking syscall.
+func (c *Conn[R]) checkIdle() bool {
+	c.mu.Lock()
+	take := !c.reading && c.cerr == nil
+	c.reading = c.reading || take
+	c.mu.Unlock()
+	if !take {
+		return false
+	}
+	switch c.peeker.peek() {
+	case peekClosed:
+		c.CloseWithReason(ReasonBroken, &ioError{op: "read", err: fmt.Errorf("closed by the peer while idle: %w", io.EOF)})
+	case peekData:
+		// A push is delivered; anything else closes the Conn out of
+		// sync. A partial message gets idleDrainTimeout to complete.
+		c.dlMu.Lock()
+		c.syncDL = time.Now().Add(idleDrainTimeout).UnixNano()
+		c.dlMu.Unlock()
+		buffered, _ := c.dec.(interface{ Buffered() int })
+		for !c.readOne(false) && buffered != nil && buffered.Buffered() > 0 {
+		}
+		c.dlMu.Lock()
+		c.syncDL = 0
+		c.dlMu.Unlock()
+		c.syncTimeout = false
+	}
+	return true
+}
+
+// idleDrainTimeout bounds checkIdle's wait for the rest of a message that
+// arrived on an idle Conn.
+const idleDrainTimeout = time.Second
 
 // readFailed closes the Conn after a Decode error, with a reason telling I/O
 // failures from protocol errors.
 func (c *Conn[R]) readFailed(err error) {
 	var ne net.Error
 	switch {
+	case c.syncTimeout:
+		c.CloseWithReason(ReasonTimeout, &ioError{op: "read: deadline passed with nobody else to read the reply", err: err})
 	case c.timedOut:
 		c.CloseWithReason(ReasonTimeout, &ioError{
 			op:  fmt.Sprintf("read: no reply for %v", c.readTimeout),
@@ -739,9 +904,7 @@ type socketReader[R any] struct{ c *Conn[R] }
 func (s *socketReader[R]) Read(p []byte) (int, error) {
 	c := s.c
 	for {
-		if c.readTimeout > 0 {
-			c.armReadBeforeRead()
-		}
+		c.armRead()
 		n, err := c.nc.Read(p)
 		if err == nil || n > 0 {
 			if err != nil {
@@ -749,25 +912,40 @@ func (s *socketReader[R]) Read(p []byte) (int, error) {
 			}
 			return n, err
 		}
-		if c.readTimeout > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
-			if c.npending.Load() == 0 {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.dlMu.Lock()
+			syncDL := c.syncDL
+			c.dlMu.Unlock()
+			switch {
+			case syncDL != 0 && time.Now().UnixNano() >= syncDL:
+				c.syncTimeout = true
+			case c.readTimeout > 0 && c.npending.Load() == 0:
 				// Armed for requests that have since been withdrawn;
 				// an idle Conn does not time out.
 				continue
+			case c.readTimeout > 0:
+				c.timedOut = true
 			}
-			c.timedOut = true
 		}
 		c.rerr = err
 		return n, err
 	}
 }
 
-// armReadBeforeRead sets the read deadline before each socket read: ReadTimeout
-// from now while requests are pending, none otherwise.
-func (c *Conn[R]) armReadBeforeRead() {
+// armRead sets the read deadline before each socket read: the earlier of
+// ReadTimeout from now (while requests are pending) and the lone reader's
+// request deadline; none when neither applies.
+func (c *Conn[R]) armRead() {
 	c.dlMu.Lock()
-	if c.npending.Load() > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(c.readTimeout))
+	var dl int64
+	if c.readTimeout > 0 && c.npending.Load() > 0 {
+		dl = time.Now().Add(c.readTimeout).UnixNano()
+	}
+	if c.syncDL != 0 && (dl == 0 || c.syncDL < dl) {
+		dl = c.syncDL
+	}
+	if dl != 0 {
+		c.nc.SetReadDeadline(time.Unix(0, dl))
 		c.dlArmed = true
 	} else if c.dlArmed {
 		c.nc.SetReadDeadline(time.Time{})
@@ -786,7 +964,11 @@ func (c *Conn[R]) armReadAfterWrite() {
 	}
 	c.dlMu.Lock()
 	if c.npending.Load() > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(c.readTimeout))
+		dl := time.Now().Add(c.readTimeout)
+		if c.syncDL != 0 && c.syncDL < dl.UnixNano() {
+			dl = time.Unix(0, c.syncDL)
+		}
+		c.nc.SetReadDeadline(dl)
 		c.dlArmed = true
 	}
 	c.dlMu.Unlock()

@@ -303,31 +303,51 @@ func TestDeadlineWhileWaiting(t *testing.T) {
 	}
 }
 
-// A reply nobody asked for closes the Conn out-of-sync.
+// A reply nobody asked for closes the Conn out-of-sync, at the latest when
+// the next request comes (nobody reads an idle Conn), and is never taken
+// for that request's reply.
 func TestUnsolicitedReply(t *testing.T) {
 	s := newFakeServer(t)
 	c := dialLine(t, Options{Addr: s.addr}, nil)
 	doLine(t, c, echo("x"), 1)
 	s.send(0, "surprise\n")
-	<-c.Done()
-	ce := closeError(t, c.Err())
-	if ce.Reason != ReasonOutOfSync {
-		t.Fatalf("reason = %q, want out-of-sync (%v)", ce.Reason, ce)
-	}
+	time.Sleep(20 * time.Millisecond) // let it arrive
 	_, err := c.Do(context.Background(), echo("y"), 1)
 	if !errors.Is(err, ErrNotSent) || closeError(t, err).Reason != ReasonOutOfSync {
-		t.Fatalf("Do after close: %v", err)
+		t.Fatalf("Do after a stray reply: %v", err)
+	}
+	if ce := closeError(t, c.Err()); ce.Reason != ReasonOutOfSync {
+		t.Fatalf("reason = %q, want out-of-sync (%v)", ce.Reason, ce)
 	}
 
-	// EXTRA's second reply arrives when nothing else is pending.
+	// EXTRA's second reply arrives with the first, when nothing else is
+	// pending: the Conn closes at once.
 	s2 := newFakeServer(t)
 	c2 := dialLine(t, Options{Addr: s2.addr}, nil)
 	if got := doLine(t, c2, []byte("EXTRA z\n"), 1); got[0] != "z" {
 		t.Fatalf("got %q", got)
 	}
-	<-c2.Done()
+	select {
+	case <-c2.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the Conn did not close after a stray reply")
+	}
 	if ce := closeError(t, c2.Err()); ce.Reason != ReasonOutOfSync {
 		t.Fatalf("reason = %q", ce.Reason)
+	}
+}
+
+// A Conn the peer closed while it was idle fails the next request as not
+// sent (safe to retry), with nothing written.
+func TestPeerClosedWhileIdle(t *testing.T) {
+	s := newFakeServer(t)
+	c := dialLine(t, Options{Addr: s.addr}, nil)
+	doLine(t, c, echo("x"), 1)
+	s.conn(0).Close()
+	time.Sleep(20 * time.Millisecond) // let the FIN arrive
+	_, err := c.Do(context.Background(), echo("y"), 1)
+	if !errors.Is(err, ErrNotSent) || closeError(t, err).Reason != ReasonBroken {
+		t.Fatalf("Do on a connection closed by the peer: %v", err)
 	}
 }
 
@@ -825,11 +845,19 @@ func TestDoTimeout(t *testing.T) {
 	if d := time.Since(start); d < 50*time.Millisecond || d > time.Second {
 		t.Fatalf("gave up after %v, want ~50ms", d)
 	}
-	// The connection stays usable: the silent request is simply pending
-	// (it never gets a reply here), so use a held reply to show that a
-	// late reply goes to the expired request, not to the next one.
+	// The caller read its own reply (nobody else was waiting): nobody is
+	// left to read the late reply, so the Conn closed.
+	if ce := closeError(t, c.Err()); ce.Reason != ReasonTimeout {
+		t.Fatalf("after a lone request timed out: reason %q", ce.Reason)
+	}
+	// A request read by the reader goroutine (here: its caller can be
+	// cancelled) expires without closing the Conn: the request stays
+	// pending, and a held reply shows that the late reply goes to the
+	// expired request, not to the next one.
 	c2 := dialLine(t, Options{Addr: srv.addr}, nil)
-	_, err = c2.DoTimeout(context.Background(), []byte("HOLD late\n"), 1, 30*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err = c2.DoTimeout(ctx, []byte("HOLD late\n"), 1, 30*time.Millisecond)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("held request: %v", err)
 	}

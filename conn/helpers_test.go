@@ -37,6 +37,8 @@ var errBadLine = errors.New("line protocol: malformed line")
 
 type lineDecoder struct{ br *bufio.Reader }
 
+func (d *lineDecoder) Buffered() int { return d.br.Buffered() }
+
 func (d *lineDecoder) Decode(s *string) error {
 	b, err := d.br.ReadSlice('\n')
 	if err != nil {

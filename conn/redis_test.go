@@ -20,6 +20,7 @@ import (
 type respDecoder struct{ r *resp.Reader }
 
 func (d respDecoder) Decode(v *resp.Value) error { return d.r.ReadValue(v) }
+func (d respDecoder) Buffered() int              { return d.r.Buffered() }
 
 func respCodec(onPush func(resp.Value)) Codec[resp.Value] {
 	return Codec[resp.Value]{
