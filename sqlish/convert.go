@@ -120,7 +120,11 @@ func normalize(a any) (driver.Value, error) {
 var errNilDest = errors.New("destination pointer is nil")
 
 // convertAssign stores src in the value dest points to.
-func convertAssign(dest any, src driver.Value) error {
+func convertAssign(dest any, src driver.Value) error { return assign(dest, src, false) }
+
+// assign is convertAssign; own says that a []byte src belongs to nobody
+// else and may be stored without a copy.
+func assign(dest any, src driver.Value, own bool) error {
 	if rv := reflect.ValueOf(dest); rv.Kind() == reflect.Pointer && rv.IsNil() {
 		return errNilDest
 	}
@@ -130,7 +134,7 @@ func convertAssign(dest any, src driver.Value) error {
 	case Scanner:
 		return d.Scan(src)
 	case *any:
-		if b, ok := src.([]byte); ok {
+		if b, ok := src.([]byte); ok && !own {
 			src = clone(b)
 		}
 		*d = src
@@ -140,7 +144,10 @@ func convertAssign(dest any, src driver.Value) error {
 		case nil:
 			*d = nil
 		case []byte:
-			*d = clone(s)
+			if !own {
+				s = clone(s)
+			}
+			*d = s
 		default:
 			str, err := asString(src)
 			if err != nil {

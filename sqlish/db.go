@@ -212,6 +212,11 @@ func (db *DB) Exec(ctx context.Context, query string, args ...any) (Result, erro
 // Query runs a statement and returns its rows, which hold a connection
 // until they are closed.
 func (db *DB) Query(ctx context.Context, query string, args ...any) (*Rows, error) {
+	return db.query(ctx, query, args, nil)
+}
+
+// query is Query; into, when not nil, is the Rows to fill in.
+func (db *DB) query(ctx context.Context, query string, args []any, into *Rows) (*Rows, error) {
 	var rows *Rows
 	err := db.do(ctx, query, args, func(ctx context.Context, l *lease, dargs []driver.Value) error {
 		dr, err := l.conn().Query(ctx, query, dargs)
@@ -219,13 +224,17 @@ func (db *DB) Query(ctx context.Context, query string, args ...any) (*Rows, erro
 			l.release(err)
 			return err
 		}
+		rows = into
+		if rows == nil {
+			rows = new(Rows)
+		}
 		if l.shared != nil {
 			// The connection is not held by the rows (a multiplexed
 			// connection's rows are read already): done with it.
 			l.release(nil)
-			rows = newRows(dr, nil)
+			rows.init(dr, nil)
 		} else {
-			rows = newRows(dr, l.release)
+			rows.init(dr, l.release)
 		}
 		return nil
 	})
@@ -235,8 +244,20 @@ func (db *DB) Query(ctx context.Context, query string, args ...any) (*Rows, erro
 // QueryRow runs a statement expected to return at most one row. Errors are
 // deferred to Row.Scan, which returns ErrNoRows when there is no row.
 func (db *DB) QueryRow(ctx context.Context, query string, args ...any) *Row {
-	rows, err := db.Query(ctx, query, args...)
-	return &Row{rows: rows, err: err}
+	// Small enough to be inlined, so that a Row scanned at once need not
+	// live on the heap.
+	r := &Row{}
+	db.queryRow(ctx, r, query, args)
+	return r
+}
+
+func (db *DB) queryRow(ctx context.Context, r *Row, query string, args []any) {
+	into := rowsPool.Get().(*Rows)
+	rows, err := db.query(ctx, query, args, into)
+	if rows == nil {
+		rowsPool.Put(into)
+	}
+	r.rows, r.err, r.pooled = rows, err, rows != nil
 }
 
 // Ping checks that a node can be reached, waiting for the topology and
@@ -475,6 +496,9 @@ func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []drive
 			actx, ask = driver.WithAsk(actx), false
 		}
 		err = fn(actx, l, dargs)
+		if l.shared != nil {
+			db.recycle(l) // released by fn, and held by no Rows
+		}
 		cancel()
 		if err == nil {
 			n.Report(false)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/tendril-db/tendril/driver"
@@ -66,11 +67,21 @@ func (db *DB) tryAcquire(ctx context.Context, n *topology.Node) *lease {
 }
 
 func (db *DB) newLease(ctx context.Context, n *topology.Node, res *puddlepool.Resource[driver.Conn]) *lease {
-	l := &lease{n: n, res: res, tel: db.tel}
+	l := leasePool.Get().(*lease)
+	*l = lease{n: n, res: res, tel: db.tel}
 	if db.tel.meterOn && db.tel.useTime.Enabled(ctx) {
 		l.start = monotonic()
 	}
 	return l
+}
+
+// leasePool recycles the leases of statements on multiplexed connections,
+// which end with the statement (see runAttempts).
+var leasePool = sync.Pool{New: func() any { return new(lease) }}
+
+func (db *DB) recycle(l *lease) {
+	*l = lease{}
+	leasePool.Put(l)
 }
 
 // ping borrows a connection and pings the node.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/tendril-db/tendril/driver"
 )
@@ -25,19 +26,34 @@ type Rows struct {
 	err     error
 	valid   bool // dest holds a row
 	closed  bool
-	small   [2]driver.Value // dest for up to two columns, saving an allocation
+	// owned: the driver never reuses the []byte values it returns, so the
+	// first Scan of a value may hand it over instead of copying it;
+	// handed marks the columns (of the first 64) handed over in this row.
+	owned  bool
+	handed uint64
+	small  [2]driver.Value // dest for up to two columns, saving an allocation
 }
 
 func newRows(dr driver.Rows, release func(error)) *Rows {
+	r := &Rows{}
+	r.init(dr, release)
+	return r
+}
+
+func (r *Rows) init(dr driver.Rows, release func(error)) {
 	cols := dr.Columns()
-	r := &Rows{rows: dr, release: release, cols: cols}
+	_, owned := dr.(driver.OwnedValues)
+	*r = Rows{rows: dr, release: release, cols: cols, owned: owned}
 	if len(cols) <= len(r.small) {
 		r.dest = r.small[:len(cols)]
 	} else {
 		r.dest = make([]driver.Value, len(cols))
 	}
-	return r
 }
+
+// rowsPool recycles the Rows behind a Row, which nobody can touch after
+// Row.Scan.
+var rowsPool = sync.Pool{New: func() any { return new(Rows) }}
 
 // Next prepares the next row for Scan. It returns false at the end or on
 // error (see Err), and then closes the rows.
@@ -55,6 +71,7 @@ func (r *Rows) Next() bool {
 		return false
 	}
 	r.valid = true
+	r.handed = 0
 	return true
 }
 
@@ -71,7 +88,12 @@ func (r *Rows) Scan(dest ...any) error {
 		return fmt.Errorf("sqlish: Scan got %d destinations for %d columns %v", len(dest), len(r.dest), r.cols)
 	}
 	for i, v := range r.dest {
-		if err := convertAssign(dest[i], v); err != nil {
+		// Hand an owned []byte over once; a second Scan of the row copies.
+		own := r.owned && i < 64 && r.handed&(1<<i) == 0
+		if own {
+			r.handed |= 1 << i
+		}
+		if err := assign(dest[i], v, own); err != nil {
 			return fmt.Errorf("sqlish: Scan column %d (%s): %w", i, r.cols[i], err)
 		}
 	}
@@ -111,22 +133,40 @@ func (r *Rows) close(err error) {
 type Row struct {
 	rows *Rows
 	err  error
+	// pooled: rows came from rowsPool and goes back after Scan.
+	pooled bool
 }
 
+var errRowScanned = errors.New("sqlish: Row.Scan called twice")
+
 // Scan copies the row's columns into dest and closes it. It returns
-// ErrNoRows when the statement returned no row.
+// ErrNoRows when the statement returned no row. A Row is scanned once.
 func (r *Row) Scan(dest ...any) error {
 	if r.err != nil {
 		return r.err
 	}
-	defer r.rows.Close()
-	if !r.rows.Next() {
-		if err := r.rows.Err(); err != nil {
+	rows := r.rows
+	if rows == nil {
+		return errRowScanned
+	}
+	r.rows = nil
+	err := rows.scanOne(dest)
+	rows.Close()
+	if r.pooled {
+		*rows = Rows{}
+		rowsPool.Put(rows)
+	}
+	return err
+}
+
+func (r *Rows) scanOne(dest []any) error {
+	if !r.Next() {
+		if err := r.Err(); err != nil {
 			return err
 		}
 		return ErrNoRows
 	}
-	return r.rows.Scan(dest...)
+	return r.Scan(dest...)
 }
 
 // Err returns the error of the query, if any, without scanning.
