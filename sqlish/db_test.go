@@ -162,6 +162,49 @@ func TestRowsShapes(t *testing.T) {
 	rows.Close()
 }
 
+// Values scanned into []byte belong to the caller: no two Scans share
+// memory, although the first Scan of a value the driver owns takes it
+// without copying, and the Rows behind a Row are recycled.
+func TestScannedBytesAreTheCallers(t *testing.T) {
+	ctx := context.Background()
+	db, _ := open(t, "")
+	db.Exec(ctx, "SET k1 one")
+	db.Exec(ctx, "SET k2 two")
+	var a, b []byte
+	row := db.QueryRow(ctx, "GET k1")
+	if err := row.Scan(&a); err != nil {
+		t.Fatal(err)
+	}
+	if err := row.Scan(&a); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Fatalf("second Row.Scan: %v, want an error", err)
+	}
+	if err := db.QueryRow(ctx, "GET k2").Scan(&b); err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != "one" || string(b) != "two" {
+		t.Fatalf("a = %q, b = %q", a, b)
+	}
+	rows, err := db.Query(ctx, "GET k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		t.Fatal(rows.Err())
+	}
+	var c, d []byte
+	if err := rows.Scan(&c); err != nil {
+		t.Fatal(err)
+	}
+	if err := rows.Scan(&d); err != nil {
+		t.Fatal(err)
+	}
+	c[0] = 'X'
+	if string(d) != "one" {
+		t.Fatalf("the second Scan of a row shares the first one's memory: %q", d)
+	}
+}
+
 func TestErrNoRows(t *testing.T) {
 	ctx := context.Background()
 	db, _ := open(t, "")

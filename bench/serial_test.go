@@ -1,0 +1,45 @@
+package main
+
+import (
+	"context"
+	"testing"
+
+	"github.com/tendril-db/tendril/internal/redistest"
+)
+
+// BenchmarkSerial runs every client's GET and SET from one goroutine on a
+// 3-primary cluster: the 1-goroutine point of the harness, as a go test
+// benchmark so that it can be profiled (-cpuprofile) and compared with
+// benchstat.
+func BenchmarkSerial(b *testing.B) {
+	c := redistest.StartCluster(b, 3, 0)
+	tg := target{seeds: c.Seeds()}
+	ctx := context.Background()
+	val := make([]byte, 64)
+	for _, spec := range clientSpecs {
+		cl, err := spec.open(ctx, tg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cl.close()
+		if err := cl.set(ctx, "k", val); err != nil {
+			b.Fatal(err)
+		}
+		b.Run("get/"+spec.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := cl.get(ctx, "k"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("set/"+spec.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := cl.set(ctx, "k", val); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
