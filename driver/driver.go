@@ -129,7 +129,9 @@ type Router interface {
 }
 
 // Conn is one connection to one node. It is used by one goroutine at a
-// time unless the driver documents otherwise.
+// time unless the driver documents otherwise. Its methods (and a Router's)
+// must not keep the args slice after they return: the user API reuses it
+// (the values in it may be kept).
 type Conn interface {
 	// Exec runs a statement whose rows, if any, are discarded.
 	Exec(ctx context.Context, query string, args []Value) (Result, error)
@@ -161,6 +163,33 @@ type Rows interface {
 	Next(dest []Value) error
 	// Close releases the rows. It may be called more than once.
 	Close() error
+}
+
+// RowQueryer is implemented by Conns that can answer a query expected to
+// return at most one row without a Rows object, and without boxing a
+// []byte value in a Value: each costs an allocation, and a key-value GET
+// needs neither. The user API's QueryRow uses it.
+type RowQueryer interface {
+	// QueryRow runs query and stores the first row of its result in row
+	// (the rest is discarded). It returns io.EOF when there is no row.
+	// The values are the caller's: the driver keeps no reference to them
+	// and never reuses their memory.
+	QueryRow(ctx context.Context, query string, args []Value, row *Row) error
+}
+
+// MaxRowColumns is the widest row a RowQueryer can return. A driver whose
+// rows may be wider does not implement RowQueryer.
+const MaxRowColumns = 2
+
+// Row receives the first row of a RowQueryer's result.
+type Row struct {
+	// Columns names the row's columns: at most MaxRowColumns.
+	Columns []string
+	// Values holds column i's value, unless Bytes[i] is not nil: a []byte
+	// value may be stored there instead (an empty one as a non-nil empty
+	// slice), which saves boxing it.
+	Values [MaxRowColumns]Value
+	Bytes  [MaxRowColumns][]byte
 }
 
 // OwnedValues is implemented by Rows whose []byte values are never reused
@@ -197,6 +226,10 @@ type Stmt struct {
 type BatchResult struct {
 	Rows Rows
 	Err  error
+	// Row holds the result instead when Rows and Err are nil: exactly one
+	// row, as a RowQueryer delivers it, which saves the Rows object and
+	// the boxing of a []byte value.
+	Row Row
 }
 
 // Batcher is implemented by Conns that pipeline several statements in one

@@ -15,16 +15,20 @@ import (
 // Batch is a list of statements sent together by DB.SendBatch.
 type Batch struct {
 	stmts []queued
+	// args holds every statement's arguments in order: the variadic slice
+	// of Queue is not kept, so it need not be allocated.
+	args []any
 }
 
 type queued struct {
 	query string
-	args  []any
+	nargs int
 }
 
 // Queue adds a statement to the batch.
 func (b *Batch) Queue(query string, args ...any) {
-	b.stmts = append(b.stmts, queued{query, args})
+	b.args = append(b.args, args...)
+	b.stmts = append(b.stmts, queued{query, len(args)})
 }
 
 // Len returns the number of statements queued.
@@ -51,15 +55,14 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 	}
 	groups := map[*topology.Node]*group{}
 	var order []*topology.Node
-	nargs := 0
-	for _, s := range b.stmts {
-		nargs += len(s.args)
-	}
-	flat := make([]driver.Value, nargs) // every statement's arguments, in one allocation
+	flat := make([]driver.Value, len(b.args)) // every statement's arguments, in one allocation
+	args := b.args
 	for i, s := range b.stmts {
-		dargs := flat[:len(s.args):len(s.args)]
-		flat = flat[len(s.args):]
-		if err := normalizeInto(dargs, s.args); err != nil {
+		dargs := flat[:s.nargs:s.nargs]
+		flat = flat[s.nargs:]
+		sargs := args[:s.nargs]
+		args = args[s.nargs:]
+		if err := normalizeInto(dargs, sargs); err != nil {
 			br.results[i].err = err
 			continue
 		}
@@ -170,9 +173,18 @@ func runBatch(ctx context.Context, cn driver.Conn, stmts []driver.Stmt) ([]batch
 		if len(res) != len(stmts) {
 			return nil, fmt.Errorf("driver returned %d batch results for %d statements", len(res), len(stmts))
 		}
-		for i, r := range res {
+		for i := range res {
+			r := &res[i]
 			if r.Err != nil {
 				out[i].err = r.Err
+				continue
+			}
+			if r.Rows == nil {
+				// One row, held by res: not boxed, not copied.
+				if n := len(r.Row.Columns); n == 0 || n > driver.MaxRowColumns {
+					return nil, fmt.Errorf("driver bug: a batch Row with %d columns", n)
+				}
+				out[i] = batchResult{cols: r.Row.Columns, n: 1, first: &r.Row}
 				continue
 			}
 			if out[i], err = collect(r.Rows); err != nil {
@@ -241,21 +253,37 @@ func collect(rows driver.Rows) (batchResult, error) {
 // batchResult is one statement's outcome, read into memory. It is its own
 // driver.Rows: a batch's rows need no connection.
 type batchResult struct {
-	cols []string
-	n    int             // rows
-	one  [1]driver.Value // the only row, when it is one value
-	vals []driver.Value  // n rows of len(cols) values, when not in one
-	pos  int             // next row to return
-	err  error
+	cols  []string
+	n     int             // rows
+	one   [1]driver.Value // the only row, when it is one value
+	vals  []driver.Value  // n rows of len(cols) values, when not in one
+	first *driver.Row     // the only row, when the driver gave it as a Row
+	pos   int             // next row to return
+	err   error
 }
 
 func (r *batchResult) row(i int) []driver.Value {
 	w := len(r.cols)
-	if r.vals == nil {
+	switch {
+	case r.first != nil:
+		row := make([]driver.Value, w) // boxed on demand: QueryRow needs no boxing
+		for c := range row {
+			if b := r.first.Bytes[c]; b != nil {
+				row[c] = b
+			} else {
+				row[c] = r.first.Values[c]
+			}
+		}
+		return row
+	case r.vals == nil:
 		return r.one[:w]
 	}
 	return r.vals[i*w : (i+1)*w]
 }
+
+// OwnedValues implements driver.OwnedValues: collect gave the values
+// memory of their own, and each result is read once.
+func (*batchResult) OwnedValues() {}
 
 func (r *batchResult) Columns() []string { return r.cols }
 func (r *batchResult) Close() error      { r.pos = r.n; return nil }
@@ -313,8 +341,26 @@ func (br *BatchResults) Query() (*Rows, error) {
 
 // QueryRow returns the next statement's row.
 func (br *BatchResults) QueryRow() *Row {
-	rows, err := br.Query()
-	return &Row{rows: rows, err: err}
+	r := &Row{} // stays on the caller's stack when scanned at once
+	br.queryRow(r)
+	return r
+}
+
+func (br *BatchResults) queryRow(row *Row) {
+	res, err := br.next()
+	if err != nil {
+		row.err = err
+		return
+	}
+	rows := rowsPool.Get().(*Rows)
+	if res.first != nil {
+		res.pos = res.n
+		rows.first = *res.first
+		rows.initFirst(false)
+	} else {
+		rows.init(res, nil)
+	}
+	row.rows, row.pooled = rows, true
 }
 
 // Close releases the results. The connections were returned already, so

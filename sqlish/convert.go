@@ -239,6 +239,29 @@ func reflectAssign(dest any, src driver.Value) error {
 	return fmt.Errorf("unsupported Scan destination %T", dest)
 }
 
+// assignBytes is assign for a []byte src that was not boxed in a Value:
+// the common destinations take it without boxing it.
+func assignBytes(dest any, b []byte, own bool) error {
+	switch d := dest.(type) {
+	case *[]byte:
+		if d == nil {
+			return errNilDest
+		}
+		if !own {
+			b = clone(b)
+		}
+		*d = b
+		return nil
+	case *string:
+		if d == nil {
+			return errNilDest
+		}
+		*d = string(b)
+		return nil
+	}
+	return assign(dest, b, own)
+}
+
 func clone(b []byte) []byte {
 	if b == nil {
 		return nil

@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -219,6 +220,22 @@ func (db *DB) Query(ctx context.Context, query string, args ...any) (*Rows, erro
 func (db *DB) query(ctx context.Context, query string, args []any, into *Rows) (*Rows, error) {
 	var rows *Rows
 	err := db.do(ctx, query, args, func(ctx context.Context, l *lease, dargs []driver.Value) error {
+		if rq, ok := l.conn().(driver.RowQueryer); ok && into != nil {
+			// QueryRow's fast path: the row comes back in into, and the
+			// connection is not held.
+			*into = Rows{}
+			err := rq.QueryRow(ctx, query, dargs, &into.first)
+			none := err == io.EOF
+			if none {
+				err = nil
+			}
+			l.release(err)
+			if err != nil {
+				return err
+			}
+			rows = into
+			return into.initFirst(none)
+		}
 		dr, err := l.conn().Query(ctx, query, dargs)
 		if err != nil {
 			l.release(err)
@@ -359,9 +376,24 @@ func (db *DB) do(ctx context.Context, query string, args []any, fn func(context.
 	if db.closed.Load() {
 		return ErrClosed
 	}
-	dargs, err := normalizeArgs(args)
-	if err != nil {
-		return err
+	var dargs []driver.Value
+	if n := len(args); n > 0 && n <= len(argBuf{}) {
+		// Drivers keep no args past the call (see driver.Conn): the
+		// slice goes back to the pool when the statement is done.
+		buf := argBufs.Get().(*argBuf)
+		defer func() {
+			clear(buf[:n])
+			argBufs.Put(buf)
+		}()
+		dargs = buf[:n:n]
+		if err := normalizeInto(dargs, args); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if dargs, err = normalizeArgs(args); err != nil {
+			return err
+		}
 	}
 	route, err := db.connector.Route(query, dargs)
 	if err != nil {
@@ -369,6 +401,11 @@ func (db *DB) do(ctx context.Context, query string, args []any, fn func(context.
 	}
 	return db.run(ctx, route, stmtInfo{query: query}, dargs, fn)
 }
+
+// argBuf holds the driver values of a statement's arguments.
+type argBuf [8]driver.Value
+
+var argBufs = sync.Pool{New: func() any { return new(argBuf) }}
 
 // stmtInfo is what telemetry needs of a statement besides its route.
 type stmtInfo struct {

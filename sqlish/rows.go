@@ -32,6 +32,10 @@ type Rows struct {
 	owned  bool
 	handed uint64
 	small  [2]driver.Value // dest for up to two columns, saving an allocation
+	// A Rows filled in by a driver.RowQueryer has no driver Rows: its row
+	// is first, waiting for Next while pending.
+	first   driver.Row
+	pending bool
 }
 
 func newRows(dr driver.Rows, release func(error)) *Rows {
@@ -51,6 +55,19 @@ func (r *Rows) init(dr driver.Rows, release func(error)) {
 	}
 }
 
+// initFirst makes r, zero but for first, the result of a
+// driver.RowQueryer; none says there was no row.
+func (r *Rows) initFirst(none bool) error {
+	if n := len(r.first.Columns); n > driver.MaxRowColumns {
+		return fmt.Errorf("sqlish: driver bug: RowQueryer returned %d columns, more than driver.MaxRowColumns", n)
+	}
+	r.cols = r.first.Columns
+	r.dest = r.first.Values[:len(r.cols)]
+	r.owned = true // RowQueryer's values are the caller's
+	r.pending = !none
+	return nil
+}
+
 // rowsPool recycles the Rows behind a Row, which nobody can touch after
 // Row.Scan.
 var rowsPool = sync.Pool{New: func() any { return new(Rows) }}
@@ -60,6 +77,14 @@ var rowsPool = sync.Pool{New: func() any { return new(Rows) }}
 func (r *Rows) Next() bool {
 	if r.closed {
 		return false
+	}
+	if r.rows == nil { // filled in by a RowQueryer
+		if !r.pending {
+			r.close(nil)
+			return false
+		}
+		r.pending, r.valid, r.handed = false, true, 0
+		return true
 	}
 	err := r.rows.Next(r.dest)
 	if err != nil {
@@ -93,7 +118,13 @@ func (r *Rows) Scan(dest ...any) error {
 		if own {
 			r.handed |= 1 << i
 		}
-		if err := assign(dest[i], v, own); err != nil {
+		var err error
+		if r.rows == nil && r.first.Bytes[i] != nil {
+			err = assignBytes(dest[i], r.first.Bytes[i], own)
+		} else {
+			err = assign(dest[i], v, own)
+		}
+		if err != nil {
 			return fmt.Errorf("sqlish: Scan column %d (%s): %w", i, r.cols[i], err)
 		}
 	}
@@ -118,8 +149,10 @@ func (r *Rows) close(err error) {
 	}
 	r.closed = true
 	r.valid = false
-	if cerr := r.rows.Close(); cerr != nil && err == nil {
-		err = cerr
+	if r.rows != nil {
+		if cerr := r.rows.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
 	}
 	if r.release != nil {
 		if err == io.EOF {

@@ -155,10 +155,19 @@ func (rc *redisConn) transportError(err error) error {
 
 // run sends one statement, preceded by ASKING after an ASK redirect.
 func (rc *redisConn) run(ctx context.Context, query string, args []driver.Value) (rediscmd.Reply, error) {
+	v, err := rc.runValue(ctx, query, args)
+	if err != nil {
+		return nil, err
+	}
+	return rc.reply(&v), nil
+}
+
+// runValue is run returning the decoded value.
+func (rc *redisConn) runValue(ctx context.Context, query string, args []driver.Value) (resp.Value, error) {
 	cmd := rediscmd.Get()
 	defer rediscmd.Put(cmd)
 	if err := cmd.Parse(query, args); err != nil {
-		return nil, err
+		return resp.Value{}, err
 	}
 	frame := cmd.Frame[:0]
 	n := 1
@@ -177,9 +186,9 @@ func (rc *redisConn) run(ctx context.Context, query string, args []driver.Value)
 	}
 	var vs [2]resp.Value
 	if err := rc.c.DoInto(ctx, frame, vs[:n], timeout); err != nil {
-		return nil, rc.transportError(err)
+		return resp.Value{}, rc.transportError(err)
 	}
-	return rc.reply(&vs[n-1]), nil
+	return vs[n-1], nil
 }
 
 // reply converts a value, completing a redirect whose address has no host
@@ -212,6 +221,26 @@ func (rc *redisConn) Query(ctx context.Context, query string, args []driver.Valu
 	return rediscmd.Rows(r)
 }
 
+// QueryRow implements driver.RowQueryer: a string reply (GET) goes to
+// the row as it was decoded, in memory of its own.
+func (rc *redisConn) QueryRow(ctx context.Context, query string, args []driver.Value, row *driver.Row) error {
+	v, err := rc.runValue(ctx, query, args)
+	if err != nil {
+		return err
+	}
+	if isString(v.Kind) {
+		rediscmd.BytesRow(v.Str, row)
+		return nil
+	}
+	return rediscmd.FirstRow(rc.reply(&v), row)
+}
+
+// isString reports whether a reply of kind k is a string that toReply
+// would make a []byte.
+func isString(k resp.Kind) bool {
+	return k == resp.KindBulkString || k == resp.KindVerbatim || k == resp.KindBigNumber
+}
+
 // Batch implements driver.Batcher: every statement goes in one write and
 // the replies come back in one read pass.
 func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.BatchResult, error) {
@@ -236,6 +265,10 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.B
 		return nil, rc.transportError(err)
 	}
 	for k, i := range sent {
+		if isString(vs[k].Kind) {
+			rediscmd.BytesRow(vs[k].Str, &out[i].Row)
+			continue
+		}
 		out[i].Rows, out[i].Err = rediscmd.Rows(rc.reply(&vs[k]))
 	}
 	return out, nil

@@ -174,6 +174,9 @@ type decoder struct{ r *resp.Reader }
 // the strings it gets are its own.
 func (d decoder) Decode(v *resp.Value) error { return d.r.ReadValue(v) }
 
+// Buffered tells the Conn about bytes read ahead (see conn.Decoder).
+func (d decoder) Buffered() int { return d.r.Buffered() }
+
 // AuthError reports that the server refused the credentials. It never
 // holds the password.
 type AuthError struct {

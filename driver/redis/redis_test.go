@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,63 @@ func TestStandalone(t *testing.T) {
 	}
 	if db.Backend().System != "redis" {
 		t.Fatalf("system %q", db.Backend().System)
+	}
+}
+
+// QueryRow's fast path (driver.RowQueryer: a string reply is never boxed)
+// converts like the general one, and the memory it hands out is the
+// caller's.
+func TestQueryRowDestinations(t *testing.T) {
+	srv := redistest.StartServer(t)
+	ctx := context.Background()
+	db := connect(t, "redis", "redis://"+srv.Addr)
+	db.Exec(ctx, "SET n 42")
+	db.Exec(ctx, "SET s text")
+	var (
+		b    []byte
+		str  string
+		n    int64
+		f    float64
+		a    any
+		null sqlish.Null[string]
+	)
+	for _, c := range []struct {
+		q    string
+		dest any
+		want string
+	}{
+		{"GET n", &b, "42"},
+		{"GET n", &str, "42"},
+		{"GET n", &n, "42"},
+		{"GET n", &f, "42"},
+		{"GET n", &a, "42"},
+		{"GET n", &null, "{42 true}"},
+		{"INCR n", &n, "43"},
+		{"GET s", &str, "text"},
+	} {
+		if err := db.QueryRow(ctx, c.q).Scan(c.dest); err != nil {
+			t.Fatalf("%s into %T: %v", c.q, c.dest, err)
+		}
+		got := fmt.Sprint(reflect.ValueOf(c.dest).Elem().Interface())
+		switch d := c.dest.(type) {
+		case *[]byte:
+			got = string(*d)
+		case *any:
+			got = fmt.Sprintf("%s", *d) // a []byte
+		}
+		if got != c.want {
+			t.Errorf("%s into %T = %s, want %s", c.q, c.dest, got, c.want)
+		}
+	}
+	if err := db.QueryRow(ctx, "GET s").Scan(&n); err == nil {
+		t.Error("GET of a non-number into *int64: no error")
+	}
+	var b1, b2 []byte
+	db.QueryRow(ctx, "GET s").Scan(&b1)
+	db.QueryRow(ctx, "GET s").Scan(&b2)
+	b1[0] = 'X'
+	if string(b2) != "text" {
+		t.Errorf("two GETs share memory: %q", b2)
 	}
 }
 
@@ -280,15 +338,58 @@ func TestMemoryMatchesRedis(t *testing.T) {
 		{"GET s", nil},
 		{"DBSIZE", nil},
 	}
-	for _, st := range script {
-		got := map[string]string{}
-		for name, db := range dbs {
-			got[name] = render(ctx, db, st.q, st.args)
-		}
-		if got["memory"] != got["redis"] {
-			t.Errorf("%s %v:\n  redis:  %s\n  memory: %s", st.q, st.args, got["redis"], got["memory"])
+	// The script runs three times (it starts with FLUSHALL): read with
+	// Query, with QueryRow (redis answers it with driver.RowQueryer, memory
+	// with Rows) and with a one-statement batch's QueryRow (redis' typed
+	// batch rows).
+	modes := map[string]func(context.Context, *sqlish.DB, string, []any) string{
+		"query": render,
+		"row": func(ctx context.Context, db *sqlish.DB, q string, args []any) string {
+			return renderRow(db.QueryRow(ctx, q, args...), q)
+		},
+		"batch": func(ctx context.Context, db *sqlish.DB, q string, args []any) string {
+			var b sqlish.Batch
+			b.Queue(q, args...)
+			br := db.SendBatch(ctx, &b)
+			defer br.Close()
+			return renderRow(br.QueryRow(), q)
+		},
+	}
+	for _, mode := range []string{"query", "row", "batch"} {
+		for _, st := range script {
+			got := map[string]string{}
+			for name, db := range dbs {
+				got[name] = modes[mode](ctx, db, st.q, st.args)
+			}
+			if got["memory"] != got["redis"] {
+				t.Errorf("%s: %s %v:\n  redis:  %s\n  memory: %s", mode, st.q, st.args, got["redis"], got["memory"])
+			}
 		}
 	}
+}
+
+// renderRow prints a Row like render, scanning into *any, *[]byte and
+// *string (two *any for a map's rows).
+func renderRow(row *sqlish.Row, q string) string {
+	var a, c any
+	dest := []any{&a}
+	if strings.HasPrefix(q, "HGETALL") {
+		dest = append(dest, &c)
+	}
+	if err := row.Scan(dest...); err != nil {
+		var se *sqlish.ServerError
+		switch {
+		case errors.Is(err, sqlish.ErrNoRows):
+			return "no rows"
+		case errors.As(err, &se):
+			return "error " + se.Msg
+		}
+		return "failure " + err.Error()
+	}
+	if len(dest) == 2 {
+		return fmt.Sprintf("%q", fmt.Sprint(a, c))
+	}
+	return fmt.Sprintf("%q", fmt.Sprint(a))
 }
 
 // render runs a statement and prints its outcome: rows, no rows, or the

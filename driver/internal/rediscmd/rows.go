@@ -30,6 +30,46 @@ func Rows(r Reply) (driver.Rows, error) {
 	return &scalar{v: r}, nil
 }
 
+// FirstRow stores the first of the rows Rows would make of r in row
+// (driver.RowQueryer); io.EOF when there is none.
+func FirstRow(r Reply, row *driver.Row) error {
+	switch r := r.(type) {
+	case error:
+		return r
+	case nil:
+		return io.EOF
+	case []any:
+		if len(r) == 0 {
+			return io.EOF
+		}
+		row.Columns = valueColumns
+		row.Values[0] = value(r[0])
+	case Map:
+		if len(r) < 2 {
+			if len(r) == 1 {
+				return errors.New("malformed reply: a map with an odd number of elements")
+			}
+			return io.EOF
+		}
+		row.Columns = mapColumns
+		row.Values[0], row.Values[1] = value(r[0]), value(r[1])
+	default:
+		row.Columns = valueColumns
+		row.Values[0] = value(r)
+	}
+	return nil
+}
+
+// BytesRow stores a string reply in row without boxing it
+// (driver.RowQueryer).
+func BytesRow(b []byte, row *driver.Row) {
+	if b == nil {
+		b = []byte{}
+	}
+	row.Columns = valueColumns
+	row.Bytes[0] = b
+}
+
 // scalar is the one row of a scalar reply, in a single allocation.
 type scalar struct {
 	v    Reply
