@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/tendril-db/tendril/internal/redistest"
@@ -40,6 +41,42 @@ func BenchmarkSerial(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkBatch runs every client's pipeline of 100 GETs (keys on every
+// primary) from 64 goroutines, for profiling the batch path.
+func BenchmarkBatch(b *testing.B) {
+	c := redistest.StartCluster(b, 3, 0)
+	tg := target{seeds: c.Seeds()}
+	ctx := context.Background()
+	keys := make([]string, 100)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key:%d", i)
+	}
+	for _, spec := range clientSpecs {
+		cl, err := spec.open(ctx, tg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cl.close()
+		for _, k := range keys {
+			if err := cl.set(ctx, k, []byte("value")); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run(spec.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetParallelism(32)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := cl.batch(ctx, keys); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
 		})
 	}
 }

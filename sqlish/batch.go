@@ -50,13 +50,17 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 	defer db.tel.finishBatch(bo)
 	type group struct {
 		route driver.Route
+		n     int
 		idx   []int
 		stmts []driver.Stmt
 	}
 	groups := map[*topology.Node]*group{}
 	var order []*topology.Node
-	flat := make([]driver.Value, len(b.args)) // every statement's arguments, in one allocation
-	args := b.args
+	// Two passes, so that the groups' slices are carved out of one
+	// allocation each: the first finds each statement's group.
+	of := make([]*group, len(b.stmts))
+	dargsAll := make([]driver.Value, len(b.args)) // every statement's arguments
+	flat, args := dargsAll, b.args
 	for i, s := range b.stmts {
 		dargs := flat[:s.nargs:s.nargs]
 		flat = flat[s.nargs:]
@@ -86,28 +90,43 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 		if route.Intent == driver.Write {
 			g.route.Intent = driver.Write
 		}
-		g.idx = append(g.idx, i)
-		g.stmts = append(g.stmts, driver.Stmt{Query: s.query, Args: dargs})
+		g.n++
+		of[i] = g
+	}
+	placed := 0
+	for _, n := range order {
+		placed += groups[n].n
+	}
+	idx, stmts := make([]int, placed), make([]driver.Stmt, placed)
+	for _, n := range order {
+		g := groups[n]
+		g.idx, g.stmts = idx[:0:g.n], stmts[:0:g.n]
+		idx, stmts = idx[g.n:], stmts[g.n:]
+	}
+	flat = dargsAll
+	for i, s := range b.stmts {
+		dargs := flat[:s.nargs:s.nargs]
+		flat = flat[s.nargs:]
+		if g := of[i]; g != nil {
+			g.idx = append(g.idx, i)
+			g.stmts = append(g.stmts, driver.Stmt{Query: s.query, Args: dargs})
+		}
 	}
 	runGroup := func(g *group) {
-		var out []batchResult
 		err := db.run(ctx, g.route, stmtInfo{group: bo}, nil, func(ctx context.Context, l *lease, _ []driver.Value) error {
-			var err error
-			out, err = runBatch(ctx, l.conn(), g.stmts)
+			err := runBatch(ctx, l.conn(), g.stmts, br.results, g.idx)
 			l.release(err)
 			return err
 		})
 		for k, i := range g.idx {
 			switch {
 			case err != nil:
-				br.results[i].err = err
-			case isRedirect(out[k].err):
+				br.results[i] = batchResult{err: err}
+			case isRedirect(br.results[i].err):
 				// The statement's partition lives elsewhere (the topology
 				// moved under the batch): run it on its own, which follows
 				// the redirect.
 				br.results[i] = db.runOne(ctx, g.stmts[k], bo)
-			default:
-				br.results[i] = out[k]
 			}
 		}
 	}
@@ -162,52 +181,51 @@ func (db *DB) runOne(ctx context.Context, s driver.Stmt, bo *batchObs) batchResu
 
 // runBatch runs stmts on one connection, through the driver's Batcher when
 // it has one, and reads every result into memory so the connection can go
-// back to its pool at once.
-func runBatch(ctx context.Context, cn driver.Conn, stmts []driver.Stmt) ([]batchResult, error) {
-	out := make([]batchResult, len(stmts))
+// back to its pool at once: statement k's into out[idx[k]].
+func runBatch(ctx context.Context, cn driver.Conn, stmts []driver.Stmt, out []batchResult, idx []int) error {
 	if b, ok := cn.(driver.Batcher); ok {
 		res, err := b.Batch(ctx, stmts)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if len(res) != len(stmts) {
-			return nil, fmt.Errorf("driver returned %d batch results for %d statements", len(res), len(stmts))
+			return fmt.Errorf("driver returned %d batch results for %d statements", len(res), len(stmts))
 		}
-		for i := range res {
-			r := &res[i]
-			if r.Err != nil {
-				out[i].err = r.Err
-				continue
-			}
-			if r.Rows == nil {
+		for k := range res {
+			r, o := &res[k], &out[idx[k]]
+			switch {
+			case r.Err != nil:
+				*o = batchResult{err: r.Err}
+			case r.Rows == nil:
 				// One row, held by res: not boxed, not copied.
 				if n := len(r.Row.Columns); n == 0 || n > driver.MaxRowColumns {
-					return nil, fmt.Errorf("driver bug: a batch Row with %d columns", n)
+					return fmt.Errorf("driver bug: a batch Row with %d columns", n)
 				}
-				out[i] = batchResult{cols: r.Row.Columns, n: 1, first: &r.Row}
-				continue
-			}
-			if out[i], err = collect(r.Rows); err != nil {
-				return nil, err
+				*o = batchResult{cols: r.Row.Columns, n: 1, first: &r.Row}
+			default:
+				if *o, err = collect(r.Rows); err != nil {
+					return err
+				}
 			}
 		}
-		return out, nil
+		return nil
 	}
-	for i, s := range stmts {
+	for k, s := range stmts {
+		o := &out[idx[k]]
 		rows, err := cn.Query(ctx, s.Query, s.Args)
 		if err != nil {
 			var se *driver.ServerError
 			if !errors.As(err, &se) {
-				return nil, err
+				return err
 			}
-			out[i].err = err
+			*o = batchResult{err: err}
 			continue
 		}
-		if out[i], err = collect(rows); err != nil {
-			return nil, err
+		if *o, err = collect(rows); err != nil {
+			return err
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // collect reads all rows into memory, values copied out of the driver's

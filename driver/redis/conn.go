@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tendril-db/tendril/conn"
@@ -245,10 +247,11 @@ func isString(k resp.Kind) bool {
 // the replies come back in one read pass.
 func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.BatchResult, error) {
 	out := make([]driver.BatchResult, len(stmts))
-	var frame []byte
-	sent := make([]int, 0, len(stmts))
 	cmd := rediscmd.Get()
 	defer rediscmd.Put(cmd)
+	bb := batchBufs.Get().(*batchBuf)
+	defer bb.put()
+	frame, sent := bb.frame[:0], bb.sent[:0]
 	for i, s := range stmts {
 		if err := cmd.Parse(s.Query, s.Args); err != nil {
 			out[i].Err = err
@@ -257,11 +260,13 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.B
 		frame = resp.AppendCommand(frame, cmd.Argv...)
 		sent = append(sent, i)
 	}
+	bb.frame, bb.sent = frame, sent // Do copies the frame: keep the buffers
 	if len(sent) == 0 {
 		return out, nil
 	}
-	vs, err := rc.c.DoTimeout(ctx, frame, len(sent), rc.connector.cfg.SocketTimeout)
-	if err != nil {
+	vs := slices.Grow(bb.vals[:0], len(sent))[:len(sent)]
+	bb.vals = vs
+	if err := rc.c.DoInto(ctx, frame, vs, rc.connector.cfg.SocketTimeout); err != nil {
 		return nil, rc.transportError(err)
 	}
 	for k, i := range sent {
@@ -272,6 +277,28 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.B
 		out[i].Rows, out[i].Err = rediscmd.Rows(rc.reply(&vs[k]))
 	}
 	return out, nil
+}
+
+// batchBuf holds a batch's buffers between batches: the frame, the
+// statements sent, and the replies (whose strings leave with the results;
+// the Values themselves are reused).
+type batchBuf struct {
+	frame []byte
+	sent  []int
+	vals  []resp.Value
+}
+
+var batchBufs = sync.Pool{New: func() any { return new(batchBuf) }}
+
+// maxBatchBuf bounds the frame a batchBuf keeps for the next batch.
+const maxBatchBuf = 1 << 20
+
+func (bb *batchBuf) put() {
+	clear(bb.vals)
+	if cap(bb.frame) > maxBatchBuf {
+		*bb = batchBuf{}
+	}
+	batchBufs.Put(bb)
 }
 
 // Ping implements driver.Pinger.
