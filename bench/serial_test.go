@@ -9,35 +9,41 @@ import (
 )
 
 // BenchmarkSerial runs every client's GET and SET from one goroutine on a
-// 3-primary cluster: the 1-goroutine point of the harness, as a go test
-// benchmark so that it can be profiled (-cpuprofile) and compared with
-// benchstat.
+// 3-primary + 3-replica cluster, over 1000 keys on every primary: the
+// 1-goroutine point of the harness, as a go test benchmark so that it can
+// be profiled (-cpuprofile) and compared with benchstat.
 func BenchmarkSerial(b *testing.B) {
-	c := redistest.StartCluster(b, 3, 0)
+	c := redistest.StartCluster(b, 3, 1)
 	tg := target{seeds: c.Seeds()}
 	ctx := context.Background()
-	val := make([]byte, 64)
+	ks := newKeyspace(1000, 64)
 	for _, spec := range clientSpecs {
 		cl, err := spec.open(ctx, tg)
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer cl.close()
-		if err := cl.set(ctx, "k", val); err != nil {
-			b.Fatal(err)
+		for _, k := range ks.keys {
+			if err := cl.set(ctx, k, ks.val); err != nil {
+				b.Fatal(err)
+			}
 		}
 		b.Run("get/"+spec.name, func(b *testing.B) {
 			b.ReportAllocs()
+			i := 0
 			for b.Loop() {
-				if err := cl.get(ctx, "k"); err != nil {
+				i = (i + 7) % len(ks.keys)
+				if err := cl.get(ctx, ks.keys[i]); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
 		b.Run("set/"+spec.name, func(b *testing.B) {
 			b.ReportAllocs()
+			i := 0
 			for b.Loop() {
-				if err := cl.set(ctx, "k", val); err != nil {
+				i = (i + 7) % len(ks.keys)
+				if err := cl.set(ctx, ks.keys[i], ks.val); err != nil {
 					b.Fatal(err)
 				}
 			}

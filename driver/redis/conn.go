@@ -205,13 +205,22 @@ func (rc *redisConn) reply(v *resp.Value) rediscmd.Reply {
 	return r
 }
 
-// Exec implements driver.Conn.
+// Exec implements driver.Conn. The common replies (a status, an integer,
+// a string, nil) give their count without being converted first.
 func (rc *redisConn) Exec(ctx context.Context, query string, args []driver.Value) (driver.Result, error) {
-	r, err := rc.run(ctx, query, args)
+	v, err := rc.runValue(ctx, query, args)
 	if err != nil {
 		return nil, err
 	}
-	return rediscmd.Result(r)
+	switch v.Kind {
+	case resp.KindSimpleString, resp.KindBulkString, resp.KindVerbatim:
+		return driver.RowsAffected(1), nil
+	case resp.KindInteger:
+		return driver.RowsAffected(v.Int), nil
+	case resp.KindNull:
+		return driver.RowsAffected(0), nil
+	}
+	return rediscmd.Result(rc.reply(&v))
 }
 
 // Query implements driver.Conn.
