@@ -38,10 +38,14 @@
 //     must return quickly and must not wait for a reply on the same Conn.
 //
 // Because nobody reads an idle Conn, the caller that takes the read token
-// first looks at the socket without reading (a non-blocking peek): a Conn
-// the peer closed while idle fails the request with [ErrNotSent] before it
-// is written, and bytes that answer no request are decoded (a push) or
-// close the Conn out of sync before they can be taken for the reply.
+// of a Conn idle for a millisecond or more first looks at the socket
+// without reading (a non-blocking peek): a Conn the peer closed while idle
+// fails the request with [ErrNotSent] before it is written, and bytes that
+// answer no request are decoded (a push) or close the Conn out of sync
+// before they can be taken for the reply. Bytes that arrive with the last
+// reply are caught at once; only a stray reply arriving on its own within
+// the millisecond before the next request could go unnoticed, which no
+// correct server sends.
 //
 // A lone caller's request that times out (DoTimeout) closes the Conn with
 // [ReasonTimeout]: nobody else would read its late reply. A request read
