@@ -897,3 +897,71 @@ func TestShutdownGrace(t *testing.T) {
 		t.Fatalf("reason %v", ce.Reason)
 	}
 }
+
+// The read token changes hands between lone callers, reader goroutines and
+// cancellable callers under load, with idle gaps in between: every reply
+// must reach the request it answers, nothing may hang, and nothing may be
+// left pending.
+func TestReadTokenStress(t *testing.T) {
+	s := newFakeServer(t)
+	s.record = false
+	c := dialLine(t, Options{Addr: s.addr}, nil)
+	const workers, ops = 16, 1500
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range ops {
+				want := fmt.Sprintf("w%d-%d", w, i)
+				var (
+					r   []string
+					err error
+				)
+				switch (w + i) % 4 {
+				case 0, 1: // a caller that reads its own reply when the Conn is idle
+					r, err = c.Do(context.Background(), echo(want), 1)
+				case 2: // a cancellable caller, sometimes cancelled mid-flight
+					ctx, cancel := context.WithCancel(context.Background())
+					if i%3 == 0 {
+						time.AfterFunc(time.Duration(i%50)*time.Microsecond, cancel)
+					}
+					r, err = c.Do(ctx, echo(want), 1)
+					cancel()
+					if errors.Is(err, context.Canceled) {
+						continue
+					}
+				case 3: // an idle gap, then a lone request with a timeout
+					if i%10 == 0 {
+						time.Sleep(2 * time.Millisecond) // long enough for the idle peek
+					}
+					r, err = c.DoTimeout(context.Background(), echo(want), 1, 5*time.Second)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("%s: %w", want, err)
+					return
+				}
+				if r[0] != want {
+					errs <- fmt.Errorf("request %s got reply %q", want, r[0])
+					return
+				}
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("callers still waiting after 60s")
+	}
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	waitFor(t, "abandoned requests to be answered", func() bool { return c.Pending() == 0 })
+	if err := c.Err(); err != nil {
+		t.Fatalf("Conn closed: %v", err)
+	}
+}
