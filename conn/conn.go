@@ -228,10 +228,11 @@ type Conn[R any] struct {
 
 	// The read token's holder only.
 	dec         Decoder[R]
-	msg         *R    // decode target
-	rerr        error // last error from the socket
-	timedOut    bool  // rerr was a read deadline with requests pending
-	syncTimeout bool  // rerr was syncDL passing
+	buffered    func() int // the decoder's Buffered, if it has one
+	msg         *R         // decode target
+	rerr        error      // last error from the socket
+	timedOut    bool       // rerr was a read deadline with requests pending
+	syncTimeout bool       // rerr was syncDL passing
 
 	pool sync.Pool // *request[R]
 }
@@ -239,8 +240,9 @@ type Conn[R any] struct {
 // maxSpareBuffer is the largest write buffer kept for reuse.
 const maxSpareBuffer = 1 << 20
 
-// Dial connects to opts.Addr, performs the TLS handshake if opts.TLS is set,
-// and starts the Conn's reader and writer goroutines.
+// Dial connects to opts.Addr and performs the TLS handshake if opts.TLS is
+// set. No goroutine runs for the Conn until a request needs a reader (see
+// the package documentation), except with a Codec.OnPush.
 func Dial[R any](ctx context.Context, opts Options, codec Codec[R]) (*Conn[R], error) {
 	if codec.NewDecoder == nil {
 		return nil, errors.New("conn: Codec.NewDecoder is nil")
@@ -275,7 +277,7 @@ func Dial[R any](ctx context.Context, opts Options, codec Codec[R]) (*Conn[R], e
 	nc := raw
 	if opts.TLS != nil {
 		cfg := opts.TLS
-		if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+		if cfg.ServerName == "" {
 			host, _, err := net.SplitHostPort(opts.Addr)
 			if err != nil {
 				host = opts.Addr
@@ -313,6 +315,9 @@ func start[R any](nc, raw net.Conn, opts Options, codec Codec[R]) *Conn[R] {
 	c.expiry = time.AfterFunc(time.Hour, c.expire)
 	c.expiry.Stop()
 	c.dec = codec.NewDecoder(&socketReader[R]{c: c})
+	if b, ok := c.dec.(interface{ Buffered() int }); ok {
+		c.buffered = b.Buffered
+	}
 	if c.alwaysRead {
 		c.reading = true
 		c.readers.Add(1)
@@ -835,7 +840,7 @@ func (c *Conn[R]) release() bool {
 // must close the Conn before it is taken for the next request's), so the
 // holder goes on reading. Called with mu held and nothing pending.
 func (c *Conn[R]) giveBackLocked() bool {
-	if b, ok := c.dec.(interface{ Buffered() int }); ok && b.Buffered() > 0 {
+	if c.buffered != nil && c.buffered() > 0 {
 		return false
 	}
 	c.reading = false
@@ -843,9 +848,9 @@ func (c *Conn[R]) giveBackLocked() bool {
 	return true
 }
 
-// checkIdle runs before a request on a Conn that nobody reads. It takes
-// the read token (reporting whether it did) and, when the Conn has been
-// idle for peekAfterIdle, looks at the socket without reading: a
+// checkIdle runs before a request on a Conn that nobody reads. When the
+// Conn has been idle for peekAfterIdle, it takes the read token (reporting
+// whether it did) and looks at the socket without reading: a
 // connection the server dropped while idle then fails the request as not
 // sent, which is safe to retry, instead of after it was written; and bytes
 // that answer no request (a push, a stray reply) are decoded before the
@@ -854,24 +859,33 @@ func (c *Conn[R]) giveBackLocked() bool {
 // skips it (bytes read ahead with the last reply are caught anyway, see
 // giveBackLocked).
 func (c *Conn[R]) checkIdle() bool {
+	if time.Now().UnixNano()-c.idleSince.Load() < int64(peekAfterIdle) {
+		return false // do takes the token itself
+	}
 	c.mu.Lock()
 	take := !c.reading && c.cerr == nil
 	c.reading = c.reading || take
 	c.mu.Unlock()
-	if !take || time.Now().UnixNano()-c.idleSince.Load() < int64(peekAfterIdle) {
-		return take
+	if !take {
+		return false
 	}
 	switch c.peeker.peek() {
 	case peekClosed:
 		c.CloseWithReason(ReasonBroken, &ioError{op: "read", err: fmt.Errorf("closed by the peer while idle: %w", io.EOF)})
 	case peekData:
+		if c.nc != c.raw {
+			// Under TLS the bytes may be a record that carries no
+			// application data (a TLS 1.3 session ticket): decoding would
+			// wait for a reply that is not coming. The next read sees
+			// whatever it is.
+			break
+		}
 		// A push is delivered; anything else closes the Conn out of
 		// sync. A partial message gets idleDrainTimeout to complete.
 		c.dlMu.Lock()
 		c.syncDL = time.Now().Add(idleDrainTimeout).UnixNano()
 		c.dlMu.Unlock()
-		buffered, _ := c.dec.(interface{ Buffered() int })
-		for !c.readOne(false) && buffered != nil && buffered.Buffered() > 0 {
+		for !c.readOne(false) && c.buffered != nil && c.buffered() > 0 {
 		}
 		c.dlMu.Lock()
 		c.syncDL = 0
@@ -970,17 +984,7 @@ func (c *Conn[R]) armRead() {
 // Both arming functions run under dlMu, so a reader that found nothing
 // pending cannot clear a deadline set for a request written after that.
 func (c *Conn[R]) armReadAfterWrite() {
-	if c.readTimeout <= 0 {
-		return
+	if c.readTimeout > 0 {
+		c.armRead()
 	}
-	c.dlMu.Lock()
-	if c.npending.Load() > 0 {
-		dl := time.Now().Add(c.readTimeout)
-		if c.syncDL != 0 && c.syncDL < dl.UnixNano() {
-			dl = time.Unix(0, c.syncDL)
-		}
-		c.nc.SetReadDeadline(dl)
-		c.dlArmed = true
-	}
-	c.dlMu.Unlock()
 }

@@ -193,3 +193,21 @@ func TestRedisFailures(t *testing.T) {
 		}
 	})
 }
+
+// Over TLS, a Conn that has been idle is still usable: redis-server (with
+// OpenSSL) sends TLS 1.3 session tickets after the handshake, bytes on the
+// socket that are no reply, and the idle check must not wait for one.
+func TestRedisTLSAfterIdle(t *testing.T) {
+	s := redistest.StartServer(t, redistest.WithTLS())
+	c := dialRedis(t, s, Options{}, nil)
+	for i := range 3 {
+		time.Sleep(20 * time.Millisecond) // more than peekAfterIdle
+		start := time.Now()
+		if v := redisDo(t, c, "PING"); v.String() != "PONG" && string(v.Str) != "PONG" {
+			t.Fatalf("PING %d = %v", i, v)
+		}
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Fatalf("PING %d after idling took %v", i, d)
+		}
+	}
+}

@@ -61,7 +61,7 @@ func (rc *redisConn) Probe(ctx context.Context) (driver.NodeStatus, error) {
 	}
 	if vs[0].IsError() {
 		if strings.Contains(string(vs[0].Str), "cluster support disabled") {
-			rc.cluster, rc.topo = false, nil
+			rc.topo = nil
 			return driver.NodeStatus{ID: rc.addr, Role: driver.RolePrimary, Healthy: true}, nil
 		}
 		return driver.NodeStatus{}, fmt.Errorf("CLUSTER MYID: %w", serverError(&vs[0]))
@@ -83,7 +83,7 @@ func (rc *redisConn) Probe(ctx context.Context) (driver.NodeStatus, error) {
 	} else if st, err = parseShards(&vs[1]); err != nil {
 		return driver.NodeStatus{}, err
 	}
-	rc.cluster, rc.topo = true, st
+	rc.topo = st
 	status := driver.NodeStatus{ID: id, PeersGen: st.gen, PartitionGen: st.gen, Healthy: true}
 	for _, sh := range st.shards {
 		for _, n := range sh.nodes {
@@ -100,7 +100,7 @@ func (rc *redisConn) Probe(ctx context.Context) (driver.NodeStatus, error) {
 
 // Peers implements driver.Prober from the last probe's answer.
 func (rc *redisConn) Peers(ctx context.Context) ([]driver.Peer, error) {
-	if !rc.cluster || rc.topo == nil {
+	if rc.topo == nil {
 		return []driver.Peer{{ID: rc.addr, Addr: rc.addr, Role: driver.RolePrimary}}, ctx.Err()
 	}
 	var peers []driver.Peer
@@ -128,7 +128,7 @@ func (rc *redisConn) Peers(ctx context.Context) ([]driver.Peer, error) {
 // PartitionMap implements driver.Prober from the last probe's answer. A
 // standalone server has no partitions: every statement may go to it.
 func (rc *redisConn) PartitionMap(ctx context.Context) (driver.PartitionMap, error) {
-	if !rc.cluster || rc.topo == nil {
+	if rc.topo == nil {
 		return driver.PartitionMap{}, ctx.Err()
 	}
 	m := driver.PartitionMap{Partitions: rediscmd.Slots}

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -24,24 +23,10 @@ type redisConn struct {
 	c         *conn.Conn[resp.Value]
 	addr      string
 	connector *connector
-	resp3     bool
 
-	// what the last probe learned, for Peers and PartitionMap
-	cluster bool
-	topo    *clusterState
-}
-
-func tlsFor(cfg driver.Config, addr string) *tls.Config {
-	if cfg.TLS == nil {
-		return nil
-	}
-	tc := cfg.TLS.Clone()
-	if tc.ServerName == "" {
-		if host, _, err := net.SplitHostPort(addr); err == nil {
-			tc.ServerName = host
-		}
-	}
-	return tc
+	// what the last probe learned, for Peers and PartitionMap (nil: not a
+	// cluster)
+	topo *clusterState
 }
 
 // handshake negotiates the protocol, authenticates, names the connection
@@ -65,7 +50,7 @@ func (rc *redisConn) handshake(ctx context.Context) error {
 	case err != nil:
 		return err
 	case v.IsError():
-		se := asServerError(serverError(&v))
+		se := replyError(&v)
 		if isAuthError(se) {
 			return &AuthError{Addr: rc.addr, User: cfg.User, Err: se}
 		}
@@ -91,8 +76,6 @@ func (rc *redisConn) handshake(ctx context.Context) error {
 				return err
 			}
 		}
-	default:
-		rc.resp3 = rc.connector.protocol == 3
 	}
 	if rc.connector.db != 0 {
 		if err := rc.doOK(ctx, "SELECT", strconv.Itoa(rc.connector.db)); err != nil {
@@ -136,14 +119,6 @@ func (rc *redisConn) doOK(ctx context.Context, args ...string) error {
 		err = serverError(&v)
 	}
 	return err
-}
-
-func asServerError(err error) *driver.ServerError {
-	var se *driver.ServerError
-	if errors.As(err, &se) {
-		return se
-	}
-	return &driver.ServerError{Code: "ERR", Msg: err.Error()}
 }
 
 // transportError maps a connection failure: one that happened before the

@@ -140,7 +140,7 @@ func (c *connector) Connect(ctx context.Context, addr string) (driver.Conn, erro
 		addr = net.JoinHostPort(addr, DefaultPort)
 	}
 	mc, err := conn.Dial(ctx, conn.Options{
-		Network: "tcp", Addr: addr, DialTimeout: c.cfg.Timeout, TLS: tlsFor(c.cfg, addr),
+		Network: "tcp", Addr: addr, DialTimeout: c.cfg.Timeout, TLS: c.cfg.TLS,
 	}, codec)
 	if err != nil {
 		return nil, err

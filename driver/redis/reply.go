@@ -51,20 +51,26 @@ func toReply(v *resp.Value) rediscmd.Reply {
 // driver.RedirectError (wrapping the server error) so the user API can
 // follow them.
 func serverError(v *resp.Value) error {
-	msg := string(v.Str)
-	code, rest, _ := strings.Cut(msg, " ")
-	se := &driver.ServerError{Code: code, Msg: msg}
-	if code == "MOVED" || code == "ASK" {
+	se := replyError(v)
+	if code := se.Code; code == "MOVED" || code == "ASK" {
+		_, rest, _ := strings.Cut(se.Msg, " ")
 		// "MOVED 3999 127.0.0.1:6381"
 		slot, addr, ok := strings.Cut(rest, " ")
 		if p, err := strconv.Atoi(slot); ok && err == nil {
 			if strings.HasPrefix(addr, ":") {
 				// An empty host means "the address you reached me at";
-				// the caller fills it in (see redisConn.redirect).
+				// the caller fills it in (see redisConn.reply).
 				addr = "?" + addr
 			}
 			return &driver.RedirectError{Partition: p, Addr: addr, Ask: code == "ASK", Err: se}
 		}
 	}
 	return se
+}
+
+// replyError converts an error reply into the server's code and message.
+func replyError(v *resp.Value) *driver.ServerError {
+	msg := string(v.Str)
+	code, _, _ := strings.Cut(msg, " ")
+	return &driver.ServerError{Code: code, Msg: msg}
 }

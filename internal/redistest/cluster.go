@@ -43,7 +43,7 @@ func StartCluster(t TB, primaries, replicasPerPrimary int, opts ...Option) *Clus
 	cfg := buildConfig(append(opts, withCluster()))
 	if cfg.tls {
 		if err := TLSSupported(bin); err != nil {
-			t.Skipf("redistest: TLS requested but unsupported: %v", err)
+			skipOrFail(t, "redistest: TLS requested but unsupported: %v", err)
 		}
 		files, err := generateTLS(t.TempDir())
 		if err != nil {

@@ -72,13 +72,19 @@ func Require(t TB) (server, cli string) {
 		missing = append(missing, "redis-cli")
 	}
 	if len(missing) > 0 {
-		what := strings.Join(missing, " and ")
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("redistest: %s not found on PATH; CI must install redis-server and redis-tools", what)
-		}
-		t.Skipf("redistest: %s not found on PATH (install redis-server and redis-tools to run this test)", what)
+		skipOrFail(t, "redistest: %s not found on PATH (install redis-server and redis-tools to run this test)", strings.Join(missing, " and "))
 	}
 	return server, cli
+}
+
+// skipOrFail skips the test for something this machine lacks, or fails it
+// when CI=true: CI must have everything the tests need.
+func skipOrFail(t TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf(format+" (CI=true: failing instead of skipping)", args...)
+	}
+	t.Skipf(format, args...)
 }
 
 // Option configures servers started by [StartServer] or [StartCluster].

@@ -58,7 +58,7 @@ func StartServer(t TB, opts ...Option) *Server {
 	cfg := buildConfig(opts)
 	if cfg.tls && cfg.tlsFiles == nil {
 		if err := TLSSupported(bin); err != nil {
-			t.Skipf("redistest: TLS requested but unsupported: %v", err)
+			skipOrFail(t, "redistest: TLS requested but unsupported: %v", err)
 		}
 	}
 	s, err := startServer(t, bin, cfg)

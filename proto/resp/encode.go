@@ -19,11 +19,7 @@ func AppendArrayHeader(dst []byte, n int) []byte {
 }
 
 // AppendBulk appends b as a bulk string: "$len\r\n" b "\r\n".
-func AppendBulk(dst, b []byte) []byte {
-	dst = appendHeader(dst, '$', int64(len(b)))
-	dst = append(dst, b...)
-	return append(dst, '\r', '\n')
-}
+func AppendBulk(dst, b []byte) []byte { return appendBlob(dst, '$', b) }
 
 // AppendBulkString is [AppendBulk] for a string, without converting it.
 func AppendBulkString(dst []byte, s string) []byte {

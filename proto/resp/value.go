@@ -2,7 +2,6 @@ package resp
 
 import (
 	"bytes"
-	"math"
 	"strconv"
 	"strings"
 )
@@ -219,7 +218,7 @@ func (v *Value) format(sb *strings.Builder) {
 		}
 	case KindDouble:
 		sb.WriteString("(double) ")
-		sb.WriteString(formatDouble(v.Float))
+		sb.Write(appendFloat(nil, v.Float))
 	case KindBigNumber:
 		sb.WriteString("(big number) ")
 		sb.WriteString(string(v.Str))
@@ -264,18 +263,6 @@ func formatPairs(sb *strings.Builder, s []Value) {
 		s[i].format(sb)
 	}
 	sb.WriteString("}")
-}
-
-func formatDouble(f float64) string {
-	switch {
-	case math.IsInf(f, 1):
-		return "inf"
-	case math.IsInf(f, -1):
-		return "-inf"
-	case math.IsNaN(f):
-		return "nan"
-	}
-	return strconv.FormatFloat(f, 'g', -1, 64)
 }
 
 // Error is an error reply from the server ("-" or "!").
