@@ -25,7 +25,8 @@ import (
 // normalized by sqlish to one of: nil, int64, uint64, float64, bool, []byte,
 // string or time.Time. Drivers return the same types in rows; a []byte
 // returned by Rows.Next may be reused by the driver after the next call, so
-// the user API copies it before handing it out.
+// the user API copies it before handing it out, unless the Rows implement
+// OwnedValues (or the value came through RowQueryer or BatchResult.Row).
 type Value = any
 
 // Valuer is implemented by argument types that convert themselves to a

@@ -46,6 +46,13 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 		br.err = ErrClosed
 		return br
 	}
+	if t := db.cfg.Policy.TotalTimeout; t > 0 {
+		// Grouping waits for the topology when no node is known yet:
+		// the batch as a whole is bounded like one statement.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
 	ctx, bo := db.tel.beginBatch(ctx, len(b.stmts))
 	defer db.tel.finishBatch(bo)
 	type group struct {
@@ -228,8 +235,8 @@ func runBatch(ctx context.Context, cn driver.Conn, stmts []driver.Stmt, out []ba
 	return nil
 }
 
-// collect reads all rows into memory, values copied out of the driver's
-// buffers.
+// collect reads all rows into memory, []byte values copied out of the
+// driver's buffers unless the driver owns none of them (OwnedValues).
 func collect(rows driver.Rows) (batchResult, error) {
 	defer rows.Close()
 	r := batchResult{cols: rows.Columns()}
@@ -280,23 +287,24 @@ type batchResult struct {
 	err   error
 }
 
-func (r *batchResult) row(i int) []driver.Value {
+// fill copies row i into dest; a driver Row's []byte is boxed only here
+// (QueryRow reads it without).
+func (r *batchResult) fill(dest []driver.Value, i int) {
 	w := len(r.cols)
 	switch {
 	case r.first != nil:
-		row := make([]driver.Value, w) // boxed on demand: QueryRow needs no boxing
-		for c := range row {
+		for c := range dest {
 			if b := r.first.Bytes[c]; b != nil {
-				row[c] = b
+				dest[c] = b
 			} else {
-				row[c] = r.first.Values[c]
+				dest[c] = r.first.Values[c]
 			}
 		}
-		return row
 	case r.vals == nil:
-		return r.one[:w]
+		copy(dest, r.one[:w])
+	default:
+		copy(dest, r.vals[i*w:(i+1)*w])
 	}
-	return r.vals[i*w : (i+1)*w]
 }
 
 // OwnedValues implements driver.OwnedValues: collect gave the values
@@ -309,7 +317,7 @@ func (r *batchResult) Next(dest []driver.Value) error {
 	if r.pos >= r.n {
 		return io.EOF
 	}
-	copy(dest, r.row(r.pos))
+	r.fill(dest, r.pos)
 	r.pos++
 	return nil
 }
@@ -341,8 +349,10 @@ func (br *BatchResults) Exec() (Result, error) {
 	}
 	n := int64(r.n)
 	if r.n == 1 && len(r.cols) == 1 {
-		if v, ok := r.row(0)[0].(int64); ok {
-			n = v
+		var v [1]driver.Value
+		r.fill(v[:], 0)
+		if i, ok := v[0].(int64); ok {
+			n = i
 		}
 	}
 	return driver.RowsAffected(n), nil
@@ -372,9 +382,8 @@ func (br *BatchResults) queryRow(row *Row) {
 	}
 	rows := rowsPool.Get().(*Rows)
 	if res.first != nil {
-		res.pos = res.n
 		rows.first = *res.first
-		rows.initFirst(false)
+		rows.initFirst(false) // runBatch checked the columns
 	} else {
 		rows.init(res, nil)
 	}

@@ -53,7 +53,7 @@ func (c *Conn) args(ctx context.Context, args []any) (context.Context, context.C
 	if err != nil {
 		return ctx, nil, nil, err
 	}
-	cancel := context.CancelFunc(func() {})
+	cancel := context.CancelFunc(noop)
 	if t := c.db.cfg.Policy.SocketTimeout; t > 0 {
 		ctx, cancel = context.WithTimeout(ctx, t)
 	}

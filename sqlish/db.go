@@ -164,15 +164,11 @@ func readPreference(p ReadPreference) topology.ReadPreference {
 // ctx and the configured timeout. If none does, the error joins every
 // seed's error.
 func Connect(ctx context.Context, driverName, dsn string) (*DB, error) {
-	db, err := Open(driverName, dsn)
+	cfg, err := ParseDSN(dsn)
 	if err != nil {
 		return nil, err
 	}
-	if err := db.connect(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
+	return ConnectConfig(ctx, driverName, cfg)
 }
 
 // connect waits for the first tend: it succeeds when a seed answered, and

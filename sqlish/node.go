@@ -168,15 +168,17 @@ func (l *lease) release(err error) {
 	if l.shared != nil {
 		return
 	}
-	reuse := err == nil || keepsConn(err)
+	trusted := err == nil || keepsConn(err)
+	badConn := errors.Is(err, driver.ErrBadConn)
+	reuse := trusted
 	if v, ok := l.conn().(driver.Validator); ok {
 		reuse = v.IsValid()
 	}
-	if reuse && !errors.Is(err, driver.ErrBadConn) {
+	if reuse && !badConn {
 		l.res.Release()
 		return
 	}
-	if err != nil && !keepsConn(err) && !errors.Is(err, driver.ErrBadConn) && l.tel != nil {
+	if !trusted && !badConn {
 		// A failure mid-request (a timeout, a cut connection) may leave
 		// replies unread: the connection is out of sync and is closed.
 		errType, _ := classify(err)

@@ -100,8 +100,10 @@ func (r *Rows) Next() bool {
 	return true
 }
 
-// Scan copies the current row's columns into dest, one pointer per column;
-// see the package doc for the conversions.
+// Scan stores the current row's columns into dest, one pointer per column,
+// converting as the README's "Using it" section lists. A []byte the caller
+// gets is its own: a value the driver decoded for this call is handed over
+// by the first Scan of the row, anything else is copied.
 func (r *Rows) Scan(dest ...any) error {
 	if r.closed {
 		return errors.New("sqlish: Scan on closed Rows")
@@ -172,7 +174,7 @@ type Row struct {
 
 var errRowScanned = errors.New("sqlish: Row.Scan called twice")
 
-// Scan copies the row's columns into dest and closes it. It returns
+// Scan stores the row's columns into dest as Rows.Scan does and closes it. It returns
 // ErrNoRows when the statement returned no row. A Row is scanned once.
 func (r *Row) Scan(dest ...any) error {
 	if r.err != nil {

@@ -25,7 +25,6 @@ type shard struct {
 type Snapshot struct {
 	nodes  []*Node // sorted by address
 	byAddr map[string]*Node
-	byID   map[string]*Node
 	// parts maps a partition to its index in shards; nil when the backend
 	// has no partition map (standalone servers).
 	parts  []int32

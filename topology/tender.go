@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -146,7 +147,7 @@ func New(cfg Config) (*Tender, error) {
 		tended: make(chan struct{}), first: make(chan struct{}), refresh: make(chan struct{}, 1),
 		ctx: ctx, cancel: cancel, done: make(chan struct{}),
 	}
-	t.snap.Store(&Snapshot{byAddr: map[string]*Node{}, byID: map[string]*Node{}})
+	t.snap.Store(&Snapshot{byAddr: map[string]*Node{}})
 	return t, nil
 }
 
@@ -166,7 +167,7 @@ func (t *Tender) Close() {
 			<-t.done
 		}
 		t.mu.Lock()
-		nodes := slices.Collect(mapValues(t.nodes))
+		nodes := slices.Collect(maps.Values(t.nodes))
 		removing := t.removing
 		t.nodes, t.removing = map[string]*Node{}, nil
 		t.mu.Unlock()
@@ -180,16 +181,6 @@ func (t *Tender) Close() {
 			closeProbe(n)
 		}
 	})
-}
-
-func mapValues[K comparable, V any](m map[K]V) func(func(V) bool) {
-	return func(yield func(V) bool) {
-		for _, v := range m {
-			if !yield(v) {
-				return
-			}
-		}
-	}
 }
 
 // Snapshot returns the current view of the cluster.
@@ -296,15 +287,19 @@ func (t *Tender) Refresh() {
 func (t *Tender) Redirect(partition int, addr string, ask bool) *Node {
 	t.mu.Lock()
 	n := t.nodes[addr]
-	if n == nil {
+	changed := n == nil
+	if changed {
 		n = t.newNode(addr, "")
 		n.healthy.Store(true) // a cluster member named it; the next tend checks
 		t.add(n)
 	}
 	if !ask && partition >= 0 && partition < len(t.parts) && t.shardOf(partition).primary != n {
 		t.patch(partition, n)
+		changed = true
 	}
-	t.publish()
+	if changed {
+		t.publish()
+	}
 	t.mu.Unlock()
 	t.Refresh()
 	return n
@@ -367,7 +362,7 @@ func (t *Tender) tend() {
 	ctx := t.ctx
 
 	t.mu.Lock()
-	known := slices.Collect(mapValues(t.nodes))
+	known := slices.Collect(maps.Values(t.nodes))
 	dormant := make([]string, 0, len(t.dormant))
 	for a := range t.dormant {
 		dormant = append(dormant, a)
@@ -871,18 +866,14 @@ func (t *Tender) removeDead(referenced map[string]bool) {
 func (t *Tender) publish() {
 	t.gen++
 	s := &Snapshot{
-		nodes:  slices.SortedFunc(mapValues(t.nodes), func(a, b *Node) int { return cmp.Compare(a.addr, b.addr) }),
+		nodes:  slices.SortedFunc(maps.Values(t.nodes), func(a, b *Node) int { return cmp.Compare(a.addr, b.addr) }),
 		byAddr: make(map[string]*Node, len(t.nodes)),
-		byID:   make(map[string]*Node, len(t.nodes)),
 		parts:  t.parts,
 		shards: t.shards,
 		gen:    t.gen,
 	}
 	for _, n := range s.nodes {
 		s.byAddr[n.addr] = n
-		if id := n.ID(); id != "" {
-			s.byID[id] = n
-		}
 	}
 	t.snap.Store(s)
 }

@@ -421,3 +421,25 @@ func render(ctx context.Context, db *sqlish.DB, q string, args []any) string {
 	}
 	return strings.Join(out, " ")
 }
+
+// With no node reachable, a batch is bounded by total_timeout like a
+// single statement (grouping waits for the topology).
+func TestBatchBoundedWithoutNodes(t *testing.T) {
+	db, err := sqlish.Open("redis", "redis://127.0.0.1:1?total_timeout=300ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var b sqlish.Batch
+	b.Queue("GET k")
+	start := time.Now()
+	br := db.SendBatch(context.Background(), &b)
+	_, err = br.Exec()
+	br.Close()
+	if err == nil {
+		t.Fatal("batch with no reachable node succeeded")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("batch returned after %v, want about total_timeout (300ms): %v", d, err)
+	}
+}
