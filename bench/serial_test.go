@@ -52,7 +52,7 @@ func BenchmarkSerial(b *testing.B) {
 }
 
 // BenchmarkBatch runs every client's pipeline of 100 GETs (keys on every
-// primary) from 64 goroutines, for profiling the batch path.
+// primary) from 32 goroutines per CPU (SetParallelism(32)), for profiling the batch path.
 func BenchmarkBatch(b *testing.B) {
 	c := redistest.StartCluster(b, 3, 0)
 	tg := target{seeds: c.Seeds()}

@@ -121,6 +121,7 @@ func checkRetriesRightNode(t T, e *env) {
 		t.Logf("write %d while %s hangs: %v after %s", i, primary, err, since(start))
 		switch {
 		case err == nil:
+			t.Errorf("write %d to a key of %s succeeded while that node hangs (the Hang hook had no effect, or the write went elsewhere)", i, primary)
 			last = v
 		case !names(err, primary):
 			t.Errorf("write %d to a key of hung node %s failed with an error that does not name that node: %v", i, primary, errString(err))

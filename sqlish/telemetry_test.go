@@ -500,8 +500,8 @@ func TestTelemetryRedis(t *testing.T) {
 	checkPools(t, o.db, o)
 }
 
-// TestTelemetryOffRecordsNothing: with no provider set anywhere, nothing
-// is recorded and operations work.
+// TestTelemetryCloseUnregisters: after Close the DB's instruments record
+// nothing more.
 func TestTelemetryCloseUnregisters(t *testing.T) {
 	name := memoryName(t)
 	o := openObserved(t, "memory", "memory://"+name, nil)

@@ -74,9 +74,13 @@ func TestBreaker(t *testing.T) {
 		t.Fatal("breaker opened early")
 	}
 	n.Report(false) // a success resets the count
-	for range breakerLimit {
+	for range breakerLimit - 1 {
 		n.Report(true)
 	}
+	if !n.Healthy() {
+		t.Fatal("a success did not reset the count")
+	}
+	n.Report(true)
 	if n.Healthy() || !n.BreakerOpen() {
 		t.Fatal("breaker did not open")
 	}

@@ -154,6 +154,9 @@ func runDemo(ctx context.Context, w io.Writer, db *sqlish.DB, keys, workers int)
 		if err := br.QueryRow().Scan(&v); err != nil {
 			return fmt.Errorf("batch GET %s: %w", key(i), err)
 		}
+		if want := "value-" + strconv.Itoa(i); v != want {
+			return fmt.Errorf("batch GET %s: read %q, wrote %q", key(i), v, want)
+		}
 	}
 	if err := br.Close(); err != nil {
 		return err

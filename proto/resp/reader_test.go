@@ -696,7 +696,11 @@ func TestRealRedisReplies(t *testing.T) {
 				}
 				vals = append(vals, v)
 			}
-			got[strings.TrimSuffix(filepath.Base(f), ".resp")] = vals
+			key := strings.TrimSuffix(filepath.Base(f), ".resp")
+			if prev, ok := got[key]; ok && !equalValues(prev, vals, false) {
+				t.Fatalf("%s: the %s reader decodes differently from another", f, rname)
+			}
+			got[key] = vals
 		}
 	}
 	one := func(name string) Value {
