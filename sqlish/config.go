@@ -51,7 +51,8 @@ type Policy struct {
 	// operation makes at most 1 + MaxRetries attempts.
 	MaxRetries int
 	// SleepBetweenRetries is the first pause between attempts; it doubles
-	// with each retry.
+	// with each retry up to max(SleepBetweenRetries, 50ms). A redirect
+	// (MOVED/ASK) is followed without a pause.
 	SleepBetweenRetries time.Duration
 	// ReadPreference says where reads may go.
 	ReadPreference ReadPreference
