@@ -27,6 +27,7 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 	"github.com/tendril-db/tendril/driver"
+	"github.com/tendril-db/tendril/internal/errlist"
 	"github.com/tendril-db/tendril/puddlepool"
 	"github.com/tendril-db/tendril/topology"
 )
@@ -180,14 +181,6 @@ func (db *DB) connect(ctx context.Context) error {
 	return nil
 }
 
-func listErrors(errs []error) string {
-	s := fmt.Sprintf("%d errors:", len(errs))
-	for _, e := range errs {
-		s += "\n\t* " + e.Error()
-	}
-	return s
-}
-
 // Config returns the configuration the DB was opened with.
 func (db *DB) Config() Config { return db.cfg }
 
@@ -320,7 +313,7 @@ func (db *DB) anyNode(ctx context.Context, fn func(context.Context, *topology.No
 	if all == nil {
 		return nil, fmt.Errorf("sqlish: %w", ErrNoNodes)
 	}
-	all.ErrorFormat = listErrors
+	all.ErrorFormat = errlist.Format
 	return nil, all
 }
 
@@ -699,7 +692,7 @@ func (db *DB) InfoAll(ctx context.Context, cmd string) (map[string]string, error
 		out[a.addr] = a.text
 	}
 	if all != nil {
-		all.ErrorFormat = listErrors
+		all.ErrorFormat = errlist.Format
 		return out, fmt.Errorf("sqlish: InfoAll %q: %d of %d nodes failed: %w", cmd, len(all.Errors), len(nodes), all)
 	}
 	return out, nil

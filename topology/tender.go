@@ -25,6 +25,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 
 	"github.com/tendril-db/tendril/driver"
+	"github.com/tendril-db/tendril/internal/errlist"
 	"github.com/tendril-db/tendril/puddlepool"
 )
 
@@ -447,7 +448,7 @@ func (t *Tender) tend() {
 		if seedErrs.ErrorOrNil() == nil {
 			seedErrs = multierror.Append(seedErrs, fmt.Errorf("%d known nodes, none healthy", len(t.nodes)))
 		}
-		seedErrs.ErrorFormat = listErrors
+		seedErrs.ErrorFormat = errlist.Format
 		t.lastErr = seedErrs
 	} else {
 		t.lastErr = nil
@@ -490,14 +491,6 @@ func (t *Tender) authOK(addr string) {
 	t.mu.Lock()
 	delete(t.authLogged, addr)
 	t.mu.Unlock()
-}
-
-func listErrors(errs []error) string {
-	s := fmt.Sprintf("%d errors:", len(errs))
-	for _, e := range errs {
-		s += "\n\t* " + e.Error()
-	}
-	return s
 }
 
 // pickSource prefers the node whose generation changed, then any healthy
