@@ -67,6 +67,19 @@ type Config struct {
 	ReplicaReads bool
 }
 
+// String describes the configuration with the password redacted.
+func (c Config) String() string {
+	pass := ""
+	if c.Password != "" {
+		pass = "xxxxx"
+	}
+	return fmt.Sprintf("driver.Config{Scheme:%s Hosts:%v User:%q Password:%s Namespace:%q ClusterName:%q AuthMode:%s Timeout:%v TLS:%v Params:%d keys SocketTimeout:%v ReplicaReads:%v}",
+		c.Scheme, c.Hosts, c.User, pass, c.Namespace, c.ClusterName, c.AuthMode, c.Timeout, c.TLS != nil, len(c.Params), c.SocketTimeout, c.ReplicaReads)
+}
+
+// GoString is String, so that %#v cannot print the password either.
+func (c Config) GoString() string { return c.String() }
+
 // Connector dials nodes of one configured cluster. It is safe for
 // concurrent use.
 type Connector interface {
@@ -122,6 +135,14 @@ type Route struct {
 	// for its whole run (a blocking command such as BLPOP), even when the
 	// backend's connections are multiplexed.
 	Exclusive bool
+	// Session reports that the statement changes the connection's session
+	// state (the selected database, a transaction, WATCH, subscriptions,
+	// client flags, credentials...): state that would leak into other
+	// callers' statements if the connection were shared or pooled as it
+	// is. The user API refuses such statements outside a pinned connection,
+	// and resets (or destroys) a pinned connection that ran one before it
+	// is reused.
+	Session bool
 }
 
 // Router maps a statement and its arguments to a Route.
@@ -206,7 +227,11 @@ type Pinger interface {
 }
 
 // SessionResetter is implemented by Conns that hold session state which
-// must be reset before the connection is reused by another caller.
+// must be reset before the connection is reused by another caller. The
+// user API calls it every time a pinned connection (a Conn, a Tx, Rows
+// holding a connection) goes back to its pool, so it must be cheap when
+// there is nothing to reset. An error means the session could not be
+// restored: the connection is closed, never reused.
 type SessionResetter interface {
 	ResetSession(ctx context.Context) error
 }
@@ -250,6 +275,18 @@ type TxOptions struct {
 type Tx interface {
 	Commit(ctx context.Context) error
 	Rollback(ctx context.Context) error
+}
+
+// QueuedTx is implemented by a Tx whose statements the server queues and
+// runs only at Commit (Redis MULTI/EXEC): until then a statement's Exec or
+// Query only says whether it was queued (an error: it was not). The user
+// API then hands the statements' results to the caller after Commit.
+type QueuedTx interface {
+	Tx
+	// CommitResults commits and returns one result per statement queued
+	// since the transaction began, in order, as a Batcher returns them. A
+	// transaction that did not run at all (aborted) is an error.
+	CommitResults(ctx context.Context) ([]BatchResult, error)
 }
 
 // Beginner is implemented by Conns that support transactions.
@@ -395,6 +432,49 @@ func Implemented(conn Conn) Caps {
 		c |= CapTopology
 	}
 	return c
+}
+
+// Retry says whether an attempt that failed with an error may be tried
+// again, and when.
+type Retry uint8
+
+const (
+	// RetryDefault: the driver does not know the error; the user API's
+	// generic rules apply (a failure before sending is retried, a server
+	// error is not, anything else only for idempotent statements).
+	RetryDefault Retry = iota
+	// RetryNever: the error is the statement's own outcome (a syntax
+	// error, WRONGTYPE, a constraint); another attempt cannot help.
+	RetryNever
+	// RetryLater: the statement did not run because the node is busy
+	// (Redis LOADING, BUSY, TRYAGAIN); another attempt after a pause may
+	// succeed, whatever the statement.
+	RetryLater
+	// RetryRefresh: the statement did not run because the client's view
+	// of the topology is stale (Redis CLUSTERDOWN, READONLY, MASTERDOWN; a
+	// write that met a standby): retry once the topology has been
+	// refreshed, whatever the statement.
+	RetryRefresh
+)
+
+func (r Retry) String() string {
+	switch r {
+	case RetryNever:
+		return "never"
+	case RetryLater:
+		return "later"
+	case RetryRefresh:
+		return "refresh"
+	}
+	return "default"
+}
+
+// Classifier is implemented by Connectors that know which of their
+// backend's errors may be retried.
+type Classifier interface {
+	// Classify says what err, returned by one attempt of a statement,
+	// means for another attempt. Errors it does not know are RetryDefault.
+	Classify(err error) Retry
 }
 
 // ErrBadConn is returned by a Conn that found itself unusable before the

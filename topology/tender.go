@@ -238,6 +238,15 @@ func hasHealthy(s *Snapshot) bool {
 	return false
 }
 
+// Tended returns a channel that is closed when the tend running now (or,
+// between tends, the next one) ends, so that an operation waiting for the
+// topology to change is woken by the tend that may have changed it.
+func (t *Tender) Tended() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.tended
+}
+
 // WaitFirst waits for the first tend to end and reports whether it found a
 // healthy node, with the reasons when it did not.
 func (t *Tender) WaitFirst(ctx context.Context) error {
