@@ -237,6 +237,14 @@ type conn[T any] struct {
 	reason   Reason
 	closeErr error
 	closing  bool
+
+	// loans counts the Loans of the connection not yet returned (see
+	// Resource.Lend); quiet, made by a waiter under loanMu, is closed
+	// when the count drops to zero.
+	loans   atomic.Int32
+	waiters atomic.Int32
+	loanMu  sync.Mutex
+	quiet   chan struct{}
 }
 
 // Resource is a checked-out connection. It must be returned exactly once
@@ -624,6 +632,73 @@ func (r *Resource[T]) Release() {
 	}
 	p.inUse.Add(-1)
 	p.leave()
+}
+
+// Loan is a connection lent out by Resource.Lend: its holder uses it
+// alongside others while the pool may hand it out again.
+type Loan[T any] struct{ c *conn[T] }
+
+// Lend returns the connection to the pool at once while the caller keeps
+// using it, for connections that serve many callers at a time (a
+// multiplexed protocol). The caller must end its use with Loan.Return. A
+// caller that later acquires the connection for use of its own (a
+// transaction, a blocking command) first waits for the loans still out
+// with WaitLoans, so that no lent user's request can reach the connection
+// during that exclusive use.
+func (r *Resource[T]) Lend() Loan[T] {
+	c := r.c
+	c.loans.Add(1) // before Release: an acquirer that gets c sees the loan
+	r.Release()
+	return Loan[T]{c}
+}
+
+// Value returns the lent connection.
+func (l Loan[T]) Value() T { return l.c.value }
+
+// Return ends the loan. It is called once per Lend.
+func (l Loan[T]) Return() {
+	c := l.c
+	if c.loans.Add(-1) == 0 && c.waiters.Load() != 0 {
+		c.loanMu.Lock()
+		if c.quiet != nil {
+			close(c.quiet)
+			c.quiet = nil
+		}
+		c.loanMu.Unlock()
+	}
+}
+
+// Loans returns the number of loans of the connection not yet returned.
+func (r *Resource[T]) Loans() int { return int(r.c.loans.Load()) }
+
+// WaitLoans waits until every loan of the checked-out connection has been
+// returned, or until ctx is done. While r is checked out nobody can borrow
+// the connection, so once WaitLoans returns nil no lent user is left.
+func (r *Resource[T]) WaitLoans(ctx context.Context) error {
+	c := r.c
+	if c.loans.Load() == 0 {
+		return nil
+	}
+	c.waiters.Add(1)
+	defer c.waiters.Add(-1)
+	for {
+		c.loanMu.Lock()
+		if c.loans.Load() == 0 {
+			c.loanMu.Unlock()
+			return nil
+		}
+		if c.quiet == nil {
+			c.quiet = make(chan struct{})
+		}
+		ch := c.quiet
+		c.loanMu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("puddlepool: node %s: waiting for %d shared users of connection %d to finish: %w",
+				c.pool.name, c.loans.Load(), c.id, ctx.Err())
+		}
+	}
 }
 
 // Destroy closes the connection instead of returning it (use it when the
