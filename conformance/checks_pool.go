@@ -244,6 +244,12 @@ func checkPoolTimeout(t T, e *env) {
 		t.Fatalf("Conn: %v", err)
 	}
 	defer cn.Close()
+	// A statement binds the Conn (on a partitioned backend it takes its
+	// connection with its first keyed statement).
+	q, args := e.d.Set(e.key(), "pinned")
+	if _, err := cn.Exec(ctx, q, args...); err != nil {
+		t.Fatalf("Conn.Exec: %v", err)
+	}
 	addrs := nodeAddrs(db)
 	var (
 		mu       sync.Mutex
@@ -582,8 +588,14 @@ func checkCapsWork(t T, e *env) {
 		if err != nil {
 			t.Errorf("CapTx: BeginTx: %v", err)
 		} else {
+			// A statement begins the transaction on the server (on a
+			// partitioned backend, on its partition's node).
+			q, args := e.d.Set(e.key(), "tx")
+			if _, err := tx.Exec(ctx, q, args...); err != nil {
+				t.Errorf("CapTx: a statement in a transaction: %v", err)
+			}
 			if err := tx.Commit(ctx); err != nil {
-				t.Errorf("CapTx: Commit of an empty transaction: %v", err)
+				t.Errorf("CapTx: Commit: %v", err)
 			}
 			if err := tx.Rollback(ctx); !errors.Is(err, sqlish.ErrTxDone) {
 				t.Errorf("CapTx: Rollback after Commit: %v; want ErrTxDone", err)

@@ -80,6 +80,10 @@ func (c Config) String() string {
 // GoString is String, so that %#v cannot print the password either.
 func (c Config) GoString() string { return c.String() }
 
+// Format prints String whatever the verb: printed field by field (%d,
+// %x...) the Config would show its password.
+func (c Config) Format(f fmt.State, _ rune) { fmt.Fprint(f, c.String()) }
+
 // Connector dials nodes of one configured cluster. It is safe for
 // concurrent use.
 type Connector interface {

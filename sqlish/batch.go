@@ -82,7 +82,11 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 			br.results[i].err = fmt.Errorf("sqlish: %w", err)
 			continue
 		}
-		n, err := db.pick(ctx, route, 0)
+		if route.Session {
+			br.results[i].err = sessionErr(route)
+			continue
+		}
+		n, err := db.batchNode(ctx, route)
 		if err != nil {
 			br.results[i].err = err
 			continue
@@ -94,6 +98,7 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 			order = append(order, n)
 		}
 		g.route.Idempotent = g.route.Idempotent && route.Idempotent
+		g.route.Exclusive = g.route.Exclusive || route.Exclusive
 		if route.Intent == driver.Write {
 			g.route.Intent = driver.Write
 		}
@@ -156,6 +161,21 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 	return br
 }
 
+// batchNode returns the node a statement of a batch goes to, waiting for
+// the topology when no node is known yet. It is nil when no node serves
+// the statement's partition now: such statements make a group of their
+// own, whose run waits for the tender like any operation.
+func (db *DB) batchNode(ctx context.Context, route driver.Route) (*topology.Node, error) {
+	s := db.tender.Snapshot()
+	if !s.HasHealthy() {
+		var err error
+		if s, err = db.tender.Wait(ctx); err != nil {
+			return nil, fmt.Errorf("sqlish: %s: %w", route.Op, err)
+		}
+	}
+	return s.Pick(route, db.pref, 0), nil
+}
+
 func isRedirect(err error) bool {
 	if err == nil {
 		return false
@@ -200,19 +220,12 @@ func runBatch(ctx context.Context, cn driver.Conn, stmts []driver.Stmt, out []ba
 		}
 		for k := range res {
 			r, o := &res[k], &out[idx[k]]
-			switch {
-			case r.Err != nil:
+			if r.Err != nil {
 				*o = batchResult{err: r.Err}
-			case r.Rows == nil:
-				// One row, held by res: not boxed, not copied.
-				if n := len(r.Row.Columns); n == 0 || n > driver.MaxRowColumns {
-					return fmt.Errorf("driver bug: a batch Row with %d columns", n)
-				}
-				*o = batchResult{cols: r.Row.Columns, n: 1, first: &r.Row}
-			default:
-				if *o, err = collect(r.Rows); err != nil {
-					return err
-				}
+				continue
+			}
+			if *o, err = fromDriver(r); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -233,6 +246,21 @@ func runBatch(ctx context.Context, cn driver.Conn, stmts []driver.Stmt, out []ba
 		}
 	}
 	return nil
+}
+
+// fromDriver reads a driver's batch result into memory: its error, its
+// one row (held by r: not boxed, not copied) or its rows.
+func fromDriver(r *driver.BatchResult) (batchResult, error) {
+	switch {
+	case r.Err != nil:
+		return batchResult{err: r.Err}, r.Err
+	case r.Rows == nil:
+		if n := len(r.Row.Columns); n == 0 || n > driver.MaxRowColumns {
+			return batchResult{}, fmt.Errorf("driver bug: a batch Row with %d columns", n)
+		}
+		return batchResult{cols: r.Row.Columns, n: 1, first: &r.Row}, nil
+	}
+	return collect(r.Rows)
 }
 
 // collect reads all rows into memory, []byte values copied out of the
@@ -347,6 +375,12 @@ func (br *BatchResults) Exec() (Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	return driver.RowsAffected(r.affected()), nil
+}
+
+// affected is the count Exec reports: a lone integer value, else the
+// number of rows.
+func (r *batchResult) affected() int64 {
 	n := int64(r.n)
 	if r.n == 1 && len(r.cols) == 1 {
 		var v [1]driver.Value
@@ -355,7 +389,7 @@ func (br *BatchResults) Exec() (Result, error) {
 			n = i
 		}
 	}
-	return driver.RowsAffected(n), nil
+	return n
 }
 
 // Query returns the next statement's rows.

@@ -106,8 +106,11 @@ func TestClusterRoundTripAndCrossNodeBatch(t *testing.T) {
 func TestRetriesAreExactlyOnePlusMaxRetries(t *testing.T) {
 	ctx := context.Background()
 	// The probe timeout (1s) keeps the tender from noticing the hang while
-	// the attempts run (20ms each), so every attempt reaches the node.
-	db, cl := openCluster(t, "nodes=1&socket_timeout=20ms&max_retries=2&sleep_between_retries=1ms&timeout=1s")
+	// the attempts run (20ms each), and connections dialled before the hang
+	// (a hung node accepts no new one) let every attempt reach the node: a
+	// connection that timed out is closed, never reused.
+	db, cl := openCluster(t, "nodes=1&socket_timeout=20ms&max_retries=2&sleep_between_retries=1ms&timeout=1s&min_conns_per_node=4")
+	waitFor(t, 5*time.Second, "4 idle connections", func() bool { return db.Stats().Idle >= 4 })
 	primary := cl.SlotOwner(0)
 	if err := cl.Hang(primary, time.Hour); err != nil {
 		t.Fatal(err)

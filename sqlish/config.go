@@ -517,6 +517,16 @@ func (c Config) String() string {
 // GoString is String, so that %#v cannot print the password either.
 func (c Config) GoString() string { return "sqlish.Config(" + c.String() + ")" }
 
+// Format prints String (GoString for %#v) whatever the verb: printed
+// field by field (%d, %x...) the Config would show its password.
+func (c Config) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		fmt.Fprint(f, c.GoString())
+		return
+	}
+	fmt.Fprint(f, c.String())
+}
+
 // driverConfig is the part of c a driver gets.
 func (c *Config) driverConfig() (driver.Config, error) {
 	tc, err := c.tlsConfig()

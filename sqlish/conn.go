@@ -5,124 +5,333 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/tendril-db/tendril/driver"
+	"github.com/tendril-db/tendril/internal/errlist"
+	"github.com/tendril-db/tendril/topology"
 )
 
-// Conn is one connection pinned to one node, for session state and
-// transactions. Statements on a Conn are not retried: a retry could land on
-// another connection. Close returns the connection to its pool.
+// Conn is a connection pinned to one node, for session state (a selected
+// database, WATCH) and transactions.
+//
+// On a partitioned backend (a Redis Cluster) a Conn binds to the partition
+// of its first keyed statement: its connection is taken then, from the pool
+// of that partition's primary, so WATCH, MULTI and EXEC over keys of one
+// partition work whichever node owns it. A later statement for another
+// partition fails with ErrWrongPartition (keep a transaction's keys in one
+// partition, with a Redis hash tag). Keyless statements before the first
+// keyed one run on any node without binding, unless they change the
+// session (then they bind the Conn to the node they ran on). On a backend
+// without partitions the Conn takes its connection at once.
+//
+// Statements on a Conn are not retried: a retry could land on another
+// connection. Close resets the session (the driver undoes what the Conn's
+// statements changed, or the connection is closed) and returns the
+// connection to its pool; an open transaction is rolled back first.
 type Conn struct {
 	db *DB
 
-	mu     sync.Mutex
-	l      *lease // nil once closed
-	busy   bool   // open Rows hold the connection
-	lastEr error  // the last error, to judge the connection on Close
+	mu      sync.Mutex
+	closed  bool
+	busy    bool  // a statement or open Rows hold the connection
+	closing bool  // Close was called while busy: finish when done
+	lastErr error // the last error that may leave the connection unusable
+
+	// The fields below belong to whoever set busy (or, once closed, to
+	// Close): no lock is needed to read or write them.
+	l    *lease // the pinned connection; nil until bound
+	part int    // the partition bound to (driver.AnyPartition: a node only)
+	tx   *Tx    // the open transaction
 }
 
 var errConnBusy = errors.New("sqlish: Conn is busy with open Rows; close them first")
 
-// grab locks the connection for one call.
-func (c *Conn) grab() (*lease, error) {
+// Conn returns a connection pinned to one node until it is closed, for
+// session state and transactions. On a partitioned backend it is bound by
+// its first keyed statement (see Conn); otherwise Conn takes the
+// connection now, waiting at most total_timeout for one.
+func (db *DB) Conn(ctx context.Context) (*Conn, error) {
+	if db.closed.Load() {
+		return nil, ErrClosed
+	}
+	c := &Conn{db: db, part: driver.AnyPartition}
+	wctx := ctx
+	if t := db.cfg.Policy.TotalTimeout; t > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
+	s, err := db.tender.Wait(wctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlish: Conn: %w", err)
+	}
+	if s.Partitions() == 0 {
+		if c.l, err = db.pin(ctx, driver.Route{Op: "CONN", Partition: driver.AnyPartition}); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// pin takes a connection of its own on the node serving route, waiting
+// (bounded by total_timeout) while no healthy node serves it or its pool
+// cannot give a connection.
+func (db *DB) pin(ctx context.Context, route driver.Route) (*lease, error) {
+	if t := db.cfg.Policy.TotalTimeout; t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
+	_, hasDeadline := ctx.Deadline()
+	b := newBudget(db.cfg.Policy, hasDeadline)
+	var last error
+	for {
+		if db.closed.Load() {
+			return nil, ErrClosed
+		}
+		n := db.tender.Snapshot().Pick(route, db.pref, 0)
+		if n == nil || !n.Healthy() {
+			last = db.noNode(route, n)
+			if db.awaitNode(ctx, &b) != nil {
+				break
+			}
+			continue
+		}
+		l, err := db.acquireExclusive(ctx, n)
+		if err == nil {
+			return l, nil
+		}
+		last = err
+		if ctx.Err() != nil {
+			break
+		}
+		v := judge(err, false, false, db.classify(err))
+		if !b.allow(v) || db.await(ctx, v, &b) != nil {
+			break
+		}
+	}
+	if ctx.Err() != nil && !errors.Is(last, ctx.Err()) {
+		return nil, fmt.Errorf("sqlish: %s: waiting for a connection: %w (last error: %v)", route.Op, ctx.Err(), last)
+	}
+	return nil, last
+}
+
+// grab marks the Conn busy for one call.
+func (c *Conn) grab() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
 	case c.db.closed.Load():
-		return nil, ErrClosed
-	case c.l == nil:
-		return nil, ErrConnDone
+		return ErrClosed
+	case c.closed:
+		return ErrConnDone
 	case c.busy:
-		return nil, errConnBusy
+		return errConnBusy
 	}
 	c.busy = true
-	return c.l, nil
+	return nil
 }
 
+// done ends a call (or the Rows it returned); err is its error.
 func (c *Conn) done(err error) {
 	c.mu.Lock()
 	c.busy = false
 	if err != nil && !keepsConn(err) {
-		c.lastEr = err
+		c.lastErr = err
 	}
+	finish := c.closing
+	c.closing = false
 	c.mu.Unlock()
+	if finish {
+		c.finish()
+	}
 }
 
-func (c *Conn) args(ctx context.Context, args []any) (context.Context, context.CancelFunc, []driver.Value, error) {
-	dargs, err := normalizeArgs(args)
+// bind returns the lease a statement of route runs on, binding the Conn
+// when it must: temp is set when the statement runs unbound, on a
+// connection of its own that the caller releases.
+func (c *Conn) bind(ctx context.Context, route driver.Route) (l *lease, temp bool, err error) {
+	db := c.db
+	s := db.tender.Snapshot()
+	partitioned := s.Partitions() > 0
+	keyed := partitioned && route.Partition != driver.AnyPartition
+	if c.l != nil {
+		if !keyed || c.part == route.Partition {
+			return c.l, false, nil
+		}
+		if c.part == driver.AnyPartition && s.Primary(route.Partition) == c.l.n {
+			c.part = route.Partition // bound to the node by a keyless statement
+			return c.l, false, nil
+		}
+		return nil, false, c.wrongPartition(s, route)
+	}
+	if !keyed && !route.Session && c.tx == nil {
+		// Nothing to bind to: run it anywhere.
+		l, err := db.pin(ctx, route)
+		return l, true, err
+	}
+	pr := route
+	pr.Intent = driver.Write // a pinned connection goes to the primary...
+	if c.tx != nil && c.tx.opts.ReadOnly {
+		pr.Intent = driver.Read // ...unless a read-only transaction may go elsewhere
+	}
+	if l, err = db.pin(ctx, pr); err != nil {
+		return nil, false, err
+	}
+	c.l = l
+	if keyed {
+		c.part = route.Partition
+	}
+	return l, false, nil
+}
+
+func (c *Conn) wrongPartition(s *topology.Snapshot, route driver.Route) error {
+	where := ""
+	if n := s.Primary(route.Partition); n != nil {
+		where = " (served by " + n.Addr() + ")"
+	}
+	bound := "node " + c.l.n.Addr()
+	if c.part != driver.AnyPartition {
+		bound = fmt.Sprintf("partition %d on node %s", c.part, c.l.n.Addr())
+	}
+	return fmt.Errorf("%w: %s is for partition %d%s, the Conn is bound to %s; keep a Conn's keys in one partition (a Redis hash tag) or use another Conn",
+		ErrWrongPartition, route.Op, route.Partition, where, bound)
+}
+
+// stmt is one statement on the Conn: routed, bound, with its arguments.
+type stmt struct {
+	l     *lease
+	temp  bool
+	route driver.Route
+	dargs []driver.Value
+}
+
+// prepare makes the Conn busy and readies a statement, beginning an open
+// transaction on the server when the statement binds the Conn. On error
+// the Conn is not busy.
+func (c *Conn) prepare(ctx context.Context, query string, args []any) (*stmt, error) {
+	if err := c.grab(); err != nil {
+		return nil, err
+	}
+	st := &stmt{}
+	var err error
+	if st.dargs, err = normalizeArgs(args); err == nil {
+		if st.route, err = c.db.connector.Route(query, st.dargs); err != nil {
+			err = fmt.Errorf("sqlish: %w", err)
+		}
+	}
+	if err == nil {
+		st.l, st.temp, err = c.bind(ctx, st.route)
+	}
+	if err == nil && c.tx != nil && c.tx.tx == nil {
+		err = c.tx.begin(ctx)
+	}
 	if err != nil {
-		return ctx, nil, nil, err
+		c.done(nil)
+		return nil, err
 	}
-	cancel := context.CancelFunc(noop)
-	if t := c.db.cfg.Policy.SocketTimeout; t > 0 {
-		ctx, cancel = context.WithTimeout(ctx, t)
+	return st, nil
+}
+
+// attemptCtx bounds one statement on the Conn by socket_timeout; a
+// blocking statement is bounded by its own timeout and ctx only.
+func (c *Conn) attemptCtx(ctx context.Context, route driver.Route) (context.Context, context.CancelFunc) {
+	if t := c.db.cfg.Policy.SocketTimeout; t > 0 && !route.Exclusive {
+		return context.WithTimeout(ctx, t)
 	}
-	return ctx, cancel, dargs, nil
+	return ctx, noop
+}
+
+// after records what a statement did to the connection: err is its error.
+func (c *Conn) after(st *stmt, err error) error {
+	if st.route.Session {
+		st.l.dirty = true
+	}
+	var re *driver.RedirectError
+	if errors.As(err, &re) {
+		// The partition moved under the pinned connection: the tender
+		// learns of it for the next Conn; this one cannot follow.
+		c.db.tender.Redirect(re.Partition, re.Addr, re.Ask)
+		err = fmt.Errorf("sqlish: %s: partition %d moved to %s while the Conn was pinned to %s: %w", st.route.Op, re.Partition, re.Addr, st.l.n.Addr(), err)
+	}
+	if st.temp {
+		st.l.release(err)
+		st.l = nil
+	}
+	return err
 }
 
 // Exec runs a statement on this connection and discards its rows.
 func (c *Conn) Exec(ctx context.Context, query string, args ...any) (Result, error) {
-	l, err := c.grab()
+	return c.exec(ctx, query, args)
+}
+
+func (c *Conn) exec(ctx context.Context, query string, args []any) (Result, error) {
+	st, err := c.prepare(ctx, query, args)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel, dargs, err := c.args(ctx, args)
-	if err != nil {
-		c.done(nil)
-		return nil, err
-	}
+	n := st.l.n
+	actx, cancel := c.attemptCtx(ctx, st.route)
 	defer cancel()
 	var ob observation
-	var route driver.Route
-	if c.db.tel.on(ctx) {
-		ctx, route = c.observe(ctx, &ob, l, query, dargs)
+	if c.db.tel.on(actx) {
+		actx = c.observe(actx, &ob, n, st.route, query, len(st.dargs))
 	}
-	res, err := l.conn().Exec(ctx, query, dargs)
+	res, err := st.l.conn().Exec(actx, query, st.dargs)
+	err = c.after(st, err)
+	if err == nil {
+		res = c.queue(res, st.route.Op)
+	}
 	c.done(err)
-	err = nodeErr(l.n, err)
-	c.db.tel.finish(ctx, &ob, route, err)
-	return res, err
+	c.db.tel.finish(actx, &ob, st.route, nodeErr(n, err))
+	return res, nodeErr(n, err)
 }
 
 // observe starts observing a statement on the pinned connection: one
 // attempt, on its node.
-func (c *Conn) observe(ctx context.Context, ob *observation, l *lease, query string, dargs []driver.Value) (context.Context, driver.Route) {
-	route, err := c.db.connector.Route(query, dargs)
-	if err != nil {
-		route = driver.Route{Op: "UNKNOWN"}
-	}
-	ctx = c.db.tel.begin(ctx, ob, route, query, len(dargs))
-	ob.node, ob.attempts = l.n, 1
-	return ctx, route
+func (c *Conn) observe(ctx context.Context, ob *observation, n *topology.Node, route driver.Route, query string, nargs int) context.Context {
+	ctx = c.db.tel.begin(ctx, ob, route, query, nargs)
+	ob.node, ob.attempts = n, 1
+	return ctx
 }
 
 // Query runs a statement on this connection. The Conn is busy until the
-// rows are closed.
+// rows are closed, which happens at the latest when ctx ends.
 func (c *Conn) Query(ctx context.Context, query string, args ...any) (*Rows, error) {
-	l, err := c.grab()
+	return c.query(ctx, query, args)
+}
+
+func (c *Conn) query(ctx context.Context, query string, args []any) (*Rows, error) {
+	st, err := c.prepare(ctx, query, args)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel, dargs, err := c.args(ctx, args)
-	if err != nil {
-		c.done(nil)
-		return nil, err
-	}
+	n := st.l.n
+	actx, cancel := c.attemptCtx(ctx, st.route)
 	defer cancel()
 	var ob observation
-	var route driver.Route
-	if c.db.tel.on(ctx) {
-		ctx, route = c.observe(ctx, &ob, l, query, dargs)
+	if c.db.tel.on(actx) {
+		actx = c.observe(actx, &ob, n, st.route, query, len(st.dargs))
 	}
-	dr, err := l.conn().Query(ctx, query, dargs)
+	dr, err := st.l.conn().Query(actx, query, st.dargs)
+	err = c.after(st, err)
 	if err != nil {
 		c.done(err)
-		err = nodeErr(l.n, err)
-		c.db.tel.finish(ctx, &ob, route, err)
-		return nil, err
+		c.db.tel.finish(actx, &ob, st.route, nodeErr(n, err))
+		return nil, nodeErr(n, err)
 	}
-	c.db.tel.finish(ctx, &ob, route, nil)
-	return newRows(dr, c.done), nil
+	c.db.tel.finish(actx, &ob, st.route, nil)
+	if q := c.queued(st.route.Op); q != nil {
+		dr.Close()
+		c.done(nil)
+		return &Rows{queued: q}, nil
+	}
+	rows := newRows(dr, c.done)
+	rows.watch(ctx)
+	return rows, nil
 }
 
 // QueryRow runs a statement expected to return at most one row.
@@ -131,12 +340,17 @@ func (c *Conn) QueryRow(ctx context.Context, query string, args ...any) *Row {
 	return &Row{rows: rows, err: err}
 }
 
-// Ping checks the connection's node.
+// Ping checks the connection's node (any node while the Conn is unbound).
 func (c *Conn) Ping(ctx context.Context) error {
-	l, err := c.grab()
-	if err != nil {
+	if err := c.grab(); err != nil {
 		return err
 	}
+	l := c.l
+	if l == nil {
+		c.done(nil)
+		return c.db.Ping(ctx)
+	}
+	var err error
 	if p, ok := l.conn().(driver.Pinger); ok {
 		err = p.Ping(ctx)
 	}
@@ -144,64 +358,168 @@ func (c *Conn) Ping(ctx context.Context) error {
 	return nodeErr(l.n, err)
 }
 
-// BeginTx starts a transaction on this connection.
+// BeginTx starts a transaction on this connection. On a partitioned
+// backend an unbound Conn begins it on the server with its first
+// statement, on the node of that statement's partition.
 func (c *Conn) BeginTx(ctx context.Context, opts driver.TxOptions) (*Tx, error) {
-	l, err := c.grab()
+	if !c.db.backend.Caps.Has(driver.CapTx) {
+		return nil, fmt.Errorf("sqlish: BeginTx on %s: %w", c.db.backend.System, ErrNotSupported)
+	}
+	if err := c.grab(); err != nil {
+		return nil, err
+	}
+	if c.tx != nil {
+		c.done(nil)
+		return nil, errors.New("sqlish: BeginTx: a transaction is already open on this Conn")
+	}
+	tx := &Tx{c: c, opts: opts}
+	c.tx = tx
+	var err error
+	if c.l != nil {
+		err = tx.begin(ctx)
+	}
+	if err != nil {
+		c.tx = nil
+	}
+	c.done(err)
 	if err != nil {
 		return nil, err
 	}
-	b, ok := l.conn().(driver.Beginner)
-	if !ok {
-		c.done(nil)
-		return nil, fmt.Errorf("sqlish: BeginTx on %s: %w", c.db.backend.System, ErrNotSupported)
-	}
-	dtx, err := b.BeginTx(ctx, opts)
-	c.done(err)
-	if err != nil {
-		return nil, nodeErr(l.n, err)
-	}
-	return &Tx{c: c, tx: dtx}, nil
+	return tx, nil
 }
 
-// Close returns the connection to its pool (or closes it, when an error
-// may have left it unusable). It is idempotent; open Rows keep working
-// until they are closed.
+// Close rolls back an open transaction, resets the session and returns
+// the connection to its pool (or closes it, when it may be unusable). It
+// is idempotent. A Conn closed while its Rows are open is finished when
+// they are closed.
 func (c *Conn) Close() error {
 	c.mu.Lock()
-	l, err := c.l, c.lastEr
-	c.l = nil
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	if c.busy {
+		c.closing = true
+		c.mu.Unlock()
+		return nil
+	}
 	c.mu.Unlock()
+	c.finish()
+	return nil
+}
+
+// finish ends a closed Conn: a transaction still open is rolled back,
+// then the connection goes back to its pool through the lease's checks.
+func (c *Conn) finish() {
+	l, tx := c.l, c.tx
+	c.l, c.tx = nil, nil
+	c.mu.Lock()
+	err := c.lastErr
+	c.mu.Unlock()
+	if tx != nil && tx.markDone() && tx.tx != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), c.db.resetTimeout())
+		rerr := tx.tx.Rollback(ctx)
+		cancel()
+		tx.settle(nil, errRolledBack)
+		if rerr != nil && err == nil && !keepsConn(rerr) {
+			err = rerr
+		}
+	}
 	if l != nil {
 		l.release(err)
 	}
-	return nil
+}
+
+// resetTimeout bounds the clean-up of a pinned connection.
+func (db *DB) resetTimeout() time.Duration {
+	if t := db.cfg.Policy.SocketTimeout; t > 0 {
+		return t
+	}
+	return defaultResetTimeout
+}
+
+// defaultResetTimeout bounds a clean-up when no socket_timeout is set.
+const defaultResetTimeout = 5 * time.Second
+
+var errRolledBack = errors.New("sqlish: the transaction was rolled back: the statement did not run")
+
+// BeginTx starts a transaction on a pinned connection, bound as a Conn is
+// (see Conn): on a partitioned backend, to the partition of its first
+// keyed statement. It returns ErrNotSupported when the driver has no
+// transactions. The connection goes back to its pool at Commit or
+// Rollback.
+//
+// On a backend that queues a transaction's statements and runs them at
+// Commit (Redis MULTI/EXEC), the Result, Rows and Row of a statement in
+// the transaction hold its outcome only after Commit: read before, they
+// return ErrQueued.
+func (db *DB) BeginTx(ctx context.Context, opts driver.TxOptions) (*Tx, error) {
+	if db.closed.Load() {
+		return nil, ErrClosed
+	}
+	if !db.backend.Caps.Has(driver.CapTx) {
+		return nil, fmt.Errorf("sqlish: BeginTx on %s: %w", db.backend.System, ErrNotSupported)
+	}
+	c, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tx, err := c.BeginTx(ctx, opts)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	tx.ownsConn = true
+	return tx, nil
 }
 
 // Tx is a transaction on a pinned connection.
 type Tx struct {
 	c        *Conn
-	tx       driver.Tx
-	ownsConn bool // opened by DB.BeginTx: close the Conn when done
+	opts     driver.TxOptions
+	tx       driver.Tx // nil until begun on the server
+	ownsConn bool      // opened by DB.BeginTx: close the Conn when done
+	// queue holds the statements a driver.QueuedTx queued, for Commit to
+	// hand their results.
+	queue []*deferred
 
-	mu   sync.Mutex
-	done bool
+	done atomic.Bool
+}
+
+// begin begins the transaction on the Conn's connection. The caller
+// holds the Conn busy.
+func (tx *Tx) begin(ctx context.Context) error {
+	b, ok := tx.c.l.conn().(driver.Beginner)
+	if !ok {
+		return fmt.Errorf("sqlish: BeginTx on %s: %w", tx.c.db.backend.System, ErrNotSupported)
+	}
+	actx, cancel := tx.c.attemptCtx(ctx, driver.Route{})
+	defer cancel()
+	dtx, err := b.BeginTx(actx, tx.opts)
+	if err != nil {
+		return nodeErr(tx.c.l.n, err)
+	}
+	tx.tx = dtx
+	return nil
 }
 
 func (tx *Tx) check() error {
-	tx.mu.Lock()
-	defer tx.mu.Unlock()
-	if tx.done {
+	if tx.done.Load() {
 		return ErrTxDone
 	}
 	return nil
 }
+
+// markDone ends the transaction, reporting whether it was still open.
+func (tx *Tx) markDone() bool { return tx.done.CompareAndSwap(false, true) }
 
 // Exec runs a statement in the transaction.
 func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (Result, error) {
 	if err := tx.check(); err != nil {
 		return nil, err
 	}
-	return tx.c.Exec(ctx, query, args...)
+	return tx.c.exec(ctx, query, args)
 }
 
 // Query runs a statement in the transaction.
@@ -209,7 +527,7 @@ func (tx *Tx) Query(ctx context.Context, query string, args ...any) (*Rows, erro
 	if err := tx.check(); err != nil {
 		return nil, err
 	}
-	return tx.c.Query(ctx, query, args...)
+	return tx.c.query(ctx, query, args)
 }
 
 // QueryRow runs a statement expected to return at most one row.
@@ -218,29 +536,125 @@ func (tx *Tx) QueryRow(ctx context.Context, query string, args ...any) *Row {
 	return &Row{rows: rows, err: err}
 }
 
-// Commit commits the transaction.
-func (tx *Tx) Commit(ctx context.Context) error { return tx.end(ctx, tx.tx.Commit) }
+// Commit commits the transaction. With a driver that queues statements
+// until Commit (Redis), the statements' results are available once it
+// returns, and it fails, naming them, when some statements failed.
+func (tx *Tx) Commit(ctx context.Context) error { return tx.end(ctx, true) }
 
 // Rollback aborts the transaction. It returns ErrTxDone after Commit or
 // Rollback, so `defer tx.Rollback(ctx)` is safe.
-func (tx *Tx) Rollback(ctx context.Context) error { return tx.end(ctx, tx.tx.Rollback) }
+func (tx *Tx) Rollback(ctx context.Context) error { return tx.end(ctx, false) }
 
-func (tx *Tx) end(ctx context.Context, f func(context.Context) error) error {
-	tx.mu.Lock()
-	if tx.done {
-		tx.mu.Unlock()
+func (tx *Tx) end(ctx context.Context, commit bool) error {
+	if !tx.markDone() {
 		return ErrTxDone
 	}
-	tx.done = true
-	tx.mu.Unlock()
-	l, err := tx.c.grab()
+	c := tx.c
+	err := c.grab()
 	if err == nil {
-		err = f(ctx)
-		tx.c.done(err)
-		err = nodeErr(l.n, err)
+		err = tx.run(ctx, commit)
+		c.tx = nil
+		c.done(err)
+	} else {
+		tx.settle(nil, err)
 	}
 	if tx.ownsConn {
-		tx.c.Close()
+		c.Close()
 	}
 	return err
+}
+
+// run commits or rolls back on the server; the Conn is busy.
+func (tx *Tx) run(ctx context.Context, commit bool) error {
+	if tx.tx == nil { // nothing ran: nothing to end
+		return nil
+	}
+	c := tx.c
+	actx, cancel := c.attemptCtx(ctx, driver.Route{})
+	defer cancel()
+	if !commit {
+		err := tx.tx.Rollback(actx)
+		tx.settle(nil, errRolledBack)
+		return nodeErr(c.l.n, err)
+	}
+	qtx, ok := tx.tx.(driver.QueuedTx)
+	if !ok {
+		return nodeErr(c.l.n, tx.tx.Commit(actx))
+	}
+	res, err := qtx.CommitResults(actx)
+	if err == nil && len(res) != len(tx.queue) {
+		err = fmt.Errorf("sqlish: driver bug: %d transaction results for %d queued statements", len(res), len(tx.queue))
+	}
+	if err != nil {
+		err = nodeErr(c.l.n, err)
+		tx.settle(nil, err)
+		return err
+	}
+	return tx.settle(res, nil)
+}
+
+// settle hands each queued statement its result (res[i]) or err, and
+// returns the statements' own errors joined.
+func (tx *Tx) settle(res []driver.BatchResult, err error) error {
+	var failed error
+	for i, q := range tx.queue {
+		if err != nil {
+			q.err = err
+		} else {
+			q.res, q.err = fromDriver(&res[i])
+			if q.err != nil {
+				failed = errlist.Append(failed, fmt.Errorf("statement %d (%s): %w", i+1, q.op, q.err))
+			}
+		}
+		q.ready.Store(true)
+	}
+	tx.queue = nil
+	if failed != nil {
+		return fmt.Errorf("sqlish: transaction ran, but: %w", failed)
+	}
+	return nil
+}
+
+// deferred is a statement a driver.QueuedTx queued: its result comes
+// with Commit.
+type deferred struct {
+	op    string
+	ready atomic.Bool // res and err are set
+	res   batchResult
+	err   error
+}
+
+// queued returns the slot of the statement just run when the open
+// transaction queues statements, nil otherwise. The Conn is busy.
+func (c *Conn) queued(op string) *deferred {
+	if c.tx == nil || c.tx.tx == nil {
+		return nil
+	}
+	if _, ok := c.tx.tx.(driver.QueuedTx); !ok {
+		return nil
+	}
+	q := &deferred{op: op}
+	c.tx.queue = append(c.tx.queue, q)
+	return q
+}
+
+// queue returns res, or the deferred result of a queued statement.
+func (c *Conn) queue(res driver.Result, op string) Result {
+	if q := c.queued(op); q != nil {
+		return queuedResult{q}
+	}
+	return res
+}
+
+// queuedResult is the Result of a statement queued in a transaction.
+type queuedResult struct{ q *deferred }
+
+func (r queuedResult) RowsAffected() (int64, error) {
+	if !r.q.ready.Load() {
+		return 0, ErrQueued
+	}
+	if r.q.err != nil {
+		return 0, r.q.err
+	}
+	return r.q.res.affected(), nil
 }

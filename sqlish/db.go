@@ -55,6 +55,7 @@ type DB struct {
 	// requestTimeout is set when the driver bounds each request by
 	// socket_timeout itself (driver.CapRequestTimeout).
 	requestTimeout bool
+	classifier     driver.Classifier // nil when the driver classifies no error
 	tel            *telemetry
 	log            *slog.Logger
 
@@ -97,6 +98,7 @@ func OpenConfig(driverName string, cfg Config) (*DB, error) {
 	db := &DB{cfg: cfg, connector: connector, backend: connector.Backend(), pref: readPreference(cfg.Policy.ReadPreference)}
 	db.multiplexed = db.backend.Caps.Has(driver.CapMultiplex)
 	db.requestTimeout = db.backend.Caps.Has(driver.CapRequestTimeout)
+	db.classifier, _ = connector.(driver.Classifier)
 	if cfg.ClusterName != "" && !db.backend.Caps.Has(driver.CapClusterName) {
 		return nil, &ConfigError{Key: "cluster_name", Value: cfg.ClusterName,
 			Reason: fmt.Sprintf("driver %s has no cluster name to check", driverName)}
@@ -181,6 +183,16 @@ func (db *DB) connect(ctx context.Context) error {
 	return nil
 }
 
+// String describes the DB: its backend and its configuration as a DSN,
+// the password redacted.
+func (db *DB) String() string {
+	return "sqlish.DB(" + db.backend.System + ", " + db.cfg.String() + ")"
+}
+
+// Format prints String whatever the verb, so that no verb (%v, %+v, %#v,
+// %d...) can print the configuration's password.
+func (db *DB) Format(f fmt.State, _ rune) { io.WriteString(f, db.String()) }
+
 // Config returns the configuration the DB was opened with.
 func (db *DB) Config() Config { return db.cfg }
 
@@ -208,6 +220,7 @@ func (db *DB) Query(ctx context.Context, query string, args ...any) (*Rows, erro
 // query is Query; into, when not nil, is the Rows to fill in.
 func (db *DB) query(ctx context.Context, query string, args []any, into *Rows) (*Rows, error) {
 	var rows *Rows
+	caller := ctx
 	err := db.do(ctx, query, args, func(ctx context.Context, l *lease, dargs []driver.Value) error {
 		if rq, ok := l.conn().(driver.RowQueryer); ok && into != nil {
 			// QueryRow's fast path: the row comes back in into, and the
@@ -234,13 +247,19 @@ func (db *DB) query(ctx context.Context, query string, args []any, into *Rows) (
 		if rows == nil {
 			rows = new(Rows)
 		}
-		if l.shared != nil {
+		if l.shared {
 			// The connection is not held by the rows (a multiplexed
 			// connection's rows are read already): done with it.
 			l.release(nil)
 			rows.init(dr, nil)
 		} else {
 			rows.init(dr, l.release)
+			if into == nil {
+				// Rows holding a connection are closed when the caller's
+				// context ends. Not a Row's: it is pooled, and a watcher
+				// could fire on its next use.
+				rows.watch(caller)
+			}
 		}
 		return nil
 	})
@@ -273,20 +292,6 @@ func (db *DB) Ping(ctx context.Context) error {
 	return err
 }
 
-// Conn returns a connection pinned to one node until it is closed, for
-// session state and transactions.
-func (db *DB) Conn(ctx context.Context) (*Conn, error) {
-	var c *Conn
-	_, err := db.anyNode(ctx, func(ctx context.Context, n *topology.Node) error {
-		l, err := db.acquire(ctx, n)
-		if err == nil {
-			c = &Conn{db: db, l: l}
-		}
-		return err
-	})
-	return c, err
-}
-
 // anyNode runs fn on healthy nodes in turn until it succeeds.
 func (db *DB) anyNode(ctx context.Context, fn func(context.Context, *topology.Node) error) (*topology.Node, error) {
 	if db.closed.Load() {
@@ -315,28 +320,6 @@ func (db *DB) anyNode(ctx context.Context, fn func(context.Context, *topology.No
 	}
 	all.ErrorFormat = errlist.Format
 	return nil, all
-}
-
-// BeginTx starts a transaction on a pinned connection. It returns
-// ErrNotSupported when the driver has no transactions.
-func (db *DB) BeginTx(ctx context.Context, opts driver.TxOptions) (*Tx, error) {
-	if db.closed.Load() {
-		return nil, ErrClosed
-	}
-	if !db.backend.Caps.Has(driver.CapTx) {
-		return nil, fmt.Errorf("sqlish: BeginTx on %s: %w", db.backend.System, ErrNotSupported)
-	}
-	c, err := db.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	tx, err := c.BeginTx(ctx, opts)
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	tx.ownsConn = true
-	return tx, nil
 }
 
 // IsConnected reports whether the DB is open and at least one node has
@@ -388,7 +371,16 @@ func (db *DB) do(ctx context.Context, query string, args []any, fn func(context.
 	if err != nil {
 		return fmt.Errorf("sqlish: %w", err)
 	}
+	if route.Session {
+		return sessionErr(route)
+	}
 	return db.run(ctx, route, stmtInfo{query: query}, dargs, fn)
+}
+
+// sessionErr is the error of a session-changing statement run on the DB.
+func sessionErr(route driver.Route) error {
+	return fmt.Errorf("%w: %s would change it for every caller of the DB's shared connections; "+
+		"run it on a pinned Conn (DB.Conn), use BeginTx for a transaction, or set the database in the DSN", ErrSessionState, route.Op)
 }
 
 // argBuf holds the driver values of a statement's arguments.
@@ -412,9 +404,9 @@ func (db *DB) run(ctx context.Context, route driver.Route, st stmtInfo, dargs []
 	return err
 }
 
-// runAttempts runs the attempts of a statement. Each attempt picks its
-// node from the current topology snapshot; a redirect goes straight to the
-// node it names, a connection failure triggers a topology refresh.
+// runAttempts runs the attempts of a statement by the retry policy (see
+// policy.go). Each attempt picks its node from the current topology
+// snapshot; a redirect goes straight to the node it names.
 func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []driver.Value, fn func(context.Context, *lease, []driver.Value) error, ob *observation) error {
 	p := db.cfg.Policy
 	// total_timeout costs a context (and a timer) per operation unless it
@@ -424,7 +416,9 @@ func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []drive
 	// total, and the context is made only before something that may wait
 	// (for the topology, for a connection) or retry, with what is left.
 	driverTimeout := db.requestTimeout && !route.Exclusive
+	exclusive := !db.multiplexed || route.Exclusive
 	start := time.Now()
+	_, hasDeadline := ctx.Deadline()
 	bounded := p.TotalTimeout <= 0
 	var cancel context.CancelFunc
 	defer func() {
@@ -447,174 +441,168 @@ func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []drive
 	if !driverTimeout || p.SocketTimeout <= 0 || p.SocketTimeout > p.TotalTimeout {
 		bound()
 	}
+	b := newBudget(p, p.TotalTimeout > 0 || hasDeadline)
 	var (
 		last     error
 		target   *topology.Node // set by a redirect
 		ask      bool
-		sleep    = p.SleepBetweenRetries
 		attempts int
 	)
-	for attempts = 1; attempts <= 1+p.MaxRetries; attempts++ {
-		if attempts > 1 {
-			if err := bound(); err != nil {
-				last = err
-				break
-			}
-		}
-		if attempts > 1 && target == nil {
-			if err := pause(ctx, sleep); err != nil {
-				break
-			}
-			// Exponential backoff, capped so that a long retry budget keeps
-			// polling for a recovering node instead of sleeping past it.
-			sleep = min(sleep*2, max(p.SleepBetweenRetries, maxBackoff))
-		}
-		if ob.active() {
-			db.tel.attempt(ctx, ob, route, attempts, last)
+	for {
+		if db.closed.Load() {
+			last = ErrClosed
+			break
 		}
 		n := target
 		if n == nil {
-			if n = db.tender.Snapshot().Pick(route, db.pref, attempts-1); n == nil || !n.Healthy() {
-				n = nil // db.pick waits for the topology: bound it first
+			if n = db.tender.Snapshot().Pick(route, db.pref, attempts); n == nil || !n.Healthy() {
+				// No healthy node serves the partition (a node is down,
+				// a failover under way): wait for the tender, bounded.
 				if err := bound(); err != nil {
 					last = err
 					break
 				}
-			}
-		}
-		if n == nil {
-			var err error
-			if n, err = db.pick(ctx, route, attempts-1); err != nil {
-				last = err
-				if ctx.Err() != nil {
+				if last == nil || attempts == 0 {
+					last = db.noNode(route, n)
+				}
+				if err := db.awaitNode(ctx, &b); err != nil {
 					break
 				}
 				continue
 			}
 		}
 		target = nil
-		if ob.active() {
-			ob.node = n
-		}
-		l := db.tryAcquire(ctx, n)
-		var err error
-		if l == nil {
-			if err = bound(); err == nil {
-				l, err = db.acquire(ctx, n)
-			}
-		}
-		if err != nil {
-			last = err
-			if ctx.Err() != nil || errors.Is(err, puddlepool.ErrPoolClosed) && db.closed.Load() {
+		attempts++
+		if attempts > 1 {
+			if err := bound(); err != nil {
+				last = err
 				break
 			}
-			db.tender.Refresh()
-			continue // nothing was sent: try again, on the next node if any
 		}
-		if db.multiplexed && !route.Exclusive {
-			l.share()
+		if ob.active() {
+			db.tel.attempt(ctx, ob, route, attempts, last)
+			ob.node = n
 		}
-		actx, cancel := ctx, context.CancelFunc(noop)
-		if p.SocketTimeout > 0 && !driverTimeout {
-			actx, cancel = context.WithTimeout(actx, p.SocketTimeout)
+		var l *lease
+		var err error
+		switch {
+		case exclusive:
+			if err = bound(); err == nil {
+				l, err = db.acquireExclusive(ctx, n)
+			}
+		default:
+			if l = db.tryAcquire(ctx, n); l == nil {
+				if err = bound(); err == nil {
+					l, err = db.acquire(ctx, n)
+				}
+			}
 		}
-		if ask {
-			actx, ask = driver.WithAsk(actx), false
-		}
-		err = fn(actx, l, dargs)
-		if l.shared != nil {
-			db.recycle(l) // released by fn, and held by no Rows
-		}
-		cancel()
+		sent := err == nil
 		if err == nil {
-			n.Report(false)
-			return nil
+			if !exclusive {
+				l.share()
+			}
+			actx, cancel := ctx, context.CancelFunc(noop)
+			if p.SocketTimeout > 0 && !driverTimeout {
+				actx, cancel = context.WithTimeout(actx, p.SocketTimeout)
+			}
+			if ask {
+				actx, ask = driver.WithAsk(actx), false
+			}
+			err = fn(actx, l, dargs)
+			if l.shared {
+				db.recycle(l) // released by fn, and held by no Rows
+			}
+			cancel()
+			if err == nil {
+				n.Report(false)
+				return nil
+			}
 		}
 		last = nodeErr(n, err)
-		var re *driver.RedirectError
-		if errors.As(err, &re) {
+		if ctx.Err() != nil {
+			break
+		}
+		v := judge(err, sent, idempotent(ctx, route), db.classify(err))
+		switch {
+		case v == follow:
+			var re *driver.RedirectError
+			errors.As(err, &re)
 			n.Report(false)
 			if ob.active() {
 				db.tel.redirected(ctx, ob, route, n, re)
 			}
 			target, ask = db.tender.Redirect(re.Partition, re.Addr, re.Ask), re.Ask
-			continue
-		}
-		if !keepsConn(err) && ctx.Err() == nil {
-			// The node may be gone: count it against its breaker and have
-			// the tender look now rather than at the next interval.
+		case sent && !keepsConn(err) && v != again:
+			// The node may be gone: count it against its breaker; the
+			// tender looks now rather than at the next interval.
 			n.Report(true)
 			db.tender.Refresh()
-		} else {
+		default:
 			n.Report(false)
 		}
-		if !retryable(err, route, ctx) {
+		if !b.allow(v) {
+			if v == giveUp && sent && !keepsConn(err) && !errors.Is(err, driver.ErrBadConn) && !idempotent(ctx, route) {
+				last = fmt.Errorf("sqlish: %s: %w (not retried: not idempotent): %w", route.Op, ErrOutcomeUnknown, last)
+			}
+			break
+		}
+		if err := db.await(ctx, v, &b); err != nil {
 			break
 		}
 	}
 	if ctx.Err() != nil && !errors.Is(last, ctx.Err()) {
-		return fmt.Errorf("sqlish: %s: %w (after %d attempts, last error: %v)", route.Op, ctx.Err(), min(attempts, 1+p.MaxRetries), last)
+		return fmt.Errorf("sqlish: %s: %w%s (after %d attempts, last error: %w)", route.Op, ctx.Err(), db.spent(start), attempts, last)
 	}
 	return last
 }
 
+// spent describes the deadline that ended an operation when it was
+// total_timeout's.
+func (db *DB) spent(start time.Time) string {
+	if t := db.cfg.Policy.TotalTimeout; t > 0 && time.Since(start) >= t {
+		return fmt.Sprintf(" (total_timeout %v)", t)
+	}
+	return ""
+}
+
+// classify asks the driver what err means for a retry.
+func (db *DB) classify(err error) driver.Retry {
+	if db.classifier == nil {
+		return driver.RetryDefault
+	}
+	return db.classifier.Classify(err)
+}
+
+// noNode is the error of an operation whose partition has no healthy
+// node: n is the unhealthy node picked, or nil.
+func (db *DB) noNode(route driver.Route, n *topology.Node) error {
+	what := "any node"
+	if route.Partition != driver.AnyPartition {
+		what = fmt.Sprintf("partition %d", route.Partition)
+	}
+	if n != nil {
+		return nodeErr(n, fmt.Errorf("%s: node is down, waiting for a healthy node to serve %s: %w", route.Op, what, ErrNoNodes))
+	}
+	return fmt.Errorf("sqlish: %s: no node serves %s: %w", route.Op, what, ErrNoNodes)
+}
+
+// awaitNode waits for a node to serve an operation's partition: for a
+// first healthy node when none is known (tender.Wait, which says why when
+// ctx ends), else for the next tend, which costs a retry when nothing
+// bounds the operation (see budget).
+func (db *DB) awaitNode(ctx context.Context, b *budget) error {
+	if !db.tender.Snapshot().HasHealthy() {
+		_, err := db.tender.Wait(ctx)
+		return err
+	}
+	if !b.allow(refresh) {
+		return ErrNoNodes
+	}
+	return db.await(ctx, refresh, b)
+}
+
 func noop() {}
-
-// maxBackoff caps the doubling of sleep_between_retries.
-const maxBackoff = 50 * time.Millisecond
-
-// pick returns the node for an attempt, waiting for the topology when no
-// node is known to be healthy yet.
-func (db *DB) pick(ctx context.Context, route driver.Route, attempt int) (*topology.Node, error) {
-	s := db.tender.Snapshot()
-	n := s.Pick(route, db.pref, attempt)
-	if n != nil && n.Healthy() {
-		return n, nil
-	}
-	if !s.HasHealthy() {
-		var err error
-		if s, err = db.tender.Wait(ctx); err != nil {
-			return nil, fmt.Errorf("sqlish: %s: %w", route.Op, err)
-		}
-		n = s.Pick(route, db.pref, attempt)
-	}
-	if n == nil {
-		db.tender.Refresh()
-		return nil, fmt.Errorf("sqlish: %s: no node serves partition %d: %w", route.Op, route.Partition, ErrNoNodes)
-	}
-	return n, nil // possibly unhealthy: the attempt will say why
-}
-
-// retryable reports whether an attempt that failed with err may be tried
-// again: never for server errors or once the caller's context is done; for
-// a connection found bad before sending, always; for other failures (the
-// request may have reached the server) only when the statement is
-// idempotent.
-func retryable(err error, route driver.Route, ctx context.Context) bool {
-	var se *driver.ServerError
-	switch {
-	case ctx.Err() != nil, errors.As(err, &se), errors.Is(err, ErrNoRows):
-		return false
-	case errors.Is(err, driver.ErrBadConn):
-		return true
-	}
-	return route.Idempotent
-}
-
-// pause sleeps for d or until ctx is done.
-func pause(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
 
 // Nodes returns the nodes of the live topology.
 func (db *DB) Nodes() []Node {

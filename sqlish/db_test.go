@@ -554,6 +554,9 @@ func TestPoolTimeoutNamesNodeAndWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	if _, err := c.Exec(ctx, "SET k v"); err != nil { // binds the Conn: it holds the connection
+		t.Fatal(err)
+	}
 	tctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
 	_, err = db.Exec(tctx, "PING")
@@ -684,24 +687,37 @@ func TestRetries(t *testing.T) {
 	for _, tc := range []struct {
 		err        error
 		idempotent bool
-		attempts   int64
+		total      string // total_timeout
+		attempts   int64  // exactly; 0: at least 5 (until total_timeout)
+		unknown    bool   // the error wraps ErrOutcomeUnknown
 	}{
-		{driver.ErrBadConn, false, 4},                         // never sent: always retried
-		{io.ErrUnexpectedEOF, true, 4},                        // idempotent: retried
-		{io.ErrUnexpectedEOF, false, 1},                       // may have been applied: not retried
-		{&driver.ServerError{Code: "ERR", Msg: "x"}, true, 1}, // the server answered: not retried
+		{driver.ErrBadConn, false, "300ms", 0, false},                     // never sent: retried until total_timeout
+		{driver.ErrBadConn, false, "0", 4, false},                         // ...or max_retries when nothing bounds the operation
+		{io.ErrUnexpectedEOF, true, "300ms", 4, false},                    // idempotent: retried max_retries times
+		{io.ErrUnexpectedEOF, false, "300ms", 1, true},                    // may have been applied: not retried
+		{&driver.ServerError{Code: "ERR", Msg: "x"}, true, "0", 1, false}, // the server answered: not retried
 	} {
 		f.attempts.Store(0)
 		f.failWith, f.idempotent = tc.err, tc.idempotent
-		db, err := sqlish.Open("flaky", "flaky://a:1,b:2?max_retries=3&sleep_between_retries=0")
+		db, err := sqlish.Open("flaky", "flaky://a:1,b:2?max_retries=3&sleep_between_retries=0&total_timeout="+tc.total)
 		if err != nil {
 			t.Fatal(err)
 		}
+		start := time.Now()
 		_, err = db.Exec(context.Background(), "X")
+		took := time.Since(start)
 		if !errors.Is(err, tc.err) {
 			t.Errorf("%v: got %v", tc.err, err)
 		}
-		if got := f.attempts.Load(); got != tc.attempts {
+		if errors.Is(err, sqlish.ErrOutcomeUnknown) != tc.unknown {
+			t.Errorf("%v idempotent=%v: %v; want ErrOutcomeUnknown: %v", tc.err, tc.idempotent, err, tc.unknown)
+		}
+		switch got := f.attempts.Load(); {
+		case tc.attempts == 0 && (got < 5 || took < 250*time.Millisecond || took > 500*time.Millisecond):
+			t.Errorf("%v idempotent=%v: %d attempts in %v, want attempts until total_timeout %s", tc.err, tc.idempotent, got, took, tc.total)
+		case tc.attempts == 0 && got > 100:
+			t.Errorf("%v: %d attempts in %v: the retries spin instead of pausing", tc.err, got, took)
+		case tc.attempts != 0 && got != tc.attempts:
 			t.Errorf("%v idempotent=%v: %d attempts, want %d", tc.err, tc.idempotent, got, tc.attempts)
 		}
 		db.Close()

@@ -32,6 +32,25 @@ var (
 	ErrClusterNameMismatch = topology.ErrClusterNameMismatch
 	// ErrNoNodes is returned when no node is available to serve a request.
 	ErrNoNodes = topology.ErrNoNodes
+	// ErrOutcomeUnknown is wrapped by the error of a statement that may or
+	// may not have run: an attempt failed after the statement may have
+	// reached the server (a timeout, a connection lost mid-request), and
+	// the statement is not idempotent, so it was not tried again. Check
+	// the data before repeating it, or mark statements that may safely
+	// run twice with WithIdempotent.
+	ErrOutcomeUnknown = errors.New("sqlish: outcome unknown: the statement may or may not have run")
+	// ErrSessionState is wrapped by the error of a statement that changes
+	// the connection's session state (Redis SELECT, MULTI, WATCH, CLIENT
+	// SETNAME...) run on the DB itself, whose connections are shared: run
+	// it on a pinned Conn, whose session is reset before its connection
+	// is reused.
+	ErrSessionState = errors.New("sqlish: statement changes the connection's session state")
+	// ErrWrongPartition is wrapped by the error of a statement on a Conn
+	// or Tx for a partition other than the one the Conn is bound to.
+	ErrWrongPartition = errors.New("sqlish: statement for another partition than the pinned connection's")
+	// ErrQueued is returned by the result of a statement queued in a
+	// transaction (Redis MULTI) when it is read before Commit.
+	ErrQueued = errors.New("sqlish: the statement is queued in the transaction: its result is available after Commit")
 )
 
 // ServerError is an error the server reported for one statement (for

@@ -58,6 +58,24 @@ func (db *DB) acquire(ctx context.Context, n *topology.Node) (*lease, error) {
 	return db.newLease(ctx, n, res), nil
 }
 
+// acquireExclusive borrows a connection for the caller's use alone: on a
+// multiplexed backend it waits until the shared users it was lent to are
+// done with it, so that none of their requests can land inside the
+// exclusive use (a transaction, a blocking command).
+func (db *DB) acquireExclusive(ctx context.Context, n *topology.Node) (*lease, error) {
+	l, err := db.acquire(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	if db.multiplexed {
+		if err := l.res.WaitLoans(ctx); err != nil {
+			l.release(nil)
+			return nil, nodeErr(n, err)
+		}
+	}
+	return l, nil
+}
+
 // tryAcquire borrows an idle connection if one is at hand, without waiting.
 func (db *DB) tryAcquire(ctx context.Context, n *topology.Node) *lease {
 	if res := n.Pool().TryAcquire(); res != nil {
@@ -68,7 +86,7 @@ func (db *DB) tryAcquire(ctx context.Context, n *topology.Node) *lease {
 
 func (db *DB) newLease(ctx context.Context, n *topology.Node, res *puddlepool.Resource[driver.Conn]) *lease {
 	l := leasePool.Get().(*lease)
-	*l = lease{n: n, res: res, tel: db.tel}
+	*l = lease{n: n, res: res, db: db}
 	if db.tel.meterOn && db.tel.useTime.Enabled(ctx) {
 		l.start = monotonic()
 	}
@@ -84,11 +102,14 @@ func (db *DB) recycle(l *lease) {
 	leasePool.Put(l)
 }
 
-// ping borrows a connection and pings the node.
+// ping pings the node on a connection of its pool.
 func (db *DB) ping(ctx context.Context, n *topology.Node) error {
 	l, err := db.acquire(ctx, n)
 	if err != nil {
 		return err
+	}
+	if db.multiplexed {
+		l.share()
 	}
 	var perr error
 	if p, ok := l.conn().(driver.Pinger); ok {
@@ -104,6 +125,9 @@ func (db *DB) info(ctx context.Context, n *topology.Node, cmd string) (string, e
 	if err != nil {
 		return "", err
 	}
+	if db.multiplexed {
+		l.share()
+	}
 	in, ok := l.conn().(driver.Infoer)
 	if !ok {
 		l.release(nil)
@@ -114,14 +138,19 @@ func (db *DB) info(ctx context.Context, n *topology.Node, cmd string) (string, e
 	return text, nodeErr(n, err)
 }
 
-// lease is a connection borrowed from a node's pool.
+// lease is a connection borrowed from a node's pool: for the borrower's
+// use alone (res), or, on a multiplexed backend, lent for one statement
+// alongside other callers (loan).
 type lease struct {
 	n   *topology.Node
+	db  *DB
 	res *puddlepool.Resource[driver.Conn]
-	// shared is set when the connection is multiplexed: it went back to
-	// the pool as soon as it was taken, and other callers use it too.
-	shared driver.Conn
-	tel    *telemetry
+	// loan is set, and res nil, while the connection is lent (see share).
+	loan   puddlepool.Loan[driver.Conn]
+	shared bool
+	// dirty is set when a statement that changes the session state ran
+	// on the connection: it is reset, or closed, before it is reused.
+	dirty bool
 	// start is set (see monotonic) when db.client.connection.use_time
 	// records: the use ends at release (for a multiplexed connection,
 	// when the statement that borrowed it is done).
@@ -137,52 +166,80 @@ func monotonic() int64 { return int64(time.Since(epoch)) | 1 }
 // recordUse records the connection's use time.
 func (l *lease) recordUse() {
 	if l.start != 0 {
+		tel := l.db.tel
 		d := time.Duration(monotonic() - l.start)
-		l.tel.useTime.Record(context.Background(), d.Seconds(), l.tel.node(l.n.Addr()).pool)
+		tel.useTime.Record(context.Background(), d.Seconds(), tel.node(l.n.Addr()).pool)
 		l.start = 0
 	}
 }
 
 func (l *lease) conn() driver.Conn {
-	if l.shared != nil {
-		return l.shared
+	if l.shared {
+		return l.loan.Value()
 	}
 	return l.res.Value()
 }
 
-// share returns a multiplexed connection to the pool at once: the caller
-// keeps using it alongside others, and a connection that breaks reports
-// itself invalid at its next checkout.
+// share lends a multiplexed connection: it goes back to the pool at once
+// and other callers use it too, while this one sends its statement. A
+// connection that breaks reports itself invalid at its next checkout.
 func (l *lease) share() {
-	l.shared = l.res.Value()
-	l.res.Release()
+	l.loan = l.res.Lend()
 	l.res = nil
+	l.shared = true
 }
 
-// release returns the connection to its pool, or destroys it when err
-// says it may be unusable. A driver's Validator has the last word; without
-// one, only a server error or no rows leaves a connection trusted (a
-// network error or a timeout mid-request may leave it out of sync).
+// resetTimeout bounds a session reset when no socket_timeout is set.
+const resetTimeout = 5 * time.Second
+
+// release ends the lease. A lent connection's loan is returned. A
+// connection used alone goes back to its pool only when it can be trusted
+// to carry nothing of this use: err leaves it in sync (nil, a server error,
+// no rows), the driver reset its session (SessionResetter; a connection
+// that ran a session-changing statement and cannot be reset is closed), and
+// the driver's Validator says it is usable. Otherwise it is closed.
 func (l *lease) release(err error) {
 	l.recordUse()
-	if l.shared != nil {
+	if l.shared {
+		if l.loan != (puddlepool.Loan[driver.Conn]{}) {
+			l.loan.Return()
+			l.loan = puddlepool.Loan[driver.Conn]{}
+		}
 		return
 	}
 	trusted := err == nil || keepsConn(err)
-	badConn := errors.Is(err, driver.ErrBadConn)
-	reuse := trusted
-	if v, ok := l.conn().(driver.Validator); ok {
-		reuse = v.IsValid()
+	reuse := trusted && !errors.Is(err, driver.ErrBadConn)
+	cn := l.res.Value()
+	if reuse {
+		if r, ok := cn.(driver.SessionResetter); ok {
+			t := l.db.cfg.Policy.SocketTimeout
+			if t <= 0 {
+				t = resetTimeout
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), t)
+			if rerr := r.ResetSession(ctx); rerr != nil {
+				reuse = false
+				l.db.log.Debug("tendril: connection closed: its session could not be reset", "addr", l.n.Addr(), "err", rerr)
+			}
+			cancel()
+		} else if l.dirty {
+			reuse = false // the driver cannot undo what the statement changed
+		}
 	}
-	if reuse && !badConn {
+	if reuse {
+		if v, ok := cn.(driver.Validator); ok {
+			reuse = v.IsValid()
+		}
+	}
+	if reuse {
 		l.res.Release()
 		return
 	}
-	if !trusted && !badConn {
+	if !trusted && !errors.Is(err, driver.ErrBadConn) {
 		// A failure mid-request (a timeout, a cut connection) may leave
 		// replies unread: the connection is out of sync and is closed.
 		errType, _ := classify(err)
-		l.tel.log.Warn("tendril: connection closed, possibly out of sync after an error", "addr", l.n.Addr(), "error.type", errType)
+		l.db.log.Warn("tendril: connection closed, possibly out of sync after an error", "addr", l.n.Addr(), "error.type", errType)
 	}
 	l.res.Destroy()
 }

@@ -1,6 +1,7 @@
 package sqlish
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +37,14 @@ type Rows struct {
 	// is first, waiting for Next while pending.
 	first   driver.Row
 	pending bool
+	// queued is set for the rows of a statement queued in a transaction,
+	// which come with Commit.
+	queued *deferred
+	// stop unregisters the watcher that closes Rows holding a connection
+	// when their context ends (see watch); while it is set, mu serialises
+	// Next, Scan, Err and Close with the watcher.
+	stop func() bool
+	mu   sync.Mutex
 }
 
 func newRows(dr driver.Rows, release func(error)) *Rows {
@@ -68,6 +77,32 @@ func (r *Rows) initFirst(none bool) error {
 	return nil
 }
 
+// watch closes the rows when ctx ends, as database/sql does, so that
+// Rows a caller forgot to close do not keep their connection once the
+// caller has given up; Err then reports ctx's error.
+func (r *Rows) watch(ctx context.Context) {
+	if ctx.Done() == nil || r.release == nil {
+		return
+	}
+	r.stop = context.AfterFunc(ctx, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if !r.closed {
+			r.err = ctx.Err()
+			r.close(nil)
+		}
+	})
+}
+
+// lock serialises the user's calls with the watcher, when there is one.
+func (r *Rows) lock() func() {
+	if r.stop == nil {
+		return noop
+	}
+	r.mu.Lock()
+	return r.mu.Unlock
+}
+
 // rowsPool recycles the Rows behind a Row, which nobody can touch after
 // Row.Scan.
 var rowsPool = sync.Pool{New: func() any { return new(Rows) }}
@@ -75,8 +110,27 @@ var rowsPool = sync.Pool{New: func() any { return new(Rows) }}
 // Next prepares the next row for Scan. It returns false at the end or on
 // error (see Err), and then closes the rows.
 func (r *Rows) Next() bool {
+	defer r.lock()()
+	return r.next()
+}
+
+func (r *Rows) next() bool {
 	if r.closed {
 		return false
+	}
+	if q := r.queued; q != nil {
+		if !q.ready.Load() {
+			r.err = ErrQueued
+			return false
+		}
+		if q.err != nil {
+			r.err = q.err
+			r.close(nil)
+			return false
+		}
+		res := q.res
+		r.init(&res, nil)
+		return r.next()
 	}
 	if r.rows == nil { // filled in by a RowQueryer
 		if !r.pending {
@@ -105,6 +159,11 @@ func (r *Rows) Next() bool {
 // gets is its own: a value the driver decoded for this call is handed over
 // by the first Scan of the row, anything else is copied.
 func (r *Rows) Scan(dest ...any) error {
+	defer r.lock()()
+	return r.scan(dest)
+}
+
+func (r *Rows) scan(dest []any) error {
 	if r.closed {
 		return errors.New("sqlish: Scan on closed Rows")
 	}
@@ -137,10 +196,14 @@ func (r *Rows) Scan(dest ...any) error {
 func (r *Rows) Columns() []string { return r.cols }
 
 // Err returns the error, if any, that ended the iteration.
-func (r *Rows) Err() error { return r.err }
+func (r *Rows) Err() error {
+	defer r.lock()()
+	return r.err
+}
 
 // Close releases the rows and their connection. It is idempotent.
 func (r *Rows) Close() error {
+	defer r.lock()()
 	r.close(nil)
 	return nil
 }
@@ -150,6 +213,9 @@ func (r *Rows) close(err error) {
 		return
 	}
 	r.closed = true
+	if r.stop != nil {
+		r.stop()
+	}
 	r.valid = false
 	if r.rows != nil {
 		if cerr := r.rows.Close(); cerr != nil && err == nil {
@@ -195,13 +261,14 @@ func (r *Row) Scan(dest ...any) error {
 }
 
 func (r *Rows) scanOne(dest []any) error {
-	if !r.Next() {
-		if err := r.Err(); err != nil {
-			return err
+	defer r.lock()()
+	if !r.next() {
+		if r.err != nil {
+			return r.err
 		}
 		return ErrNoRows
 	}
-	return r.Scan(dest...)
+	return r.scan(dest)
 }
 
 // Err returns the error of the query, if any, without scanning.

@@ -404,7 +404,10 @@ func checkPools(t *testing.T, db *sqlish.DB, o *observed) {
 func TestTelemetryRetry(t *testing.T) {
 	ctx := context.Background()
 	name := memoryName(t)
-	o := openObserved(t, "memory", "memory://"+name+"?nodes=1&socket_timeout=20ms&max_retries=2&sleep_between_retries=1ms&timeout=1s", nil)
+	// Connections dialled before the hang let each attempt reach the node
+	// (one that timed out is closed; a hung node accepts no new one).
+	o := openObserved(t, "memory", "memory://"+name+"?nodes=1&socket_timeout=20ms&max_retries=2&sleep_between_retries=1ms&timeout=1s&min_conns_per_node=4", nil)
+	waitFor(t, 5*time.Second, "4 idle connections", func() bool { return o.db.Stats().Idle >= 4 })
 	cl := memory.Lookup(name)
 	primary := cl.SlotOwner(0)
 	if err := cl.Hang(primary, time.Hour); err != nil {

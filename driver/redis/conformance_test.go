@@ -176,7 +176,7 @@ func redisConfig(dsn string, f *redisFaults, servers ...*redistest.Server) confo
 	return conformance.Config{
 		Driver: "redis",
 		DSN:    conformance.AppendParams(dsn, "client_name="+clientName),
-		Caps: driver.CapPing | driver.CapValidate | driver.CapBatch | driver.CapTx | driver.CapInfo |
+		Caps: driver.CapPing | driver.CapResetSession | driver.CapValidate | driver.CapBatch | driver.CapTx | driver.CapInfo |
 			driver.CapTopology | driver.CapMultiplex | driver.CapRequestTimeout,
 		Dialect:     conformance.RedisDialect(),
 		Faults:      f.hooks(),

@@ -27,6 +27,8 @@ type redisConn struct {
 	// what the last probe learned, for Peers and PartitionMap (nil: not a
 	// cluster)
 	topo *clusterState
+	// sess is what session-changing statements changed, to be reset.
+	sess session
 }
 
 // handshake negotiates the protocol, authenticates, names the connection
@@ -158,12 +160,16 @@ func (rc *redisConn) runValue(ctx context.Context, query string, args []driver.V
 	// (CapRequestTimeout); a blocking command waits as long as its own
 	// timeout says, bounded by ctx only.
 	timeout := rc.connector.cfg.SocketTimeout
-	if _, spec := rediscmd.Lookup(cmd.Argv); spec.Blocking {
+	name, spec := rediscmd.Lookup(cmd.Argv)
+	if spec.Blocking {
 		timeout = 0
 	}
 	var vs [2]resp.Value
 	if err := rc.c.DoInto(ctx, frame, vs[:n], timeout); err != nil {
 		return resp.Value{}, rc.transportError(err)
+	}
+	if changesSession(name, spec) {
+		rc.track(name, cmd.Argv, &vs[n-1])
 	}
 	return vs[n-1], nil
 }
@@ -307,7 +313,7 @@ func (rc *redisConn) Info(ctx context.Context, cmd string) (string, error) {
 
 // IsValid implements driver.Validator: false once the connection closed
 // (broken, timed out, out of sync).
-func (rc *redisConn) IsValid() bool { return rc.c.Err() == nil }
+func (rc *redisConn) IsValid() bool { return rc.c.Err() == nil && !rc.sess.changed.Load() }
 
 // Close implements driver.Conn. A multiplexed connection may be closed by
 // its pool (idle or lifetime limits, DB.Close) while callers that were lent
@@ -325,6 +331,7 @@ func (rc *redisConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver
 	if err := rc.doOK(ctx, "MULTI"); err != nil {
 		return nil, err
 	}
+	rc.setMulti(true)
 	return &tx{rc: rc}, nil
 }
 
@@ -336,6 +343,7 @@ type tx struct{ rc *redisConn }
 
 func (t *tx) Commit(ctx context.Context) error {
 	v, err := t.rc.do(ctx, "EXEC")
+	t.rc.setMulti(false)
 	switch {
 	case err != nil:
 		return err
@@ -353,4 +361,8 @@ func (t *tx) Commit(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (t *tx) Rollback(ctx context.Context) error { return t.rc.doOK(ctx, "DISCARD") }
+func (t *tx) Rollback(ctx context.Context) error {
+	err := t.rc.doOK(ctx, "DISCARD")
+	t.rc.setMulti(false)
+	return err
+}

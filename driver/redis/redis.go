@@ -102,7 +102,7 @@ type connector struct {
 func (c *connector) Backend() driver.Backend {
 	return driver.Backend{
 		System: c.system,
-		Caps: driver.CapPing | driver.CapValidate | driver.CapBatch | driver.CapTx | driver.CapInfo |
+		Caps: driver.CapPing | driver.CapResetSession | driver.CapValidate | driver.CapBatch | driver.CapTx | driver.CapInfo |
 			driver.CapTopology | driver.CapMultiplex | driver.CapRequestTimeout,
 	}
 }
@@ -146,6 +146,7 @@ func (c *connector) Connect(ctx context.Context, addr string) (driver.Conn, erro
 		return nil, err
 	}
 	rc := &redisConn{c: mc, addr: addr, connector: c}
+	rc.initSession()
 	if err := rc.handshake(ctx); err != nil {
 		reason := conn.ReasonBroken
 		if errors.Is(err, driver.ErrAuthFailed) {

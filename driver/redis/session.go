@@ -1,0 +1,227 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tendril-db/tendril/driver"
+	"github.com/tendril-db/tendril/driver/internal/rediscmd"
+	"github.com/tendril-db/tendril/proto/resp"
+)
+
+// session is what a connection's statements changed of its session
+// state, for ResetSession to undo before the connection is reused. The
+// user API runs session-changing statements on pinned connections only;
+// the tracking is kept under a lock anyway (it is cheap: only session
+// commands touch it), so that a misrouted one cannot go unnoticed.
+type session struct {
+	// changed is set while anything needs undoing: IsValid reads it on
+	// every checkout, without the lock.
+	changed  atomic.Bool
+	mu       sync.Mutex
+	multi    bool   // inside MULTI
+	watch    bool   // keys are WATCHed
+	db       int    // the selected database
+	readonly bool   // READONLY mode (a cluster replica serves reads)
+	named    bool   // CLIENT SETNAME changed the name
+	poisoned string // what changed that ResetSession cannot undo ("" if nothing)
+}
+
+// dirty reports whether anything needs undoing, given the connection's
+// configured database and read mode.
+func (s *session) dirty(db int, readonly bool) bool {
+	return s.multi || s.watch || s.db != db || s.readonly != readonly || s.named || s.poisoned != ""
+}
+
+// track records what a session-changing command (name, argv) did, given
+// its reply v. Called only for commands whose spec says they change the
+// session.
+func (rc *redisConn) track(name string, argv [][]byte, v *resp.Value) {
+	s := &rc.sess
+	s.mu.Lock()
+	defer func() {
+		s.changed.Store(s.dirty(rc.connector.db, rc.connector.cfg.ReplicaReads))
+		s.mu.Unlock()
+	}()
+	ok := v.Kind == resp.KindSimpleString && string(v.Str) == "OK"
+	queued := s.multi && v.Kind == resp.KindSimpleString && string(v.Str) == "QUEUED"
+	switch {
+	case name == "EXEC" || name == "DISCARD":
+		// Whatever the reply (EXECABORT included), the transaction and
+		// the keys WATCHed are over.
+		s.multi, s.watch = false, false
+		return
+	case queued:
+		// Queued in MULTI, it will run at EXEC: too late to follow.
+		s.poisoned = name + " inside MULTI"
+		return
+	case v.IsError():
+		return // refused: nothing changed
+	}
+	switch name {
+	case "MULTI":
+		s.multi = s.multi || ok
+	case "WATCH":
+		s.watch = s.watch || ok
+	case "UNWATCH":
+		s.watch = s.watch && !ok
+	case "SELECT":
+		if n, err := strconv.Atoi(string(argv[1])); ok && err == nil {
+			s.db = n
+		} else if ok {
+			s.poisoned = "SELECT " + string(argv[1])
+		}
+	case "READONLY":
+		s.readonly = s.readonly || ok
+	case "READWRITE":
+		s.readonly = s.readonly && !ok
+	case "CLIENT":
+		sub := ""
+		if len(argv) > 1 {
+			sub = strings.ToUpper(string(argv[1]))
+		}
+		switch sub {
+		case "SETNAME":
+			s.named = s.named || ok
+		case "ID", "INFO", "LIST", "GETNAME", "GETREDIR", "TRACKINGINFO", "KILL", "PAUSE", "UNPAUSE", "UNBLOCK", "HELP":
+			// about this or other clients, or the server: not the session
+		default:
+			s.poisoned = "CLIENT " + sub
+		}
+	default:
+		s.poisoned = name
+	}
+}
+
+// errUnresettable is wrapped by ResetSession's error when the session
+// changed in a way the driver does not undo: the connection is closed.
+var errUnresettable = errors.New("session cannot be reset")
+
+// ResetSession implements driver.SessionResetter: it undoes what the
+// statements run on the connection changed (an open transaction is
+// discarded, WATCHed keys unwatched, the configured database, read mode
+// and client name restored) in one round trip, and does nothing when
+// nothing changed. Changes it cannot undo (AUTH, HELLO, subscriptions,
+// CLIENT TRACKING...) are an error, and so are requests still pending
+// (replies the caller gave up on): the connection is then closed.
+func (rc *redisConn) ResetSession(ctx context.Context) error {
+	if err := rc.c.Err(); err != nil {
+		return err
+	}
+	if n := rc.c.Pending(); n > 0 {
+		return fmt.Errorf("redis: %s: %d replies still pending: %w", rc.addr, n, errUnresettable)
+	}
+	cfg := rc.connector
+	s := &rc.sess
+	s.mu.Lock()
+	if !s.dirty(cfg.db, cfg.cfg.ReplicaReads) {
+		s.mu.Unlock()
+		return nil
+	}
+	if s.poisoned != "" {
+		what := s.poisoned
+		s.mu.Unlock()
+		return fmt.Errorf("redis: %s: %s changed the session: %w", rc.addr, what, errUnresettable)
+	}
+	var frame []byte
+	n := 0
+	add := func(args ...string) {
+		frame = resp.AppendCommandString(frame, args...)
+		n++
+	}
+	switch {
+	case s.multi:
+		add("DISCARD") // unwatches too
+	case s.watch:
+		add("UNWATCH")
+	}
+	if s.db != cfg.db {
+		add("SELECT", strconv.Itoa(cfg.db))
+	}
+	if s.readonly != cfg.cfg.ReplicaReads {
+		if cfg.cfg.ReplicaReads {
+			add("READONLY")
+		} else {
+			add("READWRITE")
+		}
+	}
+	if s.named {
+		add("CLIENT", "SETNAME", cfg.clientName)
+	}
+	s.mu.Unlock()
+	vs, err := rc.c.Do(ctx, frame, n)
+	if err != nil {
+		return rc.transportError(err)
+	}
+	for i := range vs {
+		if vs[i].IsError() {
+			return fmt.Errorf("redis: %s: resetting the session: %w", rc.addr, serverError(&vs[i]))
+		}
+	}
+	s.mu.Lock()
+	s.multi, s.watch, s.db, s.readonly, s.named = false, false, cfg.db, cfg.cfg.ReplicaReads, false
+	s.changed.Store(false)
+	s.mu.Unlock()
+	return nil
+}
+
+// CommitResults implements driver.QueuedTx: EXEC runs the queued
+// statements and its reply holds one result per statement.
+func (t *tx) CommitResults(ctx context.Context) ([]driver.BatchResult, error) {
+	v, err := t.rc.do(ctx, "EXEC")
+	t.rc.setMulti(false)
+	switch {
+	case err != nil:
+		return nil, err
+	case v.IsError():
+		return nil, serverError(&v)
+	case v.IsNull():
+		return nil, ErrTxAborted
+	case v.Kind != resp.KindArray:
+		return nil, fmt.Errorf("redis: EXEC at %s: unexpected %s reply", t.rc.addr, v.Kind)
+	}
+	out := make([]driver.BatchResult, len(v.Elems))
+	for i := range v.Elems {
+		e := &v.Elems[i]
+		if isString(e.Kind) {
+			rediscmd.BytesRow(e.Str, &out[i].Row)
+			continue
+		}
+		out[i].Rows, out[i].Err = rediscmd.Rows(t.rc.reply(e))
+	}
+	return out, nil
+}
+
+// setMulti records that a transaction began (MULTI answered OK) or
+// ended (EXEC or DISCARD sent).
+func (rc *redisConn) setMulti(on bool) {
+	s := &rc.sess
+	s.mu.Lock()
+	s.multi = on
+	if !on {
+		s.watch = false
+	}
+	s.changed.Store(s.dirty(rc.connector.db, rc.connector.cfg.ReplicaReads))
+	s.mu.Unlock()
+}
+
+// initSession records the session the handshake set up.
+func (rc *redisConn) initSession() {
+	rc.sess.db, rc.sess.readonly = rc.connector.db, rc.connector.cfg.ReplicaReads
+}
+
+// changesSession reports whether a command may change the session state.
+func changesSession(name string, spec rediscmd.Spec) bool {
+	// TODO(merge): spec.Session from the generated table.
+	switch name {
+	case "SELECT", "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "READONLY", "READWRITE", "CLIENT",
+		"AUTH", "HELLO", "RESET", "ASKING", "QUIT", "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR":
+		return true
+	}
+	return false
+}

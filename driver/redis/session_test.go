@@ -1,0 +1,376 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tendril-db/tendril/driver"
+	"github.com/tendril-db/tendril/internal/redistest"
+	"github.com/tendril-db/tendril/sqlish"
+)
+
+// getString reads key through the shared path.
+func getString(t *testing.T, db *sqlish.DB, key string) string {
+	t.Helper()
+	var s string
+	if err := db.QueryRow(context.Background(), "GET ?", key).Scan(&s); err != nil {
+		t.Fatalf("GET %s: %v", key, err)
+	}
+	return s
+}
+
+// A database selected on a pinned Conn does not follow its connection
+// back to the pool: with one connection per node, the next caller reads
+// database 0 (issue 12, item 1).
+func TestSelectOnConnDoesNotLeak(t *testing.T) {
+	srv := redistest.StartServer(t)
+	ctx := context.Background()
+	db := connect(t, "redis", "redis://"+srv.Addr+"?max_conns_per_node=1")
+	if _, err := db.Exec(ctx, "SET k db0"); err != nil {
+		t.Fatal(err)
+	}
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"SELECT 3", "SET k db3", "CLIENT SETNAME pinned"} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	c.Close()
+	if got := getString(t, db, "k"); got != "db0" {
+		t.Fatalf("GET k after a Conn selected database 3: %q, want db0", got)
+	}
+	var name string
+	if err := db.QueryRow(ctx, "CLIENT GETNAME").Scan(&name); !errors.Is(err, sqlish.ErrNoRows) {
+		t.Fatalf("CLIENT GETNAME after the Conn named its connection: %q, %v; want no name", name, err)
+	}
+	// The connection was reset, not replaced: one round trip, no dial.
+	if n := db.Stats().Nodes[0].Pool.Created; n != 1 {
+		t.Errorf("%d connections made, want the one, reset", n)
+	}
+	// A change the driver cannot undo closes the connection instead.
+	c, _ = db.Conn(ctx)
+	if _, err := c.Exec(ctx, "CLIENT NO-EVICT on"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if got := getString(t, db, "k"); got != "db0" {
+		t.Fatalf("GET k: %q", got)
+	}
+	if st := db.Stats().Nodes[0].Pool; st.Created != 2 || st.ClosedError != 1 {
+		t.Errorf("after CLIENT NO-EVICT on a Conn: created %d, closed on error %d; want the connection replaced", st.Created, st.ClosedError)
+	}
+}
+
+// Session-changing statements are refused on the DB's shared
+// connections: they would change every caller's session (items 2, 11).
+func TestSessionStatementsRefusedOnSharedPath(t *testing.T) {
+	srv := redistest.StartServer(t)
+	ctx := context.Background()
+	db := connect(t, "redis", "redis://"+srv.Addr)
+	db.Exec(ctx, "SET k v")
+	for _, q := range []string{"SELECT 9", "CLIENT REPLY SKIP", "MULTI", "WATCH k", "CLIENT SETNAME x", "READONLY", "HELLO 2", "AUTH x y", "SUBSCRIBE ch"} {
+		_, err := db.Exec(ctx, q)
+		if !errors.Is(err, sqlish.ErrSessionState) || !strings.Contains(err.Error(), "Conn") {
+			t.Errorf("db.Exec(%q): %v; want ErrSessionState pointing at a Conn", q, err)
+		}
+		b := &sqlish.Batch{}
+		b.Queue(q)
+		if _, err := db.SendBatch(ctx, b).Exec(); !errors.Is(err, sqlish.ErrSessionState) {
+			t.Errorf("batch %q: %v; want ErrSessionState", q, err)
+		}
+	}
+	if got := getString(t, db, "k"); got != "v" {
+		t.Fatalf("GET k: %q", got)
+	}
+}
+
+// A transaction whose context ends after MULTI was sent, or a Conn closed
+// inside a transaction, never returns its connection to the pool inside
+// MULTI (item 3).
+func TestTransactionNeverLeaksMulti(t *testing.T) {
+	srv := redistest.StartServer(t)
+	ctx := context.Background()
+	db := connect(t, "redis", "redis://"+srv.Addr+"?max_conns_per_node=1&socket_timeout=2s")
+	check := func(what string) {
+		t.Helper()
+		if _, err := db.Exec(ctx, "SET x after"); err != nil {
+			t.Fatalf("%s: SET x after: %v", what, err)
+		}
+		if got := getString(t, db, "x"); got != "after" {
+			t.Fatalf("%s: GET x = %q, want after: the connection came back inside MULTI", what, got)
+		}
+	}
+	// A Conn closed with its transaction open.
+	c, _ := db.Conn(ctx)
+	tx, err := c.BeginTx(ctx, driver.TxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SET x in-tx"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	check("Conn closed inside a transaction")
+	if _, err := tx.Exec(ctx, "SET x again"); !errors.Is(err, sqlish.ErrTxDone) {
+		t.Fatalf("Exec on the transaction of a closed Conn: %v; want ErrTxDone", err)
+	}
+
+	// A BeginTx whose context ends while MULTI is in flight.
+	srv.Stop()
+	tctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	_, err = db.BeginTx(tctx, driver.TxOptions{})
+	cancel()
+	srv.Cont()
+	if err == nil {
+		t.Fatal("BeginTx on a stopped server succeeded")
+	}
+	check("BeginTx cancelled after MULTI was sent")
+
+	// A transaction abandoned after statements were queued, its Conn
+	// closed by the caller's defer.
+	func() {
+		c, _ := db.Conn(ctx)
+		defer c.Close()
+		tx, _ := c.BeginTx(ctx, driver.TxOptions{})
+		tx.Exec(ctx, "SET x abandoned")
+	}()
+	check("transaction abandoned")
+}
+
+// An exclusive user (a transaction, a blocking command) never gets a
+// connection that shared callers still use: no shared GET sees QUEUED,
+// no transaction sees "MULTI calls can not be nested" (item 4).
+func TestExclusiveNeverSharesAConnection(t *testing.T) {
+	srv := redistest.StartServer(t)
+	ctx := context.Background()
+	db := connect(t, "redis", "redis://"+srv.Addr+"?max_conns_per_node=3")
+	const keys = 50
+	for i := range keys {
+		db.Exec(ctx, "SET ? ?", fmt.Sprintf("key%d", i), fmt.Sprintf("val%d", i))
+	}
+	var (
+		gets, wrong, txs, txErrs atomic.Int64
+		firstWrong, firstTxErr   atomic.Value
+	)
+	deadline := time.Now().Add(2 * time.Second)
+	var wg sync.WaitGroup
+	for g := range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(deadline); i++ {
+				if g < 3 {
+					tx, err := db.BeginTx(ctx, driver.TxOptions{})
+					if err == nil {
+						if _, err = tx.Exec(ctx, "INCR counter"); err == nil {
+							err = tx.Commit(ctx)
+						} else {
+							tx.Rollback(ctx)
+						}
+					}
+					txs.Add(1)
+					if err != nil {
+						txErrs.Add(1)
+						firstTxErr.CompareAndSwap(nil, err.Error())
+					}
+					continue
+				}
+				k := (g*7 + i) % keys
+				var s string
+				err := db.QueryRow(ctx, "GET ?", fmt.Sprintf("key%d", k)).Scan(&s)
+				gets.Add(1)
+				if want := fmt.Sprintf("val%d", k); err != nil || s != want {
+					wrong.Add(1)
+					firstWrong.CompareAndSwap(nil, fmt.Sprintf("GET key%d = %q, %v", k, s, err))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d GETs, %d transactions", gets.Load(), txs.Load())
+	if n := wrong.Load(); n != 0 {
+		t.Errorf("%d of %d GETs wrong, first: %v", n, gets.Load(), firstWrong.Load())
+	}
+	if n := txErrs.Load(); n != 0 {
+		t.Errorf("%d of %d transactions failed, first: %v", n, txs.Load(), firstTxErr.Load())
+	}
+	var counter int64
+	if err := db.QueryRow(ctx, "GET counter").Scan(&counter); err != nil || counter != txs.Load() {
+		t.Errorf("counter = %d, %v; want %d committed transactions", counter, err, txs.Load())
+	}
+}
+
+// A transaction's statements are queued by Redis: their results come
+// with Commit, through the Result, Rows and Row the statements returned.
+func TestTransactionResultsAfterCommit(t *testing.T) {
+	srv := redistest.StartServer(t)
+	ctx := context.Background()
+	db := connect(t, "redis", "redis://"+srv.Addr)
+	db.Exec(ctx, "SET s text")
+	tx, err := db.BeginTx(ctx, driver.TxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := tx.Exec(ctx, "INCRBY n 5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := tx.QueryRow(ctx, "GET s")
+	rows, err := tx.Query(ctx, "MGET s n missing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := tx.Exec(ctx, "LPUSH s x") // WRONGTYPE when it runs
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := res.RowsAffected(); !errors.Is(err, sqlish.ErrQueued) {
+		t.Fatalf("RowsAffected before Commit: %v; want ErrQueued", err)
+	}
+	err = tx.Commit(ctx)
+	var se *sqlish.ServerError
+	if !errors.As(err, &se) || se.Code != "WRONGTYPE" || !strings.Contains(err.Error(), "statement 4") {
+		t.Fatalf("Commit with a failing statement: %v; want the WRONGTYPE of statement 4", err)
+	}
+	if n, err := res.RowsAffected(); n != 5 || err != nil {
+		t.Errorf("INCRBY result after Commit: %d, %v; want 5", n, err)
+	}
+	var s string
+	if err := row.Scan(&s); err != nil || s != "text" {
+		t.Errorf("GET s after Commit: %q, %v", s, err)
+	}
+	var got []string
+	for rows.Next() {
+		var v sqlish.Null[string]
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%v:%s", v.Valid, v.V))
+	}
+	if err := rows.Err(); err != nil || strings.Join(got, ",") != "true:text,true:5,false:" {
+		t.Errorf("MGET rows after Commit: %v, %v", got, err)
+	}
+	if _, err := bad.RowsAffected(); !errors.As(err, &se) || se.Code != "WRONGTYPE" {
+		t.Errorf("the failed statement's result: %v", err)
+	}
+	// A rolled-back transaction's results say the statements did not run.
+	tx, _ = db.BeginTx(ctx, driver.TxOptions{})
+	res, _ = tx.Exec(ctx, "INCR n")
+	tx.Rollback(ctx)
+	if _, err := res.RowsAffected(); err == nil {
+		t.Errorf("the result of a rolled-back statement has no error")
+	}
+	if n := getString(t, db, "n"); n != "5" {
+		t.Errorf("n = %s after a rollback, want 5", n)
+	}
+}
+
+// Unclosed Rows holding a pinned connection are closed when their
+// context ends, as database/sql does (item 13).
+func TestRowsClosedWhenContextEnds(t *testing.T) {
+	srv := redistest.StartServer(t)
+	ctx := context.Background()
+	db := connect(t, "redis", "redis://"+srv.Addr)
+	db.Exec(ctx, "RPUSH l a b c")
+	c, _ := db.Conn(ctx)
+	defer c.Close()
+	qctx, cancel := context.WithCancel(ctx)
+	rows, err := c.Query(qctx, "LRANGE l 0 -1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows.Next()
+	if _, err := c.Exec(ctx, "PING"); err == nil {
+		t.Fatal("the Conn ran a statement while its Rows were open")
+	}
+	cancel()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		_, err := c.Exec(ctx, "PING")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Conn is still busy after its Rows' context ended: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if rows.Next() || !errors.Is(rows.Err(), context.Canceled) {
+		t.Fatalf("rows after their context ended: Err = %v", rows.Err())
+	}
+}
+
+// On a cluster a transaction binds to the partition of its first keyed
+// statement, whichever node owns it; a Conn does the same, and a
+// statement for another partition is a clear error (item 5).
+func TestPinnedFollowsKeysOnCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	c := redistest.StartCluster(t, 3, 0)
+	ctx := context.Background()
+	db := connect(t, "redis", clusterDSN(c, ""))
+	owners := map[string]bool{}
+	for i := range 12 {
+		key := fmt.Sprintf("{u%d}:c", i)
+		owners[c.PrimaryFor(redistest.Slot(key)).Addr] = true
+		tx, err := db.BeginTx(ctx, driver.TxOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := tx.Exec(ctx, "INCR ?", key)
+		if err != nil {
+			t.Fatalf("INCR %s in a transaction: %v", key, err)
+		}
+		if _, err := tx.Exec(ctx, "EXPIRE ? 60", key); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatalf("Commit (%s): %v", key, err)
+		}
+		if n, err := res.RowsAffected(); n != 1 || err != nil {
+			t.Fatalf("INCR %s = %d, %v", key, n, err)
+		}
+	}
+	if len(owners) != 3 {
+		t.Fatalf("the keys covered %d primaries, want 3", len(owners))
+	}
+	// WATCH/MULTI/EXEC on a Conn, on every primary.
+	for i := range 6 {
+		cn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := fmt.Sprintf("{w%d}:acct", i)
+		for j := range 5 {
+			if _, err := cn.Exec(ctx, "SET ? ?", fmt.Sprintf("{w%d}:%d", i, j), j); err != nil {
+				t.Fatalf("SET on a Conn: %v", err)
+			}
+		}
+		if _, err := cn.Exec(ctx, "WATCH ?", key); err != nil {
+			t.Fatal(err)
+		}
+		tx, _ := cn.BeginTx(ctx, driver.TxOptions{})
+		tx.Exec(ctx, "INCRBY ? 10", key)
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatalf("WATCH/MULTI/EXEC on %s: %v", key, err)
+		}
+		// Another partition: refused, naming both.
+		other := fmt.Sprintf("{x%d}", i)
+		_, err = cn.Exec(ctx, "GET ?", other)
+		if !errors.Is(err, sqlish.ErrWrongPartition) || !strings.Contains(err.Error(), fmt.Sprint(redistest.Slot(key))) ||
+			!strings.Contains(err.Error(), fmt.Sprint(redistest.Slot(other))) {
+			t.Fatalf("GET %s on a Conn bound to %s: %v; want ErrWrongPartition naming both slots", other, key, err)
+		}
+		cn.Close()
+	}
+}
