@@ -505,6 +505,14 @@ type ServerError struct {
 
 func (e *ServerError) Error() string { return e.Msg }
 
+// ParamLister is implemented by Drivers that list the driver-specific
+// keys they know, so that a configuration can be printed with the values
+// of those keys only: the value of a key no driver knows (a misspelled
+// "passwd=") may be a secret.
+type ParamLister interface {
+	Params() []string
+}
+
 // ParamError reports a bad driver-specific key or value.
 type ParamError struct {
 	Key    string

@@ -41,6 +41,17 @@ func Lookup(name string) (Driver, bool) {
 	return d, ok
 }
 
+// KnownParam reports whether the driver registered under name lists key
+// among its driver-specific keys (see ParamLister).
+func KnownParam(name, key string) bool {
+	d, ok := Lookup(name)
+	if !ok {
+		return false
+	}
+	pl, ok := d.(ParamLister)
+	return ok && slices.Contains(pl.Params(), key)
+}
+
 // Drivers returns the sorted names of the registered drivers.
 func Drivers() []string {
 	mu.RLock()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -260,7 +261,12 @@ func lookupKey(name string) (key, bool) {
 // configuration does, bare integers as milliseconds.
 func parseDuration(v string) (time.Duration, error) {
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+		if n > math.MaxInt64/int64(time.Millisecond) {
+			return 0, fmt.Errorf("too long: at most %dms (%v)", math.MaxInt64/int64(time.Millisecond), time.Duration(math.MaxInt64).Truncate(time.Millisecond))
+		}
 		return time.Duration(n) * time.Millisecond, nil
+	} else if errors.Is(err, strconv.ErrRange) {
+		return 0, fmt.Errorf("too long: at most %dms", math.MaxInt64/int64(time.Millisecond))
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
@@ -303,6 +309,9 @@ func ParseDSN(dsn string) (Config, error) {
 		return c, &ConfigError{Reason: "want scheme://host[:port][,host:port...][/namespace][?key=value...]"}
 	}
 	c.Scheme = scheme
+	if err := checkUserInfo(rest); err != nil {
+		return c, err
+	}
 	rest, query, _ := strings.Cut(rest, "?")
 	authority, path, _ := strings.Cut(rest, "/")
 	if at := strings.LastIndexByte(authority, '@'); at >= 0 {
@@ -338,7 +347,8 @@ func ParseDSN(dsn string) (Config, error) {
 
 	values, err := url.ParseQuery(query)
 	if err != nil {
-		return c, &ConfigError{Reason: "bad query string: " + err.Error()}
+		// Not err's text: it quotes the bad part, which may be a secret.
+		return c, &ConfigError{Reason: "bad query string: check its %-escapes and separators (key=value&key=value)"}
 	}
 	names := slices.Sorted(maps.Keys(values))
 	for _, name := range names {
@@ -361,6 +371,24 @@ func ParseDSN(dsn string) (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// checkUserInfo refuses a DSN whose user info holds a raw '/', '?' or
+// '#': by the URL rules those end the host list, so the password would be
+// cut in two and its pieces taken for a host, the namespace or a key, and
+// shown as such (in an error, or by Config.String). They must be
+// percent-encoded (%2F, %3F, %23). The error never quotes the DSN. rest is
+// the DSN after "scheme://".
+func checkUserInfo(rest string) error {
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 || strings.IndexByte(rest[:end], '@') >= 0 {
+		return nil // no '@' could be cut off, or the user info ends before
+	}
+	at := strings.IndexByte(rest[end:], '@')
+	if at < 0 || strings.ContainsAny(rest[end:end+at], "=&") {
+		return nil // no user info, or an '@' inside a key's value
+	}
+	return &ConfigError{Key: "password", Reason: "the user info before '@' holds a raw '/', '?' or '#': percent-encode them (%2F, %3F, %23)"}
 }
 
 // checkHost validates one host[:port] of a DSN.
@@ -506,6 +534,11 @@ func (c Config) String() string {
 		}
 	}
 	for k, v := range c.Params {
+		if !driver.KnownParam(c.Scheme, k) {
+			// A key the driver does not know may be a misspelled secret
+			// (passwd=...): its value is not shown.
+			v = "xxxxx"
+		}
 		q.Set(k, v)
 	}
 	if len(q) > 0 {

@@ -152,6 +152,38 @@ func TestParseDSNBadValues(t *testing.T) {
 	}
 }
 
+// Reserved characters are fine percent-encoded, and an '@' in a key's
+// value is not taken for the end of the user info.
+func TestDSNReservedCharacters(t *testing.T) {
+	c, err := ParseDSN("redis://alice:a%2Fb%3Fc%23d%40e@h1:7000/0?client_name=me@host")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Password != "a/b?c#d@e" || c.Hosts[0] != "h1:7000" || c.Namespace != "0" || c.Params["client_name"] != "me@host" {
+		t.Fatalf("parsed %q %v %q %v", c.Password, c.Hosts, c.Namespace, c.Params)
+	}
+	c, err = ParseDSN("redis://alice:p@ss@h1:7000")
+	if err != nil || c.Password != "p@ss" || c.Hosts[0] != "h1:7000" {
+		t.Fatalf("an '@' in the password: %q %v %v", c.Password, c.Hosts, err)
+	}
+}
+
+// A duration too long for time.Duration is an error, not a wrap-around
+// (18446744073710 ms became 448µs).
+func TestDurationOverflow(t *testing.T) {
+	for _, v := range []string{"18446744073710", "9223372036855", "99999999999999999999", "3000000h"} {
+		_, err := ParseDSN("redis://h?total_timeout=" + v)
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Key != "total_timeout" {
+			t.Errorf("total_timeout=%s: %v; want a ConfigError", v, err)
+		}
+	}
+	c, err := ParseDSN("redis://h?total_timeout=9223372036854")
+	if err != nil || c.Policy.TotalTimeout <= 0 {
+		t.Errorf("the longest duration in milliseconds: %v, %v", c.Policy.TotalTimeout, err)
+	}
+}
+
 func TestBareIntegerDurationIsMilliseconds(t *testing.T) {
 	c, err := ParseDSN("redis://h?timeout=1500&total_timeout=0")
 	if err != nil {
@@ -173,8 +205,30 @@ func TestPasswordRedacted(t *testing.T) {
 			t.Fatalf("password printed: %s", s)
 		}
 	}
-	if got, want := c.String(), "redis://alice:xxxxx@h1:7000?custom=1&max_retries=4"; got != want {
+	// A key no driver knows may be a misspelled secret: its value is not
+	// shown. A key the driver lists is.
+	if got, want := c.String(), "redis://alice:xxxxx@h1:7000?custom=xxxxx&max_retries=4"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
+	}
+	m, _ := ParseDSN("memory://x?nodes=3&passwd=" + secret)
+	if got, want := m.String(), "memory://x?nodes=3&passwd=xxxxx"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	// Every verb, not only those that call String.
+	for _, s := range []string{fmt.Sprintf("%d %x %q %10v", c, c, c, c)} {
+		if strings.Contains(s, secret) || strings.Contains(s, fmt.Sprintf("%x", secret)) {
+			t.Fatalf("password printed: %s", s)
+		}
+	}
+	db, err := OpenConfig("memory", func() Config { c, _ := ParseDSN("memory://alice:" + secret + "@pw-db"); return c }())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, s := range []string{fmt.Sprint(db), fmt.Sprintf("%v %+v %#v %d %s %x", db, db, db, db, db, db)} {
+		if strings.Contains(s, secret) || strings.Contains(s, fmt.Sprintf("%x", secret)) {
+			t.Fatalf("a DB printed its password: %s", s)
+		}
 	}
 	// Errors about the password or elsewhere in the DSN never echo it.
 	for _, dsn := range []string{
@@ -183,6 +237,13 @@ func TestPasswordRedacted(t *testing.T) {
 		"redis://alice:" + secret + "@h:99999",
 		"redis://h?password=" + secret + "&timeout=x",
 		"redis://alice:" + secret + "%zz@h",
+		// Reserved characters in the password, not percent-encoded: they
+		// would cut it into a host, a namespace or a key.
+		"redis://alice:a/" + secret + "@h1:7000",
+		"redis://alice:a?" + secret + "@h1:7000",
+		"redis://alice:a#" + secret + "@h1:7000/0",
+		"redis://alice:" + secret + "/x@h1:7000?timeout=1s",
+		"redis://h?password=" + secret + "%zz",
 	} {
 		_, err := ParseDSN(dsn)
 		if err == nil {

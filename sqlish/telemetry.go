@@ -707,7 +707,9 @@ func endSpan(span trace.Span, nt *nodeTel, attempts int, err error, errType, sta
 		if status != "" {
 			kvs = append(kvs, semconv.DBResponseStatusCode(status))
 		}
-		span.SetStatus(codes.Error, err.Error())
+		// Not err.Error(): a server error may echo the statement's
+		// values (ERR unknown command 'VALUE'), which spans never carry.
+		span.SetStatus(codes.Error, errType)
 	}
 	span.SetAttributes(kvs...)
 	span.End()

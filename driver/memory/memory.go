@@ -49,6 +49,9 @@ type Driver struct{}
 // params lists the driver-specific DSN keys.
 var params = []string{"nodes", "replicas"}
 
+// Params implements driver.ParamLister.
+func (Driver) Params() []string { return params }
+
 // OpenConnector implements driver.Driver.
 func (Driver) OpenConnector(cfg driver.Config) (driver.Connector, error) {
 	c := &connector{cfg: cfg, shards: 1, wantShards: -1, wantReplicas: -1}

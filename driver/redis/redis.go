@@ -53,6 +53,9 @@ type Driver struct {
 
 var params = []string{"client_name", "protocol"}
 
+// Params implements driver.ParamLister.
+func (Driver) Params() []string { return params }
+
 // OpenConnector implements driver.Driver.
 func (d Driver) OpenConnector(cfg driver.Config) (driver.Connector, error) {
 	c := &connector{cfg: cfg, protocol: 3, system: d.system}

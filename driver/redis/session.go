@@ -74,7 +74,7 @@ func (rc *redisConn) track(name string, argv [][]byte, v *resp.Value) {
 		if n, err := strconv.Atoi(string(argv[1])); ok && err == nil {
 			s.db = n
 		} else if ok {
-			s.poisoned = "SELECT " + string(argv[1])
+			s.poisoned = "SELECT of a database that is not a number"
 		}
 	case "READONLY":
 		s.readonly = s.readonly || ok
