@@ -27,9 +27,13 @@ const (
 	nilAsEmptyRow  defect = "nil-as-empty-row" // a nil reply comes back as one empty row
 	hiddenConn     defect = "hidden-conn"      // each statement opens a hidden extra connection
 	wrongCapsInCfg defect = "wrong-caps"       // (a Config error) Config.Caps differs from Backend().Caps
+	skipReset      defect = "skip-reset"       // ResetSession does nothing
+	allIdempotent  defect = "all-idempotent"   // every statement is routed as idempotent
+	keyless        defect = "keyless"          // statements are routed without their key's partition
 )
 
-var defects = []defect{none, leakConns, ignoreCancel, batchReversed, undeclaredCap, nilAsEmptyRow, hiddenConn, wrongCapsInCfg}
+var defects = []defect{none, leakConns, ignoreCancel, batchReversed, undeclaredCap, nilAsEmptyRow, hiddenConn, wrongCapsInCfg,
+	skipReset, allIdempotent, keyless}
 
 func init() {
 	for _, d := range defects {
@@ -37,7 +41,7 @@ func init() {
 	}
 }
 
-var memCaps = driver.CapPing | driver.CapValidate | driver.CapBatch | driver.CapInfo |
+var memCaps = driver.CapPing | driver.CapResetSession | driver.CapValidate | driver.CapBatch | driver.CapInfo |
 	driver.CapTopology | driver.CapClusterName
 
 type brokenDriver struct{ d defect }
@@ -64,7 +68,14 @@ func (c *brokenConnector) Backend() driver.Backend {
 }
 
 func (c *brokenConnector) Route(q string, args []driver.Value) (driver.Route, error) {
-	return c.inner.Route(q, args)
+	r, err := c.inner.Route(q, args)
+	switch c.d {
+	case allIdempotent:
+		r.Idempotent = true
+	case keyless:
+		r.Partition = driver.AnyPartition
+	}
+	return r, err
 }
 
 func (c *brokenConnector) Resolve(ctx context.Context, seed string) ([]string, error) {
@@ -85,7 +96,7 @@ type brokenConn struct {
 	addr  string
 }
 
-func isSlow(q string) bool { return strings.HasPrefix(strings.ToUpper(q), "DEBUG SLEEP") }
+func isSlow(q string) bool { return strings.HasPrefix(strings.ToUpper(q), "BLPOP") }
 
 // statement runs f as the defect has it.
 func (b *brokenConn) statement(ctx context.Context, q string, f func(context.Context) error) error {
@@ -139,6 +150,13 @@ func (b *brokenConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.B
 		}
 	}
 	return res, err
+}
+
+func (b *brokenConn) ResetSession(ctx context.Context) error {
+	if b.c.d == skipReset {
+		return nil
+	}
+	return b.inner.(driver.SessionResetter).ResetSession(ctx)
 }
 
 func (b *brokenConn) Ping(ctx context.Context) error { return b.inner.(driver.Pinger).Ping(ctx) }

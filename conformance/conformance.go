@@ -94,6 +94,17 @@ type Dialect struct {
 	Slow func(d time.Duration) (query string, args []any)
 	// ServerError is a statement the server rejects (a *sqlish.ServerError).
 	ServerError func() (query string, args []any)
+	// SetSession changes the connection's session state to value, in a way
+	// Session reads back (Redis: CLIENT SETNAME; PostgreSQL: SET
+	// application_name). Optional: the Session checks skip without it.
+	SetSession func(value string) (query string, args []any)
+	// Session reads the state SetSession changes: one row of one column,
+	// or no row when it is unset.
+	Session func() (query string, args []any)
+	// Incr adds one to the integer at key, creating it at 1: a statement
+	// that must not run twice (optional: Retry/NotRepeated skips without
+	// it).
+	Incr func(key string) (query string, args []any)
 	// Key returns distinct key names spread over partitions (optional;
 	// default "tendril-conformance:<i>"). i is unique within a process.
 	Key func(i int) string
@@ -171,6 +182,8 @@ func init() {
 		{"Pool/MinConnsPerNode", checkMinConns},
 		{"Pool/IdleTimeout", checkIdleTimeout},
 		{"Pool/Timeout", checkPoolTimeout},
+		{"Session/NotShared", checkSessionNotShared},
+		{"Pinned/EveryPartition", checkPinnedEveryPartition},
 		{"Close/InFlight", checkCloseInFlight},
 		{"Close/ErrClosed", checkClosedErrors},
 		{"Close/NoLeaks", checkCloseNoLeaks},
@@ -181,6 +194,7 @@ func init() {
 		{"Topology/NodeKilled", checkNodeKilled},
 		{"Topology/RetriesRightNode", checkRetriesRightNode},
 		{"Topology/TotalTimeoutHolds", checkTotalTimeout},
+		{"Topology/NotRepeated", checkNotRepeated},
 	}
 }
 
@@ -297,7 +311,7 @@ func runRecorded(ctx context.Context, cfg *Config, c check) Result {
 	defer r.mu.Unlock()
 	switch {
 	case r.failed:
-		res.Reason = strings.Join(r.msgs, "\n")
+		res.Reason = dedupe(r.msgs)
 	case r.skipped:
 		res.Skipped, res.Reason = true, r.skipReason
 	default:
@@ -307,6 +321,31 @@ func runRecorded(ctx context.Context, cfg *Config, c check) Result {
 }
 
 // recorder is the T of Check.
+// dedupe joins a check's failure messages, each distinct one once and in
+// order, with the number of times it was reported: a check that fails the
+// same way for many operations says so in one line.
+func dedupe(msgs []string) string {
+	count := map[string]int{}
+	var order []string
+	for _, m := range msgs {
+		if count[m] == 0 {
+			order = append(order, m)
+		}
+		count[m]++
+	}
+	var b strings.Builder
+	for i, m := range order {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(m)
+		if n := count[m]; n > 1 {
+			fmt.Fprintf(&b, " (x%d)", n)
+		}
+	}
+	return b.String()
+}
+
 type recorder struct {
 	name string
 	ctx  context.Context

@@ -58,6 +58,9 @@ func TestSeededDefectsAreCaught(t *testing.T) {
 		{nilAsEmptyRow, []string{"Rows/ErrNoRows"}},
 		{hiddenConn, []string{"Pool/MaxConnsPerNode"}},
 		{wrongCapsInCfg, []string{"Caps/Declared"}},
+		{skipReset, []string{"Session/NotShared"}},
+		{allIdempotent, []string{"Topology/NotRepeated"}},
+		{keyless, []string{"Pinned/EveryPartition"}},
 	}
 	for _, c := range cases {
 		t.Run(string(c.d), func(t *testing.T) {

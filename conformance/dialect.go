@@ -7,8 +7,9 @@ import (
 )
 
 // RedisDialect is the dialect of the Redis-speaking backends (redis,
-// valkey, memory): SET, GET, MGET, DEL, DEBUG SLEEP (a Redis server needs
-// enable-debug-command) and an unknown command as the server error. Keys
+// valkey, memory): SET, GET, MGET, DEL, INCR, BLPOP of an empty key as
+// the slow statement, an unknown command as the server error and the
+// client name as the session state. Keys
 // of one GetMany share a hash tag, so a cluster serves them from one slot.
 func RedisDialect() Dialect {
 	return Dialect{
@@ -23,9 +24,15 @@ func RedisDialect() Dialect {
 		},
 		Del: func(key string) (string, []any) { return "DEL ?", []any{key} },
 		Slow: func(d time.Duration) (string, []any) {
-			return "DEBUG SLEEP ?", []any{strconv.FormatFloat(d.Seconds(), 'f', -1, 64)}
+			// A blocking pop of a key nobody pushes to: it waits d on every
+			// server (DEBUG SLEEP needs enable-debug-command, off by
+			// default) without stopping the server for other callers.
+			return "BLPOP tendril-conformance-slow ?", []any{strconv.FormatFloat(d.Seconds(), 'f', -1, 64)}
 		},
 		ServerError: func() (string, []any) { return "TENDRIL-CONFORMANCE-NO-SUCH-COMMAND", nil },
+		SetSession:  func(v string) (string, []any) { return "CLIENT SETNAME ?", []any{v} },
+		Session:     func() (string, []any) { return "CLIENT GETNAME", nil },
+		Incr:        func(key string) (string, []any) { return "INCR ?", []any{key} },
 		Colocated: func(group string, i int) string {
 			return "{" + group + "}:" + strconv.Itoa(i)
 		},

@@ -60,7 +60,7 @@ func memoryConfig(t *testing.T, prefix string) conformance.Config {
 			return "memory://" + name + ":7001?nodes=3&replicas=1"
 		},
 		UnreachableDSN: "memory://" + prefix + "-unreachable-a:7099," + prefix + "-unreachable-b:7099",
-		Caps: driver.CapPing | driver.CapValidate | driver.CapBatch | driver.CapInfo |
+		Caps: driver.CapPing | driver.CapResetSession | driver.CapValidate | driver.CapBatch | driver.CapInfo |
 			driver.CapTopology | driver.CapClusterName,
 		Dialect: conformance.RedisDialect(),
 		Faults:  f,

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"slices"
 	"strconv"
@@ -110,7 +111,7 @@ func hostOf(addr string) string {
 func (*connector) Backend() driver.Backend {
 	return driver.Backend{
 		System: "memory",
-		Caps: driver.CapPing | driver.CapValidate | driver.CapBatch | driver.CapInfo |
+		Caps: driver.CapPing | driver.CapResetSession | driver.CapValidate | driver.CapBatch | driver.CapInfo |
 			driver.CapTopology | driver.CapClusterName,
 	}
 }
@@ -243,7 +244,7 @@ func (c *connector) Connect(ctx context.Context, addr string) (driver.Conn, erro
 	n.dials.Add(1)
 	n.open.Add(1)
 	n.shard.store.clientConnected()
-	return &conn{n: n, down: down, readonly: c.cfg.ReplicaReads}, nil
+	return &conn{n: n, down: down, readonly: c.cfg.ReplicaReads, replicaReads: c.cfg.ReplicaReads}, nil
 }
 
 var errKilled = errors.New("memory: node killed")
@@ -273,8 +274,12 @@ type conn struct {
 	broken atomic.Bool // the node died under us
 
 	// Session state, used by one goroutine at a time.
-	readonly bool // READONLY: reads may be served by a replica
-	asking   bool // ASKING: the next command may run on an importing slot
+	readonly bool   // READONLY: reads may be served by a replica
+	asking   bool   // ASKING: the next command may run on an importing slot
+	name     []byte // CLIENT SETNAME
+	// replicaReads is the read mode the connection was made with, which
+	// ResetSession restores.
+	replicaReads bool
 }
 
 // begin checks the connection before a statement is sent: a connection
@@ -355,7 +360,93 @@ func (c *conn) run(ctx context.Context, argv [][]byte) (rediscmd.Reply, error) {
 	if len(argv) == 3 && name == "DEBUG" && strings.EqualFold(string(argv[1]), "SLEEP") {
 		return c.sleep(ctx, argv[2])
 	}
+	switch name {
+	case "BLPOP", "BRPOP":
+		return c.blockingPop(ctx, argv, asking)
+	case "CLIENT":
+		return c.client(argv), nil
+	}
 	return c.n.cl.exec(c.n, argv, c.readonly, asking)
+}
+
+// client is the connection's part of CLIENT: its name and id.
+func (c *conn) client(argv [][]byte) rediscmd.Reply {
+	if len(argv) < 2 {
+		return errArity("client")
+	}
+	sub := strings.ToUpper(string(argv[1]))
+	switch {
+	case sub == "SETNAME" && len(argv) == 3:
+		for _, b := range argv[2] {
+			if b <= ' ' || b > '~' {
+				return serverError("ERR Client names cannot contain spaces, newlines or special characters.")
+			}
+		}
+		c.name = clone(argv[2])
+		if len(c.name) == 0 {
+			c.name = nil
+		}
+		return rediscmd.Status("OK")
+	case sub == "GETNAME" && len(argv) == 2:
+		if c.name == nil {
+			return nil
+		}
+		return clone(c.name)
+	case sub == "SETNAME" || sub == "GETNAME":
+		return serverError(fmt.Sprintf("ERR wrong number of arguments for 'client|%s' command", strings.ToLower(sub)))
+	}
+	return serverError(fmt.Sprintf("ERR unknown subcommand '%s'. Try CLIENT HELP.", cString(argv[1], 128)))
+}
+
+// ResetSession implements driver.SessionResetter: the name, the read mode
+// and ASKING go back to what the connection was made with.
+func (c *conn) ResetSession(context.Context) error {
+	if !c.IsValid() {
+		return driver.ErrBadConn
+	}
+	c.name, c.readonly, c.asking = nil, c.replicaReads, false
+	return nil
+}
+
+// blockingPop is BLPOP and BRPOP for a store without lists: a key that
+// exists holds another type (WRONGTYPE); otherwise nothing can be pushed,
+// so it waits out its timeout (0: until ctx ends) and replies nil, as
+// Redis does for keys that stay empty. It is the conformance suite's slow
+// statement on stock servers, so it routes like Redis (MOVED, CROSSSLOT).
+func (c *conn) blockingPop(ctx context.Context, argv [][]byte, asking bool) (rediscmd.Reply, error) {
+	if len(argv) < 3 {
+		return errArity(strings.ToLower(string(argv[0]))), nil
+	}
+	secs, err := strconv.ParseFloat(string(argv[len(argv)-1]), 64)
+	if err != nil || secs < 0 || math.IsInf(secs, 0) || math.IsNaN(secs) {
+		return serverError("ERR timeout is not a float or out of range"), nil
+	}
+	keys := argv[1 : len(argv)-1]
+	// EXISTS checks the keys' slots (one node, one slot) as Redis would.
+	r, err := c.n.cl.exec(c.n, append([][]byte{[]byte("EXISTS")}, keys...), c.readonly, asking)
+	if err != nil {
+		return nil, err
+	}
+	switch r := r.(type) {
+	case error:
+		return r, nil
+	case int64:
+		if r > 0 {
+			return errWrongType(), nil
+		}
+	}
+	d := time.Duration(secs * float64(time.Second))
+	if secs == 0 {
+		d = math.MaxInt64
+	}
+	switch err := wait(ctx, d, nil, c.down); err {
+	case nil:
+		return nil, nil
+	case errKilled:
+		return nil, c.reset()
+	default:
+		return nil, err
+	}
 }
 
 func (c *conn) sleep(ctx context.Context, arg []byte) (rediscmd.Reply, error) {

@@ -1,0 +1,149 @@
+package conformance
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tendril-db/tendril/driver"
+	"github.com/tendril-db/tendril/sqlish"
+)
+
+// checkSessionNotShared: what a pinned Conn changed of its session does
+// not follow its connection back to the pool, and a session-changing
+// statement run on the DB itself is refused (or leaves nothing behind).
+func checkSessionNotShared(t T, e *env) {
+	if e.d.SetSession == nil || e.d.Session == nil {
+		t.Skipf("Dialect.SetSession and Dialect.Session are not set")
+	}
+	// One connection per node: the next statement on the node gets the
+	// very connection the Conn used.
+	db := e.connect("max_conns_per_node=1", "max_retries=0")
+	ctx := e.ctx(20 * time.Second)
+	session := func() string {
+		t.Helper()
+		q, args := e.d.Session()
+		var s sqlish.Null[string]
+		err := db.QueryRow(ctx, q, args...).Scan(&s)
+		if err != nil && !errors.Is(err, sqlish.ErrNoRows) {
+			t.Fatalf("Session(): %v", err)
+		}
+		return s.V
+	}
+	before := session()
+	for i := range 3 {
+		value := fmt.Sprintf("tendril-conformance-leak-%d", i)
+		cn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatalf("Conn: %v", err)
+		}
+		// Keyless, the statement binds the Conn to the node keyless
+		// statements on the DB go to.
+		q, args := e.d.SetSession(value)
+		if _, err := cn.Exec(ctx, q, args...); err != nil {
+			cn.Close()
+			t.Fatalf("SetSession on a Conn: %v", err)
+		}
+		q, args = e.d.Session()
+		var got sqlish.Null[string]
+		if err := cn.QueryRow(ctx, q, args...).Scan(&got); err != nil || got.V != value {
+			t.Errorf("Session() on the Conn that set it: %q, %v; want %q (the dialect's SetSession and Session disagree)", got.V, err, value)
+		}
+		cn.Close()
+		if s := session(); s == value {
+			t.Fatalf("a Conn's session state (%q) reached the next caller of its connection: the connection was not reset", value)
+		} else if s != before {
+			t.Errorf("Session() = %q after a Conn was closed, want %q as before", s, before)
+		}
+	}
+	q, args := e.d.SetSession("tendril-conformance-shared")
+	_, err := db.Exec(ctx, q, args...)
+	if err != nil && !errors.Is(err, sqlish.ErrSessionState) {
+		t.Errorf("SetSession on the DB: %v; want success or sqlish.ErrSessionState", errString(err))
+	}
+	if s := session(); s == "tendril-conformance-shared" {
+		t.Errorf("a session-changing statement run on the DB changed its shared connections' session")
+	}
+}
+
+// checkPinnedEveryPartition: a pinned Conn and a transaction work on keys
+// of every partition, whichever node serves it.
+func checkPinnedEveryPartition(t T, e *env) {
+	db := e.connect()
+	ctx := e.ctx(30 * time.Second)
+	var failed []string
+	for i := range 24 {
+		k := e.key()
+		cn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatalf("Conn: %v", err)
+		}
+		q, args := e.d.Set(k, i)
+		_, err = cn.Exec(ctx, q, args...)
+		var n int
+		if err == nil {
+			q, args = e.d.Get(k)
+			err = cn.QueryRow(ctx, q, args...).Scan(&n)
+		}
+		cn.Close()
+		if err != nil || n != i {
+			failed = append(failed, fmt.Sprintf("Conn: key %s: %d, %v", k, n, errString(err)))
+		}
+		if !e.cfg.Caps.Has(driver.CapTx) {
+			continue
+		}
+		tx, err := db.BeginTx(ctx, driver.TxOptions{})
+		if err != nil {
+			t.Fatalf("BeginTx: %v", err)
+		}
+		q, args = e.d.Set(k, i+1000)
+		if _, err = tx.Exec(ctx, q, args...); err == nil {
+			err = tx.Commit(ctx)
+		} else {
+			tx.Rollback(ctx)
+		}
+		if err == nil {
+			err = e.get(ctx, db, k, &n)
+		}
+		if err != nil || n != i+1000 {
+			failed = append(failed, fmt.Sprintf("Tx: key %s: %d, %v", k, n, errString(err)))
+		}
+	}
+	for _, f := range failed {
+		t.Errorf("a pinned connection failed on a key: %s", f)
+	}
+}
+
+// checkNotRepeated: a statement that must not run twice is not retried
+// after an attempt that may have reached the server; its error says the
+// outcome is unknown. A statement that may run twice is retried.
+func checkNotRepeated(t T, e *env) {
+	if e.d.Incr == nil {
+		t.Skipf("Dialect.Incr is not set")
+	}
+	f := e.needFaults()
+	db := e.connect("socket_timeout=100ms", "total_timeout=2s", "max_retries=3", "sleep_between_retries=10ms")
+	ctx := e.ctx(30 * time.Second)
+	k := e.key()
+	primary := f.PrimaryOf(k)
+	if primary == "" {
+		t.Fatalf("Faults.PrimaryOf(%q) is empty", k)
+	}
+	// The node hangs for longer than socket_timeout and recovers within
+	// total_timeout: a retry would find it answering again.
+	if err := f.Hang(primary, 400*time.Millisecond); err != nil {
+		t.Fatalf("Faults.Hang(%s): %v", primary, err)
+	}
+	q, args := e.d.Incr(k)
+	_, err := db.Exec(ctx, q, args...)
+	if err == nil {
+		t.Errorf("Incr on a node that hangs past socket_timeout succeeded: it was retried")
+	} else if !errors.Is(err, sqlish.ErrOutcomeUnknown) {
+		t.Errorf("Incr that timed out: %v; want an error wrapping sqlish.ErrOutcomeUnknown", errString(err))
+	}
+	f.Unhang(primary)
+	var n int
+	if !eventually(3*time.Second, func() bool { return e.get(ctx, db, k, &n) == nil && n >= 1 }) || n != 1 {
+		t.Errorf("after one Incr that timed out the value is %d, want 1: the statement ran more than once", n)
+	}
+}
