@@ -21,6 +21,9 @@ import (
 type client interface {
 	get(ctx context.Context, key string) error
 	set(ctx context.Context, key string, val []byte) error
+	// incr increments the integer at key (a write that must not be
+	// repeated).
+	incr(ctx context.Context, key string) error
 	// batch sends one pipeline of GETs of keys and reads every reply.
 	batch(ctx context.Context, keys []string) error
 	close()
@@ -131,6 +134,11 @@ func (c *tendrilClient) set(ctx context.Context, key string, val []byte) error {
 	return err
 }
 
+func (c *tendrilClient) incr(ctx context.Context, key string) error {
+	_, err := c.db.Exec(ctx, "INCR ?", key)
+	return err
+}
+
 func (c *tendrilClient) batch(ctx context.Context, keys []string) error {
 	var b sqlish.Batch
 	for _, k := range keys {
@@ -179,6 +187,10 @@ func (c *goredisClient) set(ctx context.Context, key string, val []byte) error {
 	return c.c.Set(ctx, key, val, 0).Err()
 }
 
+func (c *goredisClient) incr(ctx context.Context, key string) error {
+	return c.c.Incr(ctx, key).Err()
+}
+
 func (c *goredisClient) batch(ctx context.Context, keys []string) error {
 	pipe := c.c.Pipeline()
 	cmds := make([]*goredis.StringCmd, len(keys))
@@ -219,6 +231,10 @@ func (c *rueidisClient) get(ctx context.Context, key string) error {
 
 func (c *rueidisClient) set(ctx context.Context, key string, val []byte) error {
 	return c.c.Do(ctx, c.c.B().Set().Key(key).Value(rueidis.BinaryString(val)).Build()).Error()
+}
+
+func (c *rueidisClient) incr(ctx context.Context, key string) error {
+	return c.c.Do(ctx, c.c.B().Incr().Key(key).Build()).Error()
 }
 
 func (c *rueidisClient) batch(ctx context.Context, keys []string) error {

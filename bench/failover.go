@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,7 +32,14 @@ type failoverResult struct {
 	firstErr   error
 	timeline   []bucketCount
 	affected   float64 // share of the keys on the killed primary
+	maxCall    time.Duration
+	unknown    uint64         // failed writes whose error says the outcome is unknown
+	kinds      map[string]int // failures by kind
 }
+
+// counterKey is the key -failover-write=incr increments for key k (the
+// same slot: a hash tag of k).
+func counterKey(k string) string { return "{" + k + "}:n" }
 
 type bucketCount struct{ ok, failed uint64 }
 
@@ -51,8 +60,8 @@ func runFailoverBench() error {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
 		results = append(results, r)
-		log.Printf("%s: promotion visible %s after the kill; first write on its slots %s after that; %d failed ops (%d SETs), last failure at %s",
-			r.client, fmtDur(r.promoted), fmtRel(r.firstWrite, r.promoted), r.failed, r.failedW, fmtRel(r.lastFail, r.promoted))
+		log.Printf("%s: promotion visible %s after the kill; first write on its slots %s after that; %d failed ops (%d writes, %d of unknown outcome), last failure at %s; longest call %s; failures: %v",
+			r.client, fmtDur(r.promoted), fmtRel(r.firstWrite, r.promoted), r.failed, r.failedW, r.unknown, fmtRel(r.lastFail, r.promoted), fmtDur(r.maxCall), r.kinds)
 	}
 	md := failoverMarkdown(results)
 	fmt.Print(md)
@@ -128,7 +137,8 @@ func slotRanges(s *redistest.Server) ([][2]int, error) {
 // up to 90 s, while no write on those slots has succeeded yet).
 func runFailover(spec clientSpec) (failoverResult, error) {
 	res := failoverResult{client: spec.name, firstWrite: -1, lastFail: -1}
-	tb, cl := startCluster("failover-" + spec.name)
+	tb, cl := startCluster("failover-"+spec.name,
+		redistest.WithConfig("cluster-node-timeout "+strconv.Itoa(int(*foNodeTimeout/time.Millisecond))))
 	defer tb.done()
 	tg := target{seeds: cl.Seeds()}
 	ks := newKeyspace(*numKeys, *valueSize)
@@ -180,7 +190,11 @@ func runFailover(spec clientSpec) (failoverResult, error) {
 		ok         uint64
 		firstErr   error
 		tl         []bucketCount
+		maxCall    time.Duration
+		unknown    uint64
+		kinds      map[string]int
 	}
+	incr := *foWrite == "incr"
 	states := make([]*wstate, *foGoroutines)
 	g := *foGoroutines
 	wg.Add(g)
@@ -197,12 +211,18 @@ func runFailover(spec clientSpec) (failoverResult, error) {
 				isSet := (r>>32)%5 == 0
 				t0 := time.Now()
 				var err error
-				if isSet {
+				switch {
+				case isSet && incr:
+					err = c.incr(ctx, counterKey(ks.keys[ki]))
+				case isSet:
 					err = c.set(ctx, ks.keys[ki], ks.val)
-				} else {
+				default:
 					err = c.get(ctx, ks.keys[ki])
 				}
 				t1 := time.Now()
+				if d := t1.Sub(t0); d > st.maxCall {
+					st.maxCall = d
+				}
 				b := int(t1.Sub(startAt) / timelineStep)
 				for len(st.tl) <= b {
 					st.tl = append(st.tl, bucketCount{})
@@ -212,7 +232,14 @@ func runFailover(spec clientSpec) (failoverResult, error) {
 					st.tl[b].failed++
 					if isSet {
 						st.failedW++
+						if strings.Contains(err.Error(), "outcome unknown") {
+							st.unknown++
+						}
 					}
+					if st.kinds == nil {
+						st.kinds = map[string]int{}
+					}
+					st.kinds[errorKind(err)]++
 					st.lastFail = t1
 					if st.firstErr == nil {
 						st.firstErr = err
@@ -266,6 +293,14 @@ func runFailover(spec clientSpec) (failoverResult, error) {
 		if res.firstErr == nil {
 			res.firstErr = st.firstErr
 		}
+		res.maxCall = max(res.maxCall, st.maxCall)
+		res.unknown += st.unknown
+		for k, n := range st.kinds {
+			if res.kinds == nil {
+				res.kinds = map[string]int{}
+			}
+			res.kinds[k] += n
+		}
 		for i, b := range st.tl {
 			for len(timeline) <= i {
 				timeline = append(timeline, bucketCount{})
@@ -306,28 +341,40 @@ func failoverMarkdown(rs []failoverResult) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# tendril failover recovery benchmark\n\n")
 	fmt.Fprintf(&b, "%s\n\n", machineLine())
-	fmt.Fprintf(&b, "Per client a fresh local cluster (3 primaries + 3 replicas, cluster-node-timeout 1500 ms), %d keys of %d bytes, "+
-		"a load of %d goroutines doing 80 %% GET / 20 %% SET over all keys; after %s the primary of slot %d is SIGKILLed "+
+	fmt.Fprintf(&b, "Per client a fresh local cluster (3 primaries + 3 replicas, cluster-node-timeout %v), %d keys of %d bytes, "+
+		"a load of %d goroutines doing 80 %% GET / 20 %% %s over all keys; after %s the primary of slot %d is SIGKILLed "+
 		"and the load goes on until %s after the promotion became visible (redistest WaitPromoted, polled every 25 ms). "+
 		"Times are from the kill (the process had exited). *Recovery* is the time from the promotion becoming visible "+
 		"to the completion of the first successful SET, started after the kill, on a key of the killed primary's slots "+
 		"(negative: the client got there before the 25 ms poll saw it). *Failed ops* are operations that returned an error "+
 		"during the whole run, *last failure* the completion of the last one relative to the promotion.\n\n",
-		*numKeys, *valueSize, *foGoroutines, *foBefore, redistest.Slot(newKeyspace(1, 0).keys[0]), *foAfter)
-	b.WriteString("| client | promotion visible after kill | recovery (promotion → first write) | kill → first write | failed ops (of which SET) | last failure | ops/s before | ops/s after |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|\n")
+		*foNodeTimeout, *numKeys, *valueSize, *foGoroutines, strings.ToUpper(*foWrite), *foBefore, redistest.Slot(newKeyspace(1, 0).keys[0]), *foAfter)
+	b.WriteString("| client | promotion visible after kill | recovery (promotion → first write) | kill → first write | failed ops (of which writes) | last failure | longest call | ops/s before | ops/s after |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rs {
 		kf := "never"
 		if r.firstWrite >= 0 {
 			kf = fmtDur(r.firstWrite)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d (%d) | %s | %s | %s |\n", r.client, fmtDur(r.promoted),
-			fmtRel(r.firstWrite, r.promoted), kf, r.failed, r.failedW, fmtRel(r.lastFail, r.promoted),
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d (%d) | %s | %s | %s | %s |\n", r.client, fmtDur(r.promoted),
+			fmtRel(r.firstWrite, r.promoted), kf, r.failed, r.failedW, fmtRel(r.lastFail, r.promoted), fmtDur(r.maxCall),
 			fmtRate(r.opsBefore), fmtRate(r.opsAfter))
 	}
 	b.WriteString("\nNote: go-redis' ClusterClient reloads its slot map on a MOVED/ASK reply and every ClusterStateReloadInterval " +
 		"(default 60 s); errors from the dead primary (connection refused) mark the node failing but do not reload the map, " +
 		"so writes to the lost slots keep going to the dead node until the periodic reload.\n")
+	b.WriteString("\nFailures by kind:\n\n")
+	for _, r := range rs {
+		kinds := make([]string, 0, len(r.kinds))
+		for k, n := range r.kinds {
+			kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
+		}
+		slices.Sort(kinds)
+		if len(kinds) == 0 {
+			kinds = []string{"none"}
+		}
+		fmt.Fprintf(&b, "- %s: %s (writes of unknown outcome: %d)\n", r.client, strings.Join(kinds, "; "), r.unknown)
+	}
 	b.WriteString("\nFirst error seen per client:\n\n")
 	for _, r := range rs {
 		e := "none"

@@ -26,23 +26,30 @@ import (
 )
 
 var (
-	dsn          = flag.String("dsn", "", "seeds of an existing Redis Cluster, redis://[user[:password]@]h1:p1[,h2:p2...]; default: start a local 3-primary + 3-replica cluster with redistest")
-	duration     = flag.Duration("duration", 3*time.Second, "measured time per point (client x workload x goroutines x round)")
-	warmupFlag   = flag.Duration("warmup", 500*time.Millisecond, "unmeasured run before each point's measurement")
-	rounds       = flag.Int("rounds", 3, "times every point is repeated (interleaved); the median is reported")
-	goroutinesF  = flag.String("goroutines", "1,16,64,256,1024", "comma-separated concurrency levels")
-	workloadsF   = flag.String("workloads", "get,set,mix,batch", "comma-separated workloads: get, set, mix (80/20 GET/SET), batch")
-	clientsF     = flag.String("clients", "tendril,go-redis,rueidis", "comma-separated clients to run, tendril first (ratios are tendril's)")
-	numKeys      = flag.Int("keys", 10000, "number of keys, loaded before the run")
-	valueSize    = flag.Int("value-size", 64, "value size in bytes")
-	batchSize    = flag.Int("batch-size", 100, "GETs per pipeline in the batch workload")
-	out          = flag.String("out", "results.md", "markdown file to write the results to (empty: none)")
-	short        = flag.Bool("short", false, "smoke mode for CI: 1 round, 200ms per point (50ms warmup), goroutines 1 and 16, GET only; fails on any error")
-	failover     = flag.Bool("failover", false, "failover recovery benchmark instead of throughput: per client a fresh local cluster, a GET/SET load, a primary killed")
-	foGoroutines = flag.Int("failover-goroutines", 64, "goroutines of the -failover load")
-	foBefore     = flag.Duration("failover-before", 3*time.Second, "-failover: load before the primary is killed")
-	foAfter      = flag.Duration("failover-after", 10*time.Second, "-failover: load after the promotion became visible (longer while a client has not written to the failed slots yet, up to 90s)")
-	verbose      = flag.Bool("v", false, "log redistest's and go-redis' messages")
+	dsn           = flag.String("dsn", "", "seeds of an existing Redis Cluster, redis://[user[:password]@]h1:p1[,h2:p2...]; default: start a local 3-primary + 3-replica cluster with redistest")
+	duration      = flag.Duration("duration", 3*time.Second, "measured time per point (client x workload x goroutines x round)")
+	warmupFlag    = flag.Duration("warmup", 500*time.Millisecond, "unmeasured run before each point's measurement")
+	rounds        = flag.Int("rounds", 3, "times every point is repeated (interleaved); the median is reported")
+	goroutinesF   = flag.String("goroutines", "1,16,64,256,1024", "comma-separated concurrency levels")
+	workloadsF    = flag.String("workloads", "get,set,mix,batch", "comma-separated workloads: get, set, mix (80/20 GET/SET), batch")
+	clientsF      = flag.String("clients", "tendril,go-redis,rueidis", "comma-separated clients to run, tendril first (ratios are tendril's)")
+	numKeys       = flag.Int("keys", 10000, "number of keys, loaded before the run")
+	valueSize     = flag.Int("value-size", 64, "value size in bytes")
+	batchSize     = flag.Int("batch-size", 100, "GETs per pipeline in the batch workload")
+	out           = flag.String("out", "results.md", "markdown file to write the results to (empty: none)")
+	short         = flag.Bool("short", false, "smoke mode for CI: 1 round, 200ms per point (50ms warmup), goroutines 1 and 16, GET only; fails on any error")
+	failover      = flag.Bool("failover", false, "failover recovery benchmark instead of throughput: per client a fresh local cluster, a GET/SET load, a primary killed")
+	foGoroutines  = flag.Int("failover-goroutines", 64, "goroutines of the -failover load")
+	foBefore      = flag.Duration("failover-before", 3*time.Second, "-failover: load before the primary is killed")
+	foAfter       = flag.Duration("failover-after", 10*time.Second, "-failover: load after the promotion became visible (longer while a client has not written to the failed slots yet, up to 90s)")
+	foNodeTimeout = flag.Duration("failover-node-timeout", 2*time.Second, "-failover: cluster-node-timeout of the servers")
+	foWrite       = flag.String("failover-write", "set", "-failover: the write of the 80/20 load: set (idempotent) or incr (must not be repeated)")
+	verbose       = flag.Bool("v", false, "log redistest's and go-redis' messages")
+
+	chaos            = flag.Bool("chaos", false, "chaos run instead of throughput: tendril under a checked GET/SET load while random nodes are killed, restarted, stopped and continued")
+	chaosDuration    = flag.Duration("chaos-duration", 60*time.Second, "-chaos: length of the run")
+	chaosGoroutines  = flag.Int("chaos-goroutines", 64, "-chaos: goroutines of the load")
+	chaosNodeTimeout = flag.Duration("chaos-node-timeout", 2*time.Second, "-chaos: cluster-node-timeout of the servers")
 )
 
 func main() {
@@ -93,9 +100,12 @@ func main() {
 			}
 		}()
 		var err error
-		if *failover {
+		switch {
+		case *chaos:
+			err = runChaos()
+		case *failover:
 			err = runFailoverBench()
-		} else {
+		default:
 			err = runThroughput()
 		}
 		cleanupAll()
@@ -146,10 +156,10 @@ func selectedWorkloads() ([]workload, error) {
 
 // startCluster starts a local 3+3 cluster owned by a new TB; done() on the
 // TB kills it.
-func startCluster(name string) (*runTB, *redistest.Cluster) {
+func startCluster(name string, opts ...redistest.Option) (*runTB, *redistest.Cluster) {
 	tb := newTB(name)
 	t0 := time.Now()
-	c := redistest.StartCluster(tb, 3, 1)
+	c := redistest.StartCluster(tb, 3, 1, opts...)
 	log.Printf("%s: local cluster of 3 primaries + 3 replicas up in %s: %s", name,
 		time.Since(t0).Round(time.Millisecond), strings.Join(c.Seeds(), ","))
 	return tb, c
