@@ -723,3 +723,4 @@ func TestRetries(t *testing.T) {
 		db.Close()
 	}
 }
+

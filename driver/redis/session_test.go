@@ -374,3 +374,35 @@ func TestPinnedFollowsKeysOnCluster(t *testing.T) {
 		cn.Close()
 	}
 }
+
+// 10,000 seeds that do not answer: the error lists them in a few hundred
+// bytes, and Ping returns when its context ends (the list was built
+// quadratically: 1.2 MB, and a 2 s Ping took 8 s; item 13).
+func TestManySeedsErrorIsBounded(t *testing.T) {
+	hosts := make([]string, 10_000)
+	for i := range hosts {
+		hosts[i] = fmt.Sprintf("192.0.2.1:%d", 10000+i) // TEST-NET-1: nothing answers
+	}
+	db, err := sqlish.Open("redis", "redis://"+strings.Join(hosts, ",")+"?timeout=200ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = db.Ping(ctx)
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("Ping succeeded with no node")
+	}
+	if took > 3*time.Second {
+		t.Errorf("Ping with a 2s context took %v", took)
+	}
+	if n := len(err.Error()); n > 8<<10 {
+		t.Errorf("the error is %d bytes long", n)
+	}
+	if !strings.Contains(err.Error(), "more") {
+		t.Errorf("the error does not say how many more seeds failed: %.300s", err)
+	}
+}
