@@ -542,7 +542,7 @@ func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []drive
 			n.Report(false)
 		}
 		if !b.allow(v) {
-			if v == giveUp && sent && !keepsConn(err) && !errors.Is(err, driver.ErrBadConn) && !idempotent(ctx, route) {
+			if v == unknown {
 				last = fmt.Errorf("sqlish: %s: %w (not retried: not idempotent): %w", route.Op, ErrOutcomeUnknown, last)
 			}
 			break

@@ -39,13 +39,14 @@ type verdict uint8
 
 const (
 	giveUp  verdict = iota // final: return the error
+	unknown                // may have run, must not run twice: give up, the outcome unknown
 	follow                 // a redirect: go where it says, now
 	again                  // did not run: try again after a pause
 	refresh                // did not run, the topology is stale: try again after the next tend
 	retry                  // may have run, and may run twice: try again, counting a retry
 )
 
-var verdictNames = [...]string{"give up", "follow", "again", "refresh", "retry"}
+var verdictNames = [...]string{"give up", "unknown", "follow", "again", "refresh", "retry"}
 
 func (v verdict) String() string { return verdictNames[v] }
 
@@ -76,7 +77,7 @@ func judge(err error, sent, idem bool, class driver.Retry) verdict {
 	case idem:
 		return retry
 	}
-	return giveUp
+	return unknown
 }
 
 // maxRedirects bounds the redirects one operation follows: a partition
