@@ -158,7 +158,7 @@ func (rc *redisConn) runValue(ctx context.Context, query string, args []driver.V
 	// (CapRequestTimeout); a blocking command waits as long as its own
 	// timeout says, bounded by ctx only.
 	timeout := rc.connector.cfg.SocketTimeout
-	if _, spec := rediscmd.Lookup(cmd.Argv); spec.Blocking {
+	if _, spec := rediscmd.Lookup(cmd.Argv); spec.Blocks(cmd.Argv) {
 		timeout = 0
 	}
 	var vs [2]resp.Value
