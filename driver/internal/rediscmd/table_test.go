@@ -676,4 +676,7 @@ func TestRouteOf(t *testing.T) {
 	if err != nil || r.Op != "XREAD" || r.Key != nil || r.Partition != int(Slot([]byte("s"))) || !r.Exclusive {
 		t.Errorf("RouteOf = %+v, %v, want XREAD on s's slot, exclusive, no key", r, err)
 	}
+	if _, err := RouteOf("?", []driver.Value{"FLUSHDB"}); err == nil {
+		t.Error("RouteOf(?, FLUSHDB) succeeded")
+	}
 }
