@@ -158,13 +158,15 @@ func (rc *redisConn) runValue(ctx context.Context, query string, args []driver.V
 	// (CapRequestTimeout); a blocking command waits as long as its own
 	// timeout says, bounded by ctx only.
 	timeout := rc.connector.cfg.SocketTimeout
-	if _, spec := rediscmd.Lookup(cmd.Argv); spec.Blocks(cmd.Argv) {
+	_, spec := rediscmd.Lookup(cmd.Argv)
+	if spec.Blocks(cmd.Argv) {
 		timeout = 0
 	}
 	var vs [2]resp.Value
 	if err := rc.c.DoInto(ctx, frame, vs[:n], timeout); err != nil {
 		return resp.Value{}, rc.transportError(err)
 	}
+	canonical(&vs[n-1], spec.ReplyShape(cmd.Argv)) // a RESP2 reply takes its RESP3 shape
 	return vs[n-1], nil
 }
 
@@ -235,7 +237,7 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.B
 	defer rediscmd.Put(cmd)
 	bb := batchBufs.Get().(*batchBuf)
 	defer bb.put()
-	frame, sent := bb.frame[:0], bb.sent[:0]
+	frame, sent, shapes := bb.frame[:0], bb.sent[:0], bb.shapes[:0]
 	for i, s := range stmts {
 		if err := cmd.Parse(s.Query, s.Args); err != nil {
 			out[i].Err = err
@@ -243,8 +245,10 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.B
 		}
 		frame = resp.AppendCommand(frame, cmd.Argv...)
 		sent = append(sent, i)
+		_, spec := rediscmd.Lookup(cmd.Argv)
+		shapes = append(shapes, spec.ReplyShape(cmd.Argv))
 	}
-	bb.frame, bb.sent = frame, sent // Do copies the frame: keep the buffers
+	bb.frame, bb.sent, bb.shapes = frame, sent, shapes // Do copies the frame: keep the buffers
 	if len(sent) == 0 {
 		return out, nil
 	}
@@ -254,6 +258,7 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.B
 		return nil, rc.transportError(err)
 	}
 	for k, i := range sent {
+		canonical(&vs[k], shapes[k])
 		if isString(vs[k].Kind) {
 			rediscmd.BytesRow(vs[k].Str, &out[i].Row)
 			continue
@@ -267,9 +272,10 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.B
 // statements sent, and the replies (whose strings leave with the results;
 // the Values themselves are reused).
 type batchBuf struct {
-	frame []byte
-	sent  []int
-	vals  []resp.Value
+	frame  []byte
+	sent   []int
+	shapes []rediscmd.Shape // of the replies to the statements sent
+	vals   []resp.Value
 }
 
 var batchBufs = sync.Pool{New: func() any { return new(batchBuf) }}
