@@ -80,7 +80,9 @@ func scalar(v *resp.Value) any {
 // shape, an error, a null, or anything else unexpected is left as it is.
 //
 // The pairs made from a flat array share its elements: v must be converted
-// (toReply) before the Values are reused.
+// (toReply) before the Values are reused. EXEC's reply is an array of the
+// queued statements' replies: convert each element with the shape of its
+// own statement (rediscmd.Lookup(argv) then ReplyShape(argv)).
 func canonical(v *resp.Value, sh rediscmd.Shape) {
 	switch sh {
 	case rediscmd.ShapeAsIs:

@@ -215,7 +215,8 @@ var ErrNil = errors.New("Redis has no null value")
 // AppendValue appends the wire form of v: strings and bytes as they are,
 // integers in decimal, floats in the shortest form that reads back the same
 // (inf and -inf as Redis spells them), booleans as 1 and 0 and times in
-// RFC 3339 with nanoseconds. nil is an error wrapping ErrNil.
+// RFC 3339 with nanoseconds. nil is an error wrapping ErrNil (a nil []byte
+// is a value: the empty string).
 func AppendValue(b []byte, v driver.Value) ([]byte, error) {
 	switch v := v.(type) {
 	case nil:
