@@ -74,8 +74,10 @@ func (c *Cmd) Parse(query string, args []driver.Value) error {
 			break
 		}
 		if query[i] == '?' && (i+1 == len(query) || isSpace(query[i+1])) {
-			if err := c.checkVerb("a ? placeholder"); err != nil {
-				return err
+			if len(c.ends) < 2 {
+				if err := c.checkVerb("a ? placeholder"); err != nil {
+					return err
+				}
 			}
 			if next == len(args) {
 				return fmt.Errorf("statement has more ? placeholders than the %d arguments given", len(args))
@@ -95,7 +97,7 @@ func (c *Cmd) Parse(query string, args []driver.Value) error {
 		c.ends = append(c.ends, len(c.buf))
 		i += n
 	}
-	if next < len(args) {
+	if next < len(args) && len(c.ends) < 2 {
 		if err := c.checkVerb("an argument"); err != nil {
 			return err
 		}
@@ -121,6 +123,8 @@ func (c *Cmd) Parse(query string, args []driver.Value) error {
 // (Exec(ctx, "?", "FLUSHDB"), Exec(ctx, "CONFIG ?", "SET", ...)).
 func (c *Cmd) checkVerb(what string) error {
 	switch {
+	case len(c.ends) > 1:
+		return nil
 	case len(c.ends) == 0:
 		return fmt.Errorf("the command must be in the statement text, not %s", what)
 	case len(c.ends) == 1 && isContainer(c.buf[:c.ends[0]]):
@@ -212,6 +216,8 @@ func appendToken(b []byte, s string) ([]byte, int, error) {
 // caller did not ask for.
 var ErrNil = errors.New("Redis has no null value")
 
+var errNilValue = fmt.Errorf("nil value: %w", ErrNil)
+
 // AppendValue appends the wire form of v: strings and bytes as they are,
 // integers in decimal, floats in the shortest form that reads back the same
 // (inf and -inf as Redis spells them), booleans as 1 and 0 and times in
@@ -220,7 +226,7 @@ var ErrNil = errors.New("Redis has no null value")
 func AppendValue(b []byte, v driver.Value) ([]byte, error) {
 	switch v := v.(type) {
 	case nil:
-		return b, fmt.Errorf("nil value: %w", ErrNil)
+		return b, errNilValue
 	case []byte:
 		if b == nil {
 			b = make([]byte, 0, len(v))

@@ -265,7 +265,9 @@ func init() {
 			continue // a subcommand of a container the table lacks
 		}
 		if c.subs == nil {
-			containers = append(containers, c.Name)
+			i := c.Name[0] - 'A'
+			containers[i] = append(containers[i], c.Name)
+			containerLens[i] |= 1 << len(c.Name)
 			c.subs = map[string]*Spec{}
 			// A subcommand the container does not have: the server will
 			// reject it, but until then it is a keyless write to retry

@@ -524,16 +524,29 @@ func lookupFold(m map[string]*Spec, name []byte) *Spec {
 	return m[string(u)]
 }
 
-// containers are the upper-case names of the container commands.
-var containers []string
+// containers holds the upper-case names of the container commands by
+// their first letter; containerLens has bit n set for a letter that starts
+// a container name of n bytes.
+var (
+	containers    [26][]string
+	containerLens [26]uint64
+)
 
 // isContainer reports whether name is a container command (CLIENT,
 // CONFIG...), whose subcommand must be in the statement text too. Parse
-// asks for every "CMD ?" statement, so it compares with the few container
-// names rather than hashing name.
+// asks for every "CMD ?" statement, so it compares name with the container
+// names of its first letter (none for GET, two for SET) rather than
+// hashing it.
 func isContainer(name []byte) bool {
-	for _, c := range containers {
-		if len(c) == len(name) && equalFold(name, c) {
+	if len(name) == 0 {
+		return false
+	}
+	c := name[0] &^ 0x20 // ASCII upper case
+	if c < 'A' || c > 'Z' || len(name) >= 64 || containerLens[c-'A']&(1<<len(name)) == 0 {
+		return false
+	}
+	for _, n := range containers[c-'A'] {
+		if len(n) == len(name) && equalFold(name, n) {
 			return true
 		}
 	}
