@@ -11,6 +11,10 @@
 //	go run ./gen -addr 127.0.0.1:6399
 //	redis-cli -p 6399 shutdown nosave
 //
+// REDISCLI_AUTH, as for redis-cli, gives the default user's password.
+// Commands newer than that server which tendril must know anyway are listed
+// by hand in policy.go (extraCommands).
+//
 // Only the server's facts are generated. What tendril decides on top of them
 // (idempotency, session changes, reply shapes, blocking options) is written
 // by hand in policy.go.
