@@ -161,16 +161,19 @@ func (rc *redisConn) runValue(ctx context.Context, query string, args []driver.V
 	// timeout says, bounded by ctx only.
 	timeout := rc.connector.cfg.SocketTimeout
 	name, spec := rediscmd.Lookup(cmd.Argv)
-	if spec.Blocking {
+	if spec.Blocks(cmd.Argv) {
 		timeout = 0
 	}
 	var vs [2]resp.Value
 	if err := rc.c.DoInto(ctx, frame, vs[:n], timeout); err != nil {
 		return resp.Value{}, rc.transportError(err)
 	}
-	if changesSession(name, spec) {
-		rc.track(name, cmd.Argv, &vs[n-1])
+	if spec.Session != rediscmd.SessionNone {
+		rc.track(name, spec.Session, cmd.Argv, &vs[n-1])
+	} else if rc.sess.changed.Load() {
+		rc.queue(spec.ReplyShape(cmd.Argv), &vs[n-1])
 	}
+	canonical(&vs[n-1], spec.ReplyShape(cmd.Argv)) // a RESP2 reply takes its RESP3 shape
 	return vs[n-1], nil
 }
 
@@ -241,7 +244,7 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.B
 	defer rediscmd.Put(cmd)
 	bb := batchBufs.Get().(*batchBuf)
 	defer bb.put()
-	frame, sent := bb.frame[:0], bb.sent[:0]
+	frame, sent, shapes := bb.frame[:0], bb.sent[:0], bb.shapes[:0]
 	for i, s := range stmts {
 		if err := cmd.Parse(s.Query, s.Args); err != nil {
 			out[i].Err = err
@@ -249,8 +252,10 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.B
 		}
 		frame = resp.AppendCommand(frame, cmd.Argv...)
 		sent = append(sent, i)
+		_, spec := rediscmd.Lookup(cmd.Argv)
+		shapes = append(shapes, spec.ReplyShape(cmd.Argv))
 	}
-	bb.frame, bb.sent = frame, sent // Do copies the frame: keep the buffers
+	bb.frame, bb.sent, bb.shapes = frame, sent, shapes // Do copies the frame: keep the buffers
 	if len(sent) == 0 {
 		return out, nil
 	}
@@ -260,6 +265,7 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.B
 		return nil, rc.transportError(err)
 	}
 	for k, i := range sent {
+		canonical(&vs[k], shapes[k])
 		if isString(vs[k].Kind) {
 			rediscmd.BytesRow(vs[k].Str, &out[i].Row)
 			continue
@@ -273,9 +279,10 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.B
 // statements sent, and the replies (whose strings leave with the results;
 // the Values themselves are reused).
 type batchBuf struct {
-	frame []byte
-	sent  []int
-	vals  []resp.Value
+	frame  []byte
+	sent   []int
+	shapes []rediscmd.Shape // of the replies to the statements sent
+	vals   []resp.Value
 }
 
 var batchBufs = sync.Pool{New: func() any { return new(batchBuf) }}

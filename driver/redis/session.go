@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -30,6 +29,9 @@ type session struct {
 	readonly bool   // READONLY mode (a cluster replica serves reads)
 	named    bool   // CLIENT SETNAME changed the name
 	poisoned string // what changed that ResetSession cannot undo ("" if nothing)
+	// shapes holds the reply shape of each statement queued in MULTI, for
+	// EXEC's replies to take their RESP3 shape too.
+	shapes []rediscmd.Shape
 }
 
 // dirty reports whether anything needs undoing, given the connection's
@@ -38,10 +40,9 @@ func (s *session) dirty(db int, readonly bool) bool {
 	return s.multi || s.watch || s.db != db || s.readonly != readonly || s.named || s.poisoned != ""
 }
 
-// track records what a session-changing command (name, argv) did, given
-// its reply v. Called only for commands whose spec says they change the
-// session.
-func (rc *redisConn) track(name string, argv [][]byte, v *resp.Value) {
+// track records what a session-changing command (name, its kind, argv)
+// did, given its reply v.
+func (rc *redisConn) track(name string, kind rediscmd.SessionKind, argv [][]byte, v *resp.Value) {
 	s := &rc.sess
 	s.mu.Lock()
 	defer func() {
@@ -49,53 +50,63 @@ func (rc *redisConn) track(name string, argv [][]byte, v *resp.Value) {
 		s.mu.Unlock()
 	}()
 	ok := v.Kind == resp.KindSimpleString && string(v.Str) == "OK"
-	queued := s.multi && v.Kind == resp.KindSimpleString && string(v.Str) == "QUEUED"
 	switch {
-	case name == "EXEC" || name == "DISCARD":
-		// Whatever the reply (EXECABORT included), the transaction and
-		// the keys WATCHed are over.
-		s.multi, s.watch = false, false
+	case kind == rediscmd.SessionTxEnd:
+		// EXEC or DISCARD: whatever the reply (EXECABORT included), the
+		// transaction and the keys WATCHed are over.
+		s.multi, s.watch, s.shapes = false, false, nil
 		return
-	case queued:
+	case isQueued(s, v):
 		// Queued in MULTI, it will run at EXEC: too late to follow.
 		s.poisoned = name + " inside MULTI"
 		return
 	case v.IsError():
 		return // refused: nothing changed
 	}
-	switch name {
-	case "MULTI":
+	switch kind {
+	case rediscmd.SessionTxBegin:
 		s.multi = s.multi || ok
-	case "WATCH":
+	case rediscmd.SessionWatch:
 		s.watch = s.watch || ok
-	case "UNWATCH":
+	case rediscmd.SessionUnwatch:
 		s.watch = s.watch && !ok
-	case "SELECT":
+	case rediscmd.SessionDB:
 		if n, err := strconv.Atoi(string(argv[1])); ok && err == nil {
 			s.db = n
 		} else if ok {
 			s.poisoned = "SELECT of a database that is not a number"
 		}
-	case "READONLY":
-		s.readonly = s.readonly || ok
-	case "READWRITE":
-		s.readonly = s.readonly && !ok
-	case "CLIENT":
-		sub := ""
-		if len(argv) > 1 {
-			sub = strings.ToUpper(string(argv[1]))
+	case rediscmd.SessionReadMode:
+		if ok {
+			s.readonly = name == "READONLY"
 		}
-		switch sub {
-		case "SETNAME":
+	case rediscmd.SessionName:
+		if name == "CLIENT SETNAME" {
 			s.named = s.named || ok
-		case "ID", "INFO", "LIST", "GETNAME", "GETREDIR", "TRACKINGINFO", "KILL", "PAUSE", "UNPAUSE", "UNBLOCK", "HELP":
-			// about this or other clients, or the server: not the session
-		default:
-			s.poisoned = "CLIENT " + sub
+			return
 		}
+		s.poisoned = name
 	default:
+		// Credentials, subscriptions, tracking, CLIENT REPLY...: the
+		// connection cannot be handed to anyone else.
 		s.poisoned = name
 	}
+}
+
+// isQueued reports whether v says a statement was queued in MULTI.
+func isQueued(s *session, v *resp.Value) bool {
+	return s.multi && v.Kind == resp.KindSimpleString && string(v.Str) == "QUEUED"
+}
+
+// queue notes the reply shape of a statement run while the session has
+// changed: one queued in MULTI (v says QUEUED) is converted at EXEC.
+func (rc *redisConn) queue(sh rediscmd.Shape, v *resp.Value) {
+	s := &rc.sess
+	s.mu.Lock()
+	if isQueued(s, v) {
+		s.shapes = append(s.shapes, sh)
+	}
+	s.mu.Unlock()
 }
 
 // errUnresettable is wrapped by ResetSession's error when the session
@@ -186,8 +197,12 @@ func (t *tx) CommitResults(ctx context.Context) ([]driver.BatchResult, error) {
 		return nil, fmt.Errorf("redis: EXEC at %s: unexpected %s reply", t.rc.addr, v.Kind)
 	}
 	out := make([]driver.BatchResult, len(v.Elems))
+	shapes := t.rc.takeShapes()
 	for i := range v.Elems {
 		e := &v.Elems[i]
+		if i < len(shapes) {
+			canonical(e, shapes[i])
+		}
 		if isString(e.Kind) {
 			rediscmd.BytesRow(e.Str, &out[i].Row)
 			continue
@@ -197,12 +212,22 @@ func (t *tx) CommitResults(ctx context.Context) ([]driver.BatchResult, error) {
 	return out, nil
 }
 
+// takeShapes returns the shapes of the statements queued in MULTI.
+func (rc *redisConn) takeShapes() []rediscmd.Shape {
+	s := &rc.sess
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sh := s.shapes
+	s.shapes = nil
+	return sh
+}
+
 // setMulti records that a transaction began (MULTI answered OK) or
 // ended (EXEC or DISCARD sent).
 func (rc *redisConn) setMulti(on bool) {
 	s := &rc.sess
 	s.mu.Lock()
-	s.multi = on
+	s.multi, s.shapes = on, nil
 	if !on {
 		s.watch = false
 	}
@@ -215,13 +240,3 @@ func (rc *redisConn) initSession() {
 	rc.sess.db, rc.sess.readonly = rc.connector.db, rc.connector.cfg.ReplicaReads
 }
 
-// changesSession reports whether a command may change the session state.
-func changesSession(name string, spec rediscmd.Spec) bool {
-	// TODO(merge): spec.Session from the generated table.
-	switch name {
-	case "SELECT", "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "READONLY", "READWRITE", "CLIENT",
-		"AUTH", "HELLO", "RESET", "ASKING", "QUIT", "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR":
-		return true
-	}
-	return false
-}

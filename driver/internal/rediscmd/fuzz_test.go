@@ -59,3 +59,33 @@ func FuzzAppend(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRoute routes arbitrary command lines (arguments separated by NUL):
+// no panic, every key is an argument after the command name, and the
+// partition is a slot.
+func FuzzRoute(f *testing.F) {
+	for _, s := range []string{
+		"GET\x00k", "XREAD\x00BLOCK\x000\x00STREAMS\x00s\x00$", "EVAL\x00s\x002\x00a", "EVAL\x00s\x00-1",
+		"BLMPOP\x000\x0099999999999\x00l", "ZUNIONSTORE\x00d\x002\x00a\x00b", "SORT\x00k\x00STORE",
+		"MIGRATE\x00h\x00p\x00\x000\x001\x00KEYS\x00a", "client\x00setname\x00x", "CLIENT", "xreadgroup\x00group\x00g\x00c\x00streams",
+		"GEOSEARCH\x00g\x00FROMMEMBER\x00WITHCOORD", "ZADD\x00z\x00INCR", "SET\x00k\x00v\x00nx", "LTRIM\x00l\x00-1\x00-1",
+		"EXPIREAT\x00k\x009999999999999999999999", "MIGRATE\x00h\x00p\x00\x000\x001\x00AUTH2",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		argv := bytes.Split([]byte(line), []byte{0})
+		r := Route(argv)
+		if r.Key != nil && (r.Partition < 0 || r.Partition >= Slots) {
+			t.Fatalf("Route(%q) partition %d out of range", argv, r.Partition)
+		}
+		_, s := Lookup(argv)
+		s.ReplyShape(argv)
+		s.eachKey(argv, func(i int, _ KeyFlags) bool {
+			if i < 1 || i >= len(argv) {
+				t.Fatalf("Keys(%q): index %d", argv, i)
+			}
+			return true
+		})
+	})
+}

@@ -52,7 +52,10 @@ func Append(argv [][]byte, query string, args []driver.Value) ([][]byte, error) 
 // are literal but for \'. An unquoted "?" is a placeholder that takes the
 // next argument; arguments beyond the placeholders are appended, so
 // ("GET ?", k), ("GET", k) and ("EXPIRE ? 60", k) all work. Arguments are
-// binary safe: they never pass through the tokenizer.
+// binary safe: they never pass through the tokenizer. The command, and the
+// subcommand of a container command (CLIENT SETNAME), must be in the
+// statement text: an argument is never taken for them. A nil argument is
+// an error (ErrNil).
 func (c *Cmd) Parse(query string, args []driver.Value) error {
 	c.buf, c.ends, c.Argv = c.buf[:0], c.ends[:0], c.Argv[:0]
 	if blank(query) {
@@ -71,11 +74,16 @@ func (c *Cmd) Parse(query string, args []driver.Value) error {
 			break
 		}
 		if query[i] == '?' && (i+1 == len(query) || isSpace(query[i+1])) {
+			if len(c.ends) < 2 {
+				if err := c.checkVerb("a ? placeholder"); err != nil {
+					return err
+				}
+			}
 			if next == len(args) {
 				return fmt.Errorf("statement has more ? placeholders than the %d arguments given", len(args))
 			}
 			if c.buf, err = AppendValue(c.buf, args[next]); err != nil {
-				return fmt.Errorf("argument %d: %w", next+1, err)
+				return argError(next+1, err)
 			}
 			c.ends = append(c.ends, len(c.buf))
 			next++
@@ -89,9 +97,14 @@ func (c *Cmd) Parse(query string, args []driver.Value) error {
 		c.ends = append(c.ends, len(c.buf))
 		i += n
 	}
+	if next < len(args) && len(c.ends) < 2 {
+		if err := c.checkVerb("an argument"); err != nil {
+			return err
+		}
+	}
 	for ; next < len(args); next++ {
 		if c.buf, err = AppendValue(c.buf, args[next]); err != nil {
-			return fmt.Errorf("argument %d: %w", next+1, err)
+			return argError(next+1, err)
 		}
 		c.ends = append(c.ends, len(c.buf))
 	}
@@ -102,6 +115,30 @@ func (c *Cmd) Parse(query string, args []driver.Value) error {
 		start = end
 	}
 	return nil
+}
+
+// checkVerb refuses to take the next token from what (a placeholder's or
+// an appended argument's value) when it would be the command, or the
+// subcommand of a container command: data must never choose what runs
+// (Exec(ctx, "?", "FLUSHDB"), Exec(ctx, "CONFIG ?", "SET", ...)).
+func (c *Cmd) checkVerb(what string) error {
+	switch {
+	case len(c.ends) > 1:
+		return nil
+	case len(c.ends) == 0:
+		return fmt.Errorf("the command must be in the statement text, not %s", what)
+	case len(c.ends) == 1 && isContainer(c.buf[:c.ends[0]]):
+		return fmt.Errorf("the subcommand of %s must be in the statement text, not %s", upper(c.buf[:c.ends[0]]), what)
+	}
+	return nil
+}
+
+// argError wraps the error of argument n (1-based).
+func argError(n int, err error) error {
+	if errors.Is(err, ErrNil) {
+		return fmt.Errorf("argument %d is nil: %w", n, ErrNil)
+	}
+	return fmt.Errorf("argument %d: %w", n, err)
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -174,18 +211,22 @@ func appendToken(b []byte, s string) ([]byte, int, error) {
 	return append(b, s[:n]...), n, nil
 }
 
+// ErrNil is wrapped by the error for a nil argument. Redis has no null
+// value, and sending "" in its place would store an empty string the
+// caller did not ask for.
+var ErrNil = errors.New("Redis has no null value")
+
+var errNilValue = fmt.Errorf("nil value: %w", ErrNil)
+
 // AppendValue appends the wire form of v: strings and bytes as they are,
 // integers in decimal, floats in the shortest form that reads back the same
 // (inf and -inf as Redis spells them), booleans as 1 and 0 and times in
-// RFC 3339 with nanoseconds. nil is the empty string: Redis has no null
-// argument.
+// RFC 3339 with nanoseconds. nil is an error wrapping ErrNil (a nil []byte
+// is a value: the empty string).
 func AppendValue(b []byte, v driver.Value) ([]byte, error) {
 	switch v := v.(type) {
 	case nil:
-		if b == nil {
-			b = []byte{}
-		}
-		return b, nil
+		return b, errNilValue
 	case []byte:
 		if b == nil {
 			b = make([]byte, 0, len(v))

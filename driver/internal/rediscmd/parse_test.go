@@ -2,6 +2,7 @@ package rediscmd
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -67,7 +68,6 @@ func TestAppend(t *testing.T) {
 		{"placeholder then literal", "EXPIRE ? 60", vals("k"), bs("EXPIRE", "k", "60")},
 		{"placeholder then extra", "SET ?", vals("k", "v"), bs("SET", "k", "v")},
 		{"placeholder mid", "HSET h ? v", vals("f"), bs("HSET", "h", "f", "v")},
-		{"placeholder only", "?", vals("PING"), bs("PING")},
 		{"literal ? in token", "GET a?b", nil, bs("GET", "a?b")},
 		{"literal ? prefix", "GET ?b", nil, bs("GET", "?b")},
 		{"literal ? suffix", "GET a?", nil, bs("GET", "a?")},
@@ -79,7 +79,11 @@ func TestAppend(t *testing.T) {
 		{"placeholder before tab", "GET ?\t", vals("k"), bs("GET", "k")},
 		{"placeholder before newline", "SET ?\nv", vals("k"), bs("SET", "k", "v")},
 		{"int64 arg", "INCRBY k ?", vals(int64(-5)), bs("INCRBY", "k", "-5")},
-		{"nil arg is empty", "SET k ?", vals(nil), bs("SET", "k", "")},
+		{"placeholder after a container's subcommand", "CLIENT SETNAME ?", vals("x"), bs("CLIENT", "SETNAME", "x")},
+		{"extra arg after a container's subcommand", "CONFIG GET", vals("maxmemory"), bs("CONFIG", "GET", "maxmemory")},
+		{"quoted command", `"GET" ?`, vals("k"), bs("GET", "k")},
+		{"quoted ? subcommand", `CLIENT "?"`, nil, bs("CLIENT", "?")},
+		{"typed nil bytes are empty", "SET k ?", vals([]byte(nil)), bs("SET", "k", "")},
 
 		// Whitespace.
 		{"multiple spaces", "  SET   k    v  ", nil, bs("SET", "k", "v")},
@@ -198,6 +202,17 @@ func TestAppendErrors(t *testing.T) {
 		{"NaN extra arg", "SET k", vals(math.NaN()), "argument 1"},
 		{"unsupported second arg", "SET ? ?", vals("k", struct{}{}), "argument 2"},
 		{"unsupported extra arg", "MSET", vals("a", "1", int(3)), "argument 3"},
+		{"nil arg", "SET k ?", vals(nil), "argument 1 is nil: Redis has no null value"},
+		{"nil second arg", "SET ? ?", vals("k", nil), "argument 2 is nil: Redis has no null value"},
+		{"nil extra arg", "MSET", vals("a", "1", "b", nil), "argument 4 is nil: Redis has no null value"},
+		// The command, and a container's subcommand, come from the text.
+		{"placeholder command", "?", vals("FLUSHDB"), "the command must be in the statement text, not a ? placeholder"},
+		{"placeholder command with args", "? k", vals("DEL"), "the command must be in the statement text"},
+		{"placeholder command after blanks", "  \t?", vals("FLUSHALL"), "the command must be in the statement text"},
+		{"placeholder subcommand", "CONFIG ?", vals("SET", "maxmemory", "1"), "the subcommand of CONFIG must be in the statement text, not a ? placeholder"},
+		{"placeholder subcommand lower case", "client ? x", vals("KILL"), "the subcommand of CLIENT must be in the statement text"},
+		{"appended subcommand", "CLIENT", vals("KILL", "ID", "1"), "the subcommand of CLIENT must be in the statement text, not an argument"},
+		{"appended subcommand of XGROUP", "xgroup", vals("DESTROY", "s", "g"), "the subcommand of XGROUP must be in the statement text"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -229,7 +244,6 @@ func TestAppendValue(t *testing.T) {
 		v    driver.Value
 		want string
 	}{
-		{"nil", nil, ""},
 		{"bytes", []byte("a\x00b"), "a\x00b"},
 		{"empty bytes", []byte{}, ""},
 		{"string", "héllo", "héllo"},
@@ -277,13 +291,15 @@ func TestAppendValue(t *testing.T) {
 	}
 }
 
-func TestAppendValueNilIsNonNil(t *testing.T) {
-	got, err := AppendValue(nil, nil)
-	if err != nil {
-		t.Fatal(err)
+// nil is an error, not the empty string: Redis has no null value.
+func TestAppendValueNil(t *testing.T) {
+	got, err := AppendValue([]byte("pre"), nil)
+	if !errors.Is(err, ErrNil) || string(got) != "pre" {
+		t.Errorf("AppendValue(nil) = %q, %v, want the buffer unchanged and ErrNil", got, err)
 	}
-	if got == nil {
-		t.Error("AppendValue(nil, nil) = nil, want non-nil empty slice")
+	_, err = Append(nil, "SET ? ?", vals("k", nil))
+	if !errors.Is(err, ErrNil) {
+		t.Errorf("Append with a nil argument: %v, want ErrNil", err)
 	}
 }
 
