@@ -94,7 +94,10 @@ func (db *DB) pin(ctx context.Context, route driver.Route) (*lease, error) {
 		n := db.tender.Snapshot().Pick(route, db.pref, 0)
 		if n == nil || !n.Healthy() {
 			last = db.noNode(route, n)
-			if db.awaitNode(ctx, &b) != nil {
+			if err := db.awaitNode(ctx, &b); err != nil {
+				if err != ctx.Err() && !errors.Is(err, ErrNoNodes) {
+					last = fmt.Errorf("sqlish: %s: %w", route.Op, err) // the tender says why
+				}
 				break
 			}
 			continue
@@ -238,7 +241,7 @@ func (c *Conn) prepare(ctx context.Context, query string, args []any) (*stmt, er
 // attemptCtx bounds one statement on the Conn by socket_timeout; a
 // blocking statement is bounded by its own timeout and ctx only.
 func (c *Conn) attemptCtx(ctx context.Context, route driver.Route) (context.Context, context.CancelFunc) {
-	if t := c.db.cfg.Policy.SocketTimeout; t > 0 && !route.Exclusive {
+	if t := c.db.cfg.Policy.SocketTimeout; t > 0 && !blocking(route) {
 		return context.WithTimeout(ctx, t)
 	}
 	return ctx, noop

@@ -466,6 +466,10 @@ func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []drive
 					last = db.noNode(route, n)
 				}
 				if err := db.awaitNode(ctx, &b); err != nil {
+					if err != ctx.Err() && !errors.Is(err, ErrNoNodes) {
+						// The tender says why no node is healthy.
+						last = fmt.Errorf("sqlish: %s: %w", route.Op, err)
+					}
 					break
 				}
 				continue
@@ -503,7 +507,7 @@ func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []drive
 				l.share()
 			}
 			actx, cancel := ctx, context.CancelFunc(noop)
-			if p.SocketTimeout > 0 && !driverTimeout {
+			if p.SocketTimeout > 0 && !driverTimeout && !blocking(route) {
 				actx, cancel = context.WithTimeout(actx, p.SocketTimeout)
 			}
 			if ask {
@@ -577,8 +581,8 @@ func (db *DB) classify(err error) driver.Retry {
 // noNode is the error of an operation whose partition has no healthy
 // node: n is the unhealthy node picked, or nil.
 func (db *DB) noNode(route driver.Route, n *topology.Node) error {
-	what := "any node"
-	if route.Partition != driver.AnyPartition {
+	what := "the statement"
+	if route.Partition != driver.AnyPartition && db.tender.Snapshot().Partitions() > 0 {
 		what = fmt.Sprintf("partition %d", route.Partition)
 	}
 	if n != nil {
@@ -603,6 +607,11 @@ func (db *DB) awaitNode(ctx context.Context, b *budget) error {
 }
 
 func noop() {}
+
+// blocking reports whether route's statement waits on the server as long
+// as its own timeout says (BLPOP, XREAD BLOCK, WAIT): socket_timeout does
+// not bound it, total_timeout and the context do.
+func blocking(route driver.Route) bool { return route.Exclusive && !route.Session }
 
 // Nodes returns the nodes of the live topology.
 func (db *DB) Nodes() []Node {

@@ -116,6 +116,10 @@ func (*connector) Backend() driver.Backend {
 	}
 }
 
+// Classify implements driver.Classifier with Redis' rules: the simulated
+// cluster answers CLUSTERDOWN, TRYAGAIN, READONLY... as Redis does.
+func (*connector) Classify(err error) driver.Retry { return rediscmd.Classify(err) }
+
 // Route implements driver.Router.
 func (*connector) Route(query string, args []driver.Value) (driver.Route, error) {
 	return rediscmd.RouteOf(query, args)
@@ -363,7 +367,7 @@ func (c *conn) run(ctx context.Context, argv [][]byte) (rediscmd.Reply, error) {
 	switch name {
 	case "BLPOP", "BRPOP":
 		return c.blockingPop(ctx, argv, asking)
-	case "CLIENT":
+	case "CLIENT", "CLIENT SETNAME", "CLIENT GETNAME":
 		return c.client(argv), nil
 	}
 	return c.n.cl.exec(c.n, argv, c.readonly, asking)

@@ -169,9 +169,11 @@ func TestCluster(t *testing.T) {
 	})
 
 	t.Run("StoppedNode", func(t *testing.T) {
-		// SIGSTOP a replica: calls to it fail by socket_timeout, calls
-		// to the others are unaffected, and it comes back when resumed.
-		rdb := connect(t, "redis", clusterDSN(c, "read_preference=replica&socket_timeout=200ms&max_retries=0&tend_interval=100ms&timeout=150ms"))
+		// SIGSTOP a replica: calls to it (read_preference=replica: no
+		// other node may serve them) wait for it until total_timeout,
+		// calls to the others are unaffected, and it comes back when
+		// resumed.
+		rdb := connect(t, "redis", clusterDSN(c, "read_preference=replica&socket_timeout=200ms&total_timeout=500ms&max_retries=0&tend_interval=100ms&timeout=150ms"))
 		slot := redistest.Slot("{stop}")
 		replica := c.ReplicasOf(c.PrimaryFor(slot))[0]
 		replica.Stop()
