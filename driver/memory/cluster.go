@@ -809,10 +809,12 @@ func (cl *Cluster) ChangeAddr(oldAddr, newAddr string) error {
 // bumped), its addresses refuse connections and its open connections break
 // as if it were killed. A primary cannot be forgotten: fail it over first.
 //
-// A node that was Reset is forgotten as redis-cli --cluster del-node
-// leaves it: it leaves the others' Peers and map, but keeps running,
-// reachable at its addresses, alone, until the cluster is closed; Node
-// still describes it, Nodes no longer lists it.
+// A node that was Reset, or that lags (see Lag), is forgotten as
+// redis-cli --cluster del-node treats it: it leaves the others' Peers and
+// map but keeps running, reachable at its addresses, until the cluster is
+// closed; Node still describes it, Nodes no longer lists it. A lagging
+// node forgotten so still lists everyone (it has not heard), until Reset:
+// del-node's own order, FORGET on the others and then CLUSTER RESET.
 func (cl *Cluster) Forget(addr string) error {
 	reg.Lock()
 	defer reg.Unlock()
@@ -828,7 +830,7 @@ func (cl *Cluster) Forget(addr string) error {
 	if n.shard.primary == n {
 		return fmt.Errorf("memory: node %s is a primary: fail it over before forgetting it", addr)
 	}
-	if n.reset {
+	if n.reset || n.view != nil {
 		cl.detached = append(cl.detached, n)
 	} else {
 		cl.drop(n)
@@ -893,7 +895,8 @@ func (cl *Cluster) Lag(addr string) error {
 	return nil
 }
 
-// Unlag ends a Lag: the node answers with the cluster's view again.
+// Unlag ends a Lag: the node answers with the cluster's view again (a
+// forgotten node keeps its view: it is no longer a member).
 func (cl *Cluster) Unlag(addr string) error {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
@@ -901,7 +904,7 @@ func (cl *Cluster) Unlag(addr string) error {
 	if err != nil {
 		return err
 	}
-	if !n.reset {
+	if !n.reset && slices.Contains(cl.nodes, n) {
 		n.view = nil
 	}
 	return nil

@@ -1153,9 +1153,39 @@ func TestResetLagForget(t *testing.T) {
 	if ni, err := cl.Node(a3); err != nil || !ni.Reset || !ni.Alive || ni.Open != 2 {
 		t.Fatalf("Node of the forgotten reset node: %+v, %v", ni, err)
 	}
+
+	// del-node's order: a lagging replica forgotten keeps running and
+	// listing everyone, until it is reset.
+	var a6 string // the one replica left
+	for _, n := range cl.Nodes() {
+		if n.Role == driver.RoleReplica {
+			a6 = n.Addr
+		}
+	}
+	p6 := dial(t, c, a6).(driver.Prober)
+	cl.Lag(a6)
+	if err := cl.Forget(a6); err != nil {
+		t.Fatal(err)
+	}
+	if ps, err := p6.Peers(ctx); err != nil || len(ps) != 3 {
+		t.Fatalf("a forgotten lagging node: peers %+v, %v", ps, err)
+	}
+	if others, _ := p1.Peers(ctx); len(others) != 2 {
+		t.Fatalf("the others still list the forgotten lagging node: %+v", others)
+	}
+	if err := cl.Reset(a6); err != nil {
+		t.Fatal(err)
+	}
+	if ps, _ := p6.Peers(ctx); len(ps) != 1 || ps[0].Addr != a6 {
+		t.Fatalf("after Reset: peers %+v", ps)
+	}
+
 	cl.Close()
 	if _, err := victim.Exec(ctx, "PING", nil); !errors.Is(err, syscall.ECONNRESET) {
 		t.Fatalf("a reset node's connection after Close: %v", err)
+	}
+	if err := p6.(driver.Pinger).Ping(ctx); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("a forgotten lagging node's connection after Close: %v", err)
 	}
 }
 
