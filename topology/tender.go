@@ -5,6 +5,14 @@
 // immutable Snapshot that operations route with. It owns one puddlepool
 // per node: cleared when the node fails, ready again when it answers,
 // closed after a grace period when the node leaves the table.
+//
+// Nodes do not always agree on the topology: for a moment while a
+// failover or a slot move spreads, and for good when an operator deletes a
+// node (redis-cli --cluster del-node resets it: it then knows only itself).
+// The tender fetches one view per distinct generation and follows the one
+// the cluster agrees on (see choose in view.go); it removes a node that
+// says it left, and never removes most of the table on the word of one
+// node.
 package topology
 
 import (
@@ -38,6 +46,10 @@ var ErrNoNodes = errors.New("no node available")
 
 // Config configures a Tender.
 type Config struct {
+	// Seeds are where discovery starts. They are probed again, all of
+	// them, when every known node has failed, and a few at a time (at most
+	// every 3 tend intervals) when the table serves some partition with no
+	// primary.
 	Seeds       []string
 	Connector   driver.Connector
 	ClusterName string        // refuse nodes reporting another name ("" = any)

@@ -31,7 +31,8 @@ import (
 type peersView struct {
 	peers  []driver.Peer
 	addrs  []string        // the addresses the tender would dial, in order
-	names  map[string]bool // those addresses and the peers' ids
+	names  map[string]bool // those addresses
+	ids    map[string]bool // the peers' ids
 	digest uint64
 }
 
@@ -42,7 +43,7 @@ type mapView struct {
 }
 
 func (t *Tender) newPeersView(peers []driver.Peer) *peersView {
-	v := &peersView{peers: peers, names: make(map[string]bool, 2*len(peers))}
+	v := &peersView{peers: peers, names: make(map[string]bool, len(peers)), ids: make(map[string]bool, len(peers))}
 	keys := make([]string, 0, len(peers))
 	for _, p := range peers {
 		addr := p.Addr
@@ -54,7 +55,7 @@ func (t *Tender) newPeersView(peers []driver.Peer) *peersView {
 		}
 		v.names[addr] = true
 		if p.ID != "" {
-			v.names["id:"+p.ID] = true
+			v.ids[p.ID] = true
 		}
 		keys = append(keys, fmt.Sprintf("%s %s %s %d %s", p.ID, p.Addr, p.AltAddr, p.Role, p.PrimaryID))
 	}
@@ -77,7 +78,7 @@ func (v *peersView) knows(n *Node) bool {
 		return true
 	}
 	id := n.ID()
-	return id != "" && v.names["id:"+id]
+	return id != "" && v.ids[id]
 }
 
 func newMapView(m driver.PartitionMap) *mapView {
