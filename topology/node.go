@@ -28,6 +28,7 @@ type Node struct {
 	probe        driver.Conn
 	peersGen     uint64
 	partitionGen uint64
+	cluster      string // the cluster name the node reports: generations are only comparable within one
 	statusKnown  bool
 	removedAt    time.Time
 	removeTimer  *time.Timer
@@ -88,3 +89,21 @@ func (n *Node) Report(connFailure bool) {
 // BreakerOpen reports whether the circuit breaker stopped sending to the
 // node.
 func (n *Node) BreakerOpen() bool { return n.breaker.Load() >= breakerLimit }
+
+// genKey names a view by generation within a cluster.
+type genKey struct {
+	gen     uint64
+	cluster string
+}
+
+func (n *Node) peersKey() genKey { return genKey{n.peersGen, n.cluster} }
+func (n *Node) mapKey() genKey   { return genKey{n.partitionGen, n.cluster} }
+
+// setStatus records what a probe said and reports whether the node's view
+// may have changed. Called by the tend loop.
+func (n *Node) setStatus(st driver.NodeStatus) bool {
+	changed := !n.statusKnown || st.PeersGen != n.peersGen || st.PartitionGen != n.partitionGen || st.ClusterName != n.cluster
+	n.peersGen, n.partitionGen, n.cluster, n.statusKnown = st.PeersGen, st.PartitionGen, st.ClusterName, true
+	n.setID(st.ID)
+	return changed
+}

@@ -5,6 +5,14 @@
 // immutable Snapshot that operations route with. It owns one puddlepool
 // per node: cleared when the node fails, ready again when it answers,
 // closed after a grace period when the node leaves the table.
+//
+// Nodes do not always agree on the topology: for a moment while a
+// failover or a slot move spreads, and for good when an operator deletes a
+// node (redis-cli --cluster del-node resets it: it then knows only itself).
+// The tender fetches one view per distinct generation and follows the one
+// the cluster agrees on (see choose in view.go); it removes a node that
+// says it left, and never removes most of the table on the word of one
+// node.
 package topology
 
 import (
@@ -38,6 +46,10 @@ var ErrNoNodes = errors.New("no node available")
 
 // Config configures a Tender.
 type Config struct {
+	// Seeds are where discovery starts. They are probed again, all of
+	// them, when every known node has failed, and a few at a time (at most
+	// every 3 tend intervals) when the table serves some partition with no
+	// primary.
 	Seeds       []string
 	Connector   driver.Connector
 	ClusterName string        // refuse nodes reporting another name ("" = any)
@@ -106,6 +118,25 @@ type Tender struct {
 	// authLogged holds the addresses whose refused credentials were
 	// logged, so a wrong password is logged once, not every tend.
 	authLogged map[string]bool
+	// members counts changes of the table (nodes added or removed);
+	// mapMembers is its value when the map was last built, from the view
+	// applied.
+	members, mapMembers uint64
+	applied             viewKey
+
+	// Owned by the tend loop.
+	views    viewCache
+	named    *peersView           // the peer list of the view followed
+	rejected map[string]time.Time // addresses refused for their view, until when
+	stale    bool                 // the last tend could not fetch a view: choose again
+	// Seeds are probed beyond the last resort (every node failed) when
+	// the map leaves partitions without a primary or a removal waits for
+	// confirmation: at most every seedEvery, a few at a time.
+	wantSeeds  bool
+	lastSeeds  time.Time
+	seedCursor int
+	seedAddrs  map[string]bool // the seeds and every address they resolved to
+	guardKey   viewKey         // the view whose unconfirmed removals were logged
 
 	snap        atomic.Pointer[Snapshot]
 	refresh     chan struct{}
@@ -145,8 +176,13 @@ func New(cfg Config) (*Tender, error) {
 	t := &Tender{
 		cfg: cfg, caps: cfg.Connector.Backend().Caps, log: log,
 		nodes: map[string]*Node{}, dormant: map[string]bool{}, authLogged: map[string]bool{},
+		views:    viewCache{peers: map[genKey]*peersView{}, maps: map[genKey]*mapView{}},
+		rejected: map[string]time.Time{}, seedAddrs: map[string]bool{},
 		tended: make(chan struct{}), first: make(chan struct{}), refresh: make(chan struct{}, 1),
 		ctx: ctx, cancel: cancel, done: make(chan struct{}),
+	}
+	for _, seed := range cfg.Seeds {
+		t.seedAddrs[seed] = true
 	}
 	t.snap.Store(&Snapshot{byAddr: map[string]*Node{}})
 	return t, nil
@@ -365,11 +401,31 @@ type probeResult struct {
 	err error
 }
 
-// tend runs one round: probe, learn, remove, publish.
+// Bounds of seed probing beyond the last resort.
+const (
+	maxSeedProbes = 16 // seed addresses probed per round
+	maxResolves   = 16 // seeds resolved at once
+)
+
+// seedEvery is the least time between two rounds of seed probes made
+// while the table has healthy nodes.
+func (t *Tender) seedEvery() time.Duration { return min(3*t.cfg.TendInterval, 10*time.Second) }
+
+// rejectFor is how long an address refused for its view is not probed
+// again as a peer or a seed.
+func (t *Tender) rejectFor() time.Duration { return min(10*t.cfg.TendInterval, time.Minute) }
+
+// tend runs one round: probe, choose a view, learn, remove, publish.
 func (t *Tender) tend() {
 	start := time.Now()
 	t.c.tends.Add(1)
 	ctx := t.ctx
+	topo := t.caps.Has(driver.CapTopology)
+	for a, until := range t.rejected {
+		if start.After(until) {
+			delete(t.rejected, a)
+		}
+	}
 
 	t.mu.Lock()
 	known := slices.Collect(maps.Values(t.nodes))
@@ -380,25 +436,37 @@ func (t *Tender) tend() {
 	t.mu.Unlock()
 
 	// Candidates are addresses to try that are not in the table: dormant
-	// peers, and all seeds (every address of each) when no known node is
-	// healthy.
+	// peers; all seeds (every address of each) when no known node is
+	// healthy; a few seeds when the table serves some partitions with no
+	// primary (a reset node may be all the table holds: the seeds bring
+	// the cluster back).
 	allFailed := !slices.ContainsFunc(known, func(n *Node) bool { return n.failures.Load() == 0 && n.statusKnown })
-	var seedErrs *multierror.Error
-	cands := map[string]bool{}
+	var errs *multierror.Error
+	cands := map[string]bool{} // address -> reached through the seeds
 	for _, a := range dormant {
-		cands[a] = true
+		cands[a] = false
 	}
-	if allFailed {
-		addrs, err := t.resolveSeeds(ctx)
-		seedErrs = multierror.Append(seedErrs, err)
+	switch {
+	case allFailed:
+		addrs, err := t.resolveSeeds(ctx, t.cfg.Seeds)
+		errs = multierror.Append(errs, err)
 		for _, a := range addrs {
 			cands[a] = true
 		}
+		t.lastSeeds = start
+	case topo && t.wantSeeds && start.Sub(t.lastSeeds) >= t.seedEvery():
+		for _, a := range t.sampleSeeds(ctx, known) {
+			cands[a] = true
+		}
+		t.lastSeeds = start
 	}
 	var candNodes []*Node
-	for a := range cands {
+	fromSeeds := map[*Node]bool{}
+	for a, seed := range cands {
 		if !slices.ContainsFunc(known, func(n *Node) bool { return n.addr == a }) {
-			candNodes = append(candNodes, t.newProbeNode(a))
+			n := t.newProbeNode(a)
+			candNodes = append(candNodes, n)
+			fromSeeds[n] = seed
 		}
 	}
 
@@ -408,57 +476,45 @@ func (t *Tender) tend() {
 		return
 	}
 
-	var needPeers, needMap bool
-	var peerSrc, mapSrc *Node
+	changed := t.stale
+	var healthy []*Node // known nodes that answered
 	for _, r := range results[:len(known)] {
 		n := r.n
 		if r.err != nil {
 			t.nodeFailed(n, r.err)
-			seedErrs = multierror.Append(seedErrs, r.err) // says why, if no node is left healthy
-			needPeers, needMap = true, true
+			errs = multierror.Append(errs, r.err) // says why, if no node is left healthy
+			changed = true
 			continue
 		}
-		t.nodeAnswered(n)
-		if !n.statusKnown || r.st.PeersGen != n.peersGen {
-			needPeers = true
-			peerSrc = n
+		if t.nodeAnswered(n) {
+			changed = true
 		}
-		if !n.statusKnown || r.st.PartitionGen != n.partitionGen {
-			needMap = true
-			mapSrc = n
+		if n.setStatus(r.st) {
+			changed = true
 		}
-		n.peersGen, n.partitionGen, n.statusKnown = r.st.PeersGen, r.st.PartitionGen, true
-		n.setID(r.st.ID)
+		healthy = append(healthy, n)
 	}
-	added := t.admit(results[len(known):], &seedErrs)
-	if len(added) > 0 {
-		needPeers, needMap = true, true
-	}
+	joiners := t.answered(results[len(known):], &errs)
+	t.removeFailed()
 
-	topo := t.caps.Has(driver.CapTopology)
-	var referenced map[string]bool
-	if topo && needPeers {
-		if src := pickSource(peerSrc, known, added); src != nil {
-			referenced = t.learnPeers(ctx, src, &seedErrs)
-		}
+	switch {
+	case !topo:
+		t.admit(joiners)
+	case changed || len(joiners) > 0:
+		t.follow(ctx, healthy, joiners, fromSeeds, &errs)
 	}
-	if topo && needMap {
-		if src := pickSource(mapSrc, known, added); src != nil {
-			t.learnMap(ctx, src)
-		}
-	}
-	t.removeDead(referenced)
 
 	t.mu.Lock()
 	t.publish()
-	healthy := hasHealthy(t.snap.Load())
-	if !healthy {
+	healthyNow := hasHealthy(t.snap.Load())
+	t.wantSeeds = topo && (t.wantSeeds && t.guardKey != viewKey{} || t.unserved())
+	if !healthyNow {
 		t.c.tendsFailed.Add(1)
-		if seedErrs.ErrorOrNil() == nil {
-			seedErrs = multierror.Append(seedErrs, fmt.Errorf("%d known nodes, none healthy", len(t.nodes)))
+		if errs.ErrorOrNil() == nil {
+			errs = multierror.Append(errs, fmt.Errorf("%d known nodes, none healthy", len(t.nodes)))
 		}
-		seedErrs.ErrorFormat = errlist.Format
-		t.lastErr = seedErrs
+		errs.ErrorFormat = errlist.Format
+		t.lastErr = errs
 	} else {
 		t.lastErr = nil
 	}
@@ -467,7 +523,9 @@ func (t *Tender) tend() {
 	if t.c.tends.Load() == 1 {
 		close(t.first)
 	}
+	table := slices.Collect(maps.Values(t.nodes))
 	t.mu.Unlock()
+	t.views.prune(table)
 
 	d := time.Since(start)
 	if d > t.cfg.TendInterval {
@@ -475,8 +533,207 @@ func (t *Tender) tend() {
 		t.log.Warn("tendril: tend overran its interval", "took", d, "interval", t.cfg.TendInterval)
 	}
 	if t.cfg.OnTend != nil {
-		t.cfg.OnTend(d, healthy)
+		t.cfg.OnTend(d, healthyNow)
 	}
+}
+
+// unserved reports whether the table has no map or a partition without a
+// primary in the table. Called with mu.
+func (t *Tender) unserved() bool {
+	if t.parts == nil {
+		return true
+	}
+	return slices.ContainsFunc(t.parts, func(i int32) bool { return i < 0 || t.shards[i].primary == nil })
+}
+
+// answered returns the candidates that answered their probe, with their
+// status recorded; the others' errors are kept and their probes closed.
+func (t *Tender) answered(results []probeResult, errs **multierror.Error) []probeResult {
+	var out []probeResult
+	for _, r := range results {
+		if r.err != nil {
+			*errs = multierror.Append(*errs, r.err)
+			t.authFailed(r.n.addr, r.err)
+			closeProbe(r.n)
+			continue
+		}
+		r.n.setStatus(r.st)
+		out = append(out, r)
+	}
+	return out
+}
+
+// follow chooses the view to follow among those of the nodes that
+// answered (see choose), admits the candidates it vouches for, learns the
+// peers it names, removes the nodes it excludes and rebuilds the map.
+func (t *Tender) follow(ctx context.Context, healthy []*Node, joiners []probeResult, fromSeeds map[*Node]bool, errs **multierror.Error) {
+	holders := slices.Clone(healthy)
+	for _, r := range joiners {
+		holders = append(holders, r.n)
+	}
+	t.fetchViews(ctx, holders)
+	cands := t.candidates(holders, holders)
+	c := choose(cands, t.applied)
+	if c == nil {
+		// No view could be fetched: nothing says who belongs, so admit
+		// what answered and choose again next tend.
+		t.stale = true
+		t.admit(joiners)
+		return
+	}
+	t.stale = false
+	if len(cands) > 1 {
+		t.log.Debug("tendril: nodes disagree on the topology", "views", len(cands),
+			"following", c.holders[0].Name(), "held_by", len(c.holders), "serving", c.served, "isolated", c.isolated)
+	}
+	own := map[*Node]*candidate{}
+	for _, cd := range cands {
+		for _, h := range cd.holders {
+			own[h] = cd
+		}
+	}
+
+	// A candidate joins when the view names its address, or when it holds
+	// the view itself and no node of the table has its id: a seed written
+	// otherwise than the cluster advertises it, replaced by the advertised
+	// address below. Another one is refused, and remembered when its view
+	// excludes the cluster (a reset node, another cluster's node).
+	t.mu.Lock()
+	ids := map[string]bool{}
+	for _, n := range t.nodes {
+		if id := n.ID(); id != "" {
+			ids[id] = true
+		}
+	}
+	t.mu.Unlock()
+	var accept []probeResult
+	for _, r := range joiners {
+		switch {
+		case c.pv.namesAddr(r.n.addr):
+			accept = append(accept, r)
+		case own[r.n] == c && r.st.ID != "" && !ids[r.st.ID]:
+			ids[r.st.ID] = true
+			accept = append(accept, r)
+		default:
+			if cd := own[r.n]; cd != nil && cd.excluded() {
+				t.reject(r.n, cd)
+			}
+			closeProbe(r.n)
+		}
+	}
+	t.admit(accept)
+	t.named = c.pv
+	t.learnPeers(ctx, c, errs)
+	t.removeExcluded(c, cands, fromSeeds)
+
+	t.mu.Lock()
+	if c.key != t.applied || t.members != t.mapMembers {
+		t.buildMap(c.mv.m)
+		t.applied, t.mapMembers = c.key, t.members
+	}
+	t.mu.Unlock()
+}
+
+// reject remembers that n was refused for its view, so it is not probed
+// as a peer or a seed again for a while.
+func (t *Tender) reject(n *Node, cd *candidate) {
+	t.rejected[n.addr] = time.Now().Add(t.rejectFor())
+	why := "its view excludes the rest of the cluster"
+	if cd.empty {
+		why = "it left the cluster: its view assigns no partition and lists only itself"
+	}
+	t.log.Warn("tendril: node refused", "node", n.Name(), "addr", n.addr, "reason", why,
+		"peers", len(cd.pv.peers), "partitions", cd.mv.served(func(string) bool { return true }))
+}
+
+// removeExcluded removes the nodes the view c excludes:
+//
+//   - a node whose own view is empty (it says it left: CLUSTER RESET) or
+//     isolated (another cluster's node), when c is not that view;
+//   - a node whose address no view lists but its own: not c, and not a
+//     view of the cluster that another node holds (a node the cluster
+//     forgot; a seed written otherwise than the cluster advertises it).
+//
+// A node whose own view is empty removes itself. The other removals rest
+// on c alone: when they would take more than half of the healthy nodes,
+// c must be confirmed by a second node holding it or by a seed holding
+// it; otherwise nothing is removed this tend (logged at WARN once per
+// view) and the seeds are probed.
+func (t *Tender) removeExcluded(c *candidate, cands []*candidate, fromSeeds map[*Node]bool) {
+	own := map[*Node]*candidate{}
+	for _, cd := range cands {
+		for _, h := range cd.holders {
+			own[h] = cd
+		}
+	}
+	vouched := func(n *Node) bool {
+		if c.pv.namesAddr(n.addr) {
+			return true
+		}
+		for _, cd := range cands {
+			if cd != c && cd.tier() == 0 && cd.pv.namesAddr(n.addr) &&
+				slices.ContainsFunc(cd.holders, func(h *Node) bool { return h != n }) {
+				return true
+			}
+		}
+		return false
+	}
+	type removal struct {
+		n      *Node
+		reason string
+		reject bool // refused as a peer or a seed for a while
+	}
+	t.mu.Lock()
+	var left, drop []removal // left: nodes whose view is empty
+	healthy, dropHealthy := 0, 0
+	for _, n := range t.nodes {
+		h := n.healthy.Load()
+		if h {
+			healthy++
+		}
+		cd := own[n]
+		switch {
+		case cd != nil && cd != c && cd.empty:
+			left = append(left, removal{n, "it left the cluster: its view assigns no partition and lists only itself", true})
+			continue
+		case cd != nil && cd != c && cd.isolated:
+			drop = append(drop, removal{n, "its view excludes the rest of the cluster", true})
+		case !vouched(n):
+			drop = append(drop, removal{n, "no other node lists it", false})
+		default:
+			continue
+		}
+		if h {
+			dropHealthy++
+		}
+	}
+	confirmed := len(c.holders) >= 2 || slices.ContainsFunc(c.holders, func(h *Node) bool {
+		return fromSeeds[h] || t.seedAddrs[h.addr]
+	})
+	if 2*dropHealthy > healthy && !confirmed {
+		if t.guardKey != c.key {
+			t.guardKey = c.key
+			t.log.Warn("tendril: a view would remove most nodes; nothing removed until a second node or a seed holds it",
+				"node", c.holders[0].Name(), "addr", c.holders[0].addr, "would_remove", len(drop), "healthy", healthy)
+		}
+		t.wantSeeds = true
+		drop = nil
+	} else {
+		t.guardKey = viewKey{}
+	}
+	var gone []*Node
+	for _, d := range slices.Concat(left, drop) {
+		t.remove(d.n, d.reason)
+		delete(t.dormant, d.n.addr)
+		gone = append(gone, d.n)
+	}
+	t.mu.Unlock()
+	for _, d := range slices.Concat(left, drop) {
+		if d.reject {
+			t.rejected[d.n.addr] = time.Now().Add(t.rejectFor())
+		}
+	}
+	t.retire(gone)
 }
 
 // authFailed logs, once per address until it answers again, that a node
@@ -502,44 +759,70 @@ func (t *Tender) authOK(addr string) {
 	t.mu.Unlock()
 }
 
-// pickSource prefers the node whose generation changed, then any healthy
-// node.
-func pickSource(changed *Node, known, added []*Node) *Node {
-	if changed != nil && changed.healthy.Load() {
-		return changed
-	}
-	for _, list := range [][]*Node{known, added} {
-		for _, n := range list {
-			if n.healthy.Load() {
-				return n
-			}
-		}
-	}
-	return nil
-}
-
-// resolveSeeds returns every address of every seed.
-func (t *Tender) resolveSeeds(ctx context.Context) ([]string, error) {
-	var out []string
-	var errs *multierror.Error
+// resolveSeeds returns every address of every seed, in seed order,
+// resolving up to maxResolves seeds at once, each bounded by Timeout.
+func (t *Tender) resolveSeeds(ctx context.Context, seeds []string) ([]string, error) {
 	res, _ := t.cfg.Connector.(driver.Resolver)
-	for _, seed := range t.cfg.Seeds {
-		rctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
-		var addrs []string
-		var err error
-		if res != nil {
-			addrs, err = res.Resolve(rctx, seed)
-		} else {
-			addrs, err = resolveDNS(rctx, seed)
-		}
-		cancel()
-		if err != nil {
-			errs = multierror.Append(errs, fmt.Errorf("seed %s: %w", seed, err))
+	addrs := make([][]string, len(seeds))
+	errs := make([]error, len(seeds))
+	sem := make(chan struct{}, maxResolves)
+	var wg sync.WaitGroup
+	for i, seed := range seeds {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			rctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+			defer cancel()
+			if res != nil {
+				addrs[i], errs[i] = res.Resolve(rctx, seed)
+			} else {
+				addrs[i], errs[i] = resolveDNS(rctx, seed)
+			}
+		}()
+	}
+	wg.Wait()
+	var out []string
+	var merr *multierror.Error
+	for i, seed := range seeds {
+		if errs[i] != nil {
+			merr = multierror.Append(merr, fmt.Errorf("seed %s: %w", seed, errs[i]))
 			continue
 		}
-		out = append(out, addrs...)
+		out = append(out, addrs[i]...)
+		for _, a := range addrs[i] {
+			t.seedAddrs[a] = true
+		}
 	}
-	return out, errs.ErrorOrNil()
+	return out, merr.ErrorOrNil()
+}
+
+// sampleSeeds returns the addresses of up to maxSeedProbes seeds that are
+// not in the table, taking the seeds in turn from where the last round
+// stopped, so that a DSN of thousands of seeds costs a few probes a round.
+func (t *Tender) sampleSeeds(ctx context.Context, known []*Node) []string {
+	inTable := make(map[string]bool, len(known))
+	for _, n := range known {
+		inTable[n.addr] = true
+	}
+	skip := func(a string) bool {
+		_, rejected := t.rejected[a]
+		return rejected || inTable[a]
+	}
+	var picked []string
+	i := 0
+	for ; i < len(t.cfg.Seeds) && len(picked) < maxSeedProbes; i++ {
+		if s := t.cfg.Seeds[(t.seedCursor+i)%len(t.cfg.Seeds)]; !skip(s) {
+			picked = append(picked, s)
+		}
+	}
+	t.seedCursor = (t.seedCursor + i) % len(t.cfg.Seeds)
+	addrs, err := t.resolveSeeds(ctx, picked)
+	if err != nil {
+		t.log.Debug("tendril: resolving seeds", "err", err)
+	}
+	addrs = slices.DeleteFunc(addrs, skip)
+	return addrs[:min(len(addrs), maxSeedProbes)]
 }
 
 // resolveDNS returns every address of a host:port seed; IP addresses and
@@ -640,15 +923,18 @@ func (t *Tender) nodeFailed(n *Node, err error) {
 	}
 }
 
-// nodeAnswered records a successful probe.
-func (t *Tender) nodeAnswered(n *Node) {
+// nodeAnswered records a successful probe and reports whether the node
+// had failed before.
+func (t *Tender) nodeAnswered(n *Node) bool {
 	n.breaker.Store(0)
-	if n.failures.Swap(0) > 0 {
+	recovered := n.failures.Swap(0) > 0
+	if recovered {
 		n.pool.Ready()
 		t.authOK(n.addr)
 		t.log.Warn("tendril: node recovered", "node", n.Name(), "addr", n.addr)
 	}
 	n.healthy.Store(true)
+	return recovered
 }
 
 // newProbeNode returns a node without a pool, to probe a candidate.
@@ -674,17 +960,11 @@ func (t *Tender) newNode(addr, id string) *Node {
 	return n
 }
 
-// admit adds the candidates that answered, replacing a known node whose
+// admit adds candidates that answered, replacing a known node whose
 // address changed (same id, new address).
-func (t *Tender) admit(results []probeResult, errs **multierror.Error) []*Node {
-	var added []*Node
+func (t *Tender) admit(results []probeResult) []*Node {
+	var added, gone []*Node
 	for _, r := range results {
-		if r.err != nil {
-			*errs = multierror.Append(*errs, r.err)
-			t.authFailed(r.n.addr, r.err)
-			closeProbe(r.n)
-			continue
-		}
 		t.mu.Lock()
 		delete(t.dormant, r.n.addr)
 		delete(t.authLogged, r.n.addr)
@@ -696,25 +976,28 @@ func (t *Tender) admit(results []probeResult, errs **multierror.Error) []*Node {
 		}
 		n := t.newNode(r.n.addr, r.st.ID)
 		n.probe = r.n.probe
-		n.peersGen, n.partitionGen, n.statusKnown = r.st.PeersGen, r.st.PartitionGen, true
+		n.setStatus(r.st)
 		n.role.Store(int32(r.st.Role))
 		n.healthy.Store(true)
 		for _, old := range t.nodes {
 			if r.st.ID != "" && old.ID() == r.st.ID && old.addr != n.addr {
 				t.log.Warn("tendril: node address changed", "node", old.ID(), "from", old.addr, "to", n.addr)
-				t.remove(old)
+				t.remove(old, "its address changed")
+				gone = append(gone, old)
 			}
 		}
 		t.add(n)
 		t.mu.Unlock()
 		added = append(added, n)
 	}
+	t.retire(gone)
 	return added
 }
 
 // add puts n in the table. Called with mu.
 func (t *Tender) add(n *Node) {
 	t.nodes[n.addr] = n
+	t.members++
 	t.c.nodesAdded.Add(1)
 	// Nodes found by the first tend are the initial discovery; a node
 	// that appears later is a topology change worth a warning.
@@ -725,92 +1008,102 @@ func (t *Tender) add(n *Node) {
 	t.log.Log(t.ctx, level, "tendril: node added", "node", n.Name(), "addr", n.addr)
 }
 
-// remove takes n out of the table; its pool closes after the grace period
-// so work in flight can finish. Called with mu.
-func (t *Tender) remove(n *Node) {
+// remove takes n out of the table and schedules its pool's close after
+// the grace period, so work in flight can finish; the caller then retires
+// it, outside mu. Called with mu.
+func (t *Tender) remove(n *Node, reason string) {
 	if t.nodes[n.addr] != n {
 		return
 	}
 	delete(t.nodes, n.addr)
+	t.members++
 	t.c.nodesRemoved.Add(1)
-	t.log.Warn("tendril: node removed", "node", n.Name(), "addr", n.addr, "failures", n.failures.Load())
+	t.log.Warn("tendril: node removed", "node", n.Name(), "addr", n.addr, "reason", reason, "failures", n.failures.Load())
 	n.healthy.Store(false)
-	n.pool.Pause()
-	closeProbe(n)
 	n.removedAt = time.Now()
-	pool := n.pool
-	n.removeTimer = time.AfterFunc(t.cfg.RemoveGrace, pool.Close)
+	n.removeTimer = time.AfterFunc(t.cfg.RemoveGrace, n.pool.Close)
 	t.removing = append(t.removing, n)
 }
 
-// learnPeers fetches the peer list from src, adds peers it has not seen
-// (they are probed and admitted at once) and replaces nodes whose address
-// changed. It returns the set of referenced addresses.
-func (t *Tender) learnPeers(ctx context.Context, src *Node, errs **multierror.Error) map[string]bool {
-	t.c.peerFetches.Add(1)
-	pctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
-	var peers []driver.Peer
-	err := errors.New("no probe connection")
-	if p, ok := src.probe.(driver.Prober); ok {
-		peers, err = p.Peers(pctx)
+// retire pauses the pools of removed nodes (idle connections close now,
+// the rest when returned; the pool closes after the grace period) and
+// closes their tend connections.
+func (t *Tender) retire(nodes []*Node) {
+	for _, n := range nodes {
+		n.pool.Pause()
+		closeProbe(n)
 	}
-	cancel()
-	if err != nil {
-		t.log.Warn("tendril: peer list fetch failed", "node", src.Name(), "err", err)
-		return nil
-	}
-	referenced := map[string]bool{}
+}
+
+// learnPeers probes the addresses the view c names that are not in the
+// table and admits those that answer, unless their own view excludes the
+// cluster (a node the cluster still lists but that was reset). Peers that
+// do not answer stay dormant: probed every tend until they answer or
+// leave the view; dormant addresses the view no longer names are
+// forgotten.
+func (t *Tender) learnPeers(ctx context.Context, c *candidate, errs **multierror.Error) {
 	var fresh []*Node
 	t.mu.Lock()
-	for _, p := range peers {
-		addr := p.Addr
-		if t.cfg.UseAlternate && p.AltAddr != "" {
-			addr = p.AltAddr
-		}
-		referenced[addr] = true
-		if _, ok := t.nodes[addr]; !ok && !t.dormant[addr] {
-			fresh = append(fresh, t.newProbeNode(addr))
+	for _, a := range c.pv.addrs {
+		if _, rejected := t.rejected[a]; t.nodes[a] == nil && !t.dormant[a] && !rejected {
+			fresh = append(fresh, t.newProbeNode(a))
 		}
 	}
-	t.mu.Unlock()
-	if len(fresh) > 0 {
-		t.admit(t.probeAll(ctx, fresh), errs)
-		// Peers that did not answer stay dormant: probed every tend until
-		// they answer or leave the peer list.
-		t.mu.Lock()
-		for _, n := range fresh {
-			if _, ok := t.nodes[n.addr]; !ok {
-				t.dormant[n.addr] = true
-			}
-		}
-		t.mu.Unlock()
-	}
-	t.mu.Lock()
 	for a := range t.dormant {
-		if !referenced[a] {
+		if !c.pv.namesAddr(a) {
 			delete(t.dormant, a)
 		}
 	}
 	t.mu.Unlock()
-	return referenced
-}
-
-// learnMap fetches the partition map from src and rebuilds the table.
-func (t *Tender) learnMap(ctx context.Context, src *Node) {
-	t.c.mapFetches.Add(1)
-	pctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
-	var m driver.PartitionMap
-	err := errors.New("no probe connection")
-	if p, ok := src.probe.(driver.Prober); ok {
-		m, err = p.PartitionMap(pctx)
-	}
-	cancel()
-	if err != nil {
-		t.log.Warn("tendril: partition map fetch failed", "node", src.Name(), "err", err)
+	if len(fresh) == 0 {
 		return
 	}
+	joiners := t.answered(t.probeAll(ctx, fresh), errs)
+	if len(joiners) > 0 {
+		holders := make([]*Node, len(joiners))
+		for i, r := range joiners {
+			holders[i] = r.n
+		}
+		t.fetchViews(ctx, holders) // nothing to fetch when they hold c
+		t.mu.Lock()
+		healthy := slices.Clone(holders)
+		for _, n := range t.nodes {
+			if n.healthy.Load() {
+				healthy = append(healthy, n)
+			}
+		}
+		t.mu.Unlock()
+		// c names them all, so their views are not isolated; an empty one
+		// is a node the cluster still lists but that was reset.
+		left := map[*Node]*candidate{}
+		for _, cd := range t.candidates(holders, healthy) {
+			if cd.empty {
+				for _, h := range cd.holders {
+					left[h] = cd
+				}
+			}
+		}
+		joiners = slices.DeleteFunc(joiners, func(r probeResult) bool {
+			if cd := left[r.n]; cd != nil {
+				t.reject(r.n, cd)
+				closeProbe(r.n)
+				return true
+			}
+			return false
+		})
+		t.admit(joiners)
+	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
+	for _, n := range fresh {
+		if _, rejected := t.rejected[n.addr]; t.nodes[n.addr] == nil && !rejected {
+			t.dormant[n.addr] = true
+		}
+	}
+	t.mu.Unlock()
+}
+
+// buildMap rebuilds the partition table from m. Called with mu.
+func (t *Tender) buildMap(m driver.PartitionMap) {
 	byID := map[string]*Node{}
 	for _, n := range t.nodes {
 		if id := n.ID(); id != "" {
@@ -844,16 +1137,17 @@ func (t *Tender) learnMap(ctx context.Context, src *Node) {
 	t.c.mapUpdates.Add(1)
 }
 
-// removeDead removes nodes that failed FailLimit probes in a row and,
-// when a peer list was fetched, nodes it no longer references.
-func (t *Tender) removeDead(referenced map[string]bool) {
+// removeFailed removes the nodes that failed FailLimit probes in a row; a
+// node the followed view still lists stays dormant, to be re-added when it
+// answers.
+func (t *Tender) removeFailed() {
+	var gone []*Node
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	for _, n := range t.nodes {
-		gone := referenced != nil && !referenced[n.addr]
-		if int(n.failures.Load()) >= t.cfg.FailLimit || gone {
-			t.remove(n)
-			if !gone && referenced != nil {
+		if f := int(n.failures.Load()); f >= t.cfg.FailLimit {
+			t.remove(n, fmt.Sprintf("failed %d probes in a row", f))
+			gone = append(gone, n)
+			if t.named != nil && t.named.namesAddr(n.addr) {
 				t.dormant[n.addr] = true
 			}
 		}
@@ -862,6 +1156,8 @@ func (t *Tender) removeDead(referenced map[string]bool) {
 	t.removing = slices.DeleteFunc(t.removing, func(n *Node) bool {
 		return time.Since(n.removedAt) > t.cfg.RemoveGrace
 	})
+	t.mu.Unlock()
+	t.retire(gone)
 }
 
 // publish builds and stores a new snapshot. Called with mu.

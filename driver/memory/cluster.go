@@ -41,7 +41,13 @@ import (
 //   - Probe's PeersGen and PartitionGen move exactly when Peers' and
 //     PartitionMap's answers change: Failover (both), ChangeAddr (peers),
 //     Forget (both), FinishMigration and MigrateSlot (partitions). Kill,
-//     Restart, Hang, Rename and BeginMigration/MoveKeys change neither.
+//     Restart, Hang, Rename and BeginMigration/MoveKeys change neither;
+//   - every node answers with the cluster's view, except a node that lags
+//     (Lag: it keeps the view it had, with its generations, until Unlag)
+//     and a node that was reset (Reset: it lists only itself and owns no
+//     slots, with generations of its own). Equal generations on two nodes
+//     always mean equal answers, as with Redis, where they are a hash of
+//     CLUSTER SHARDS.
 type Cluster struct {
 	name              string // the name it was created and is looked up by
 	nShards, replicas int
@@ -52,13 +58,17 @@ type Cluster struct {
 	// mu guards the configuration below. Commands hold it for reading while
 	// they route and run on a store (which is quick); configuration changes
 	// hold it for writing. It is never held while sleeping or waiting.
-	mu        sync.RWMutex
-	current   string // the cluster name nodes report
-	epoch     uint64 // config epoch: bumped on failover and slot moves
-	peersGen  uint64 // bumped whenever Peers' answer changes
-	partGen   uint64 // bumped whenever PartitionMap's answer changes
-	shards    []*shard
-	nodes     []*node // in port order; forgotten nodes are removed
+	mu       sync.RWMutex
+	current  string // the cluster name nodes report
+	epoch    uint64 // config epoch: bumped on failover and slot moves
+	peersGen uint64 // bumped whenever Peers' answer changes
+	partGen  uint64 // bumped whenever PartitionMap's answer changes
+	shards   []*shard
+	nodes    []*node // in port order; forgotten nodes are removed
+	// detached holds reset nodes that were forgotten: no longer members,
+	// still running and reachable (as redis-cli --cluster del-node leaves
+	// them), until Close.
+	detached  []*node
 	owner     [rediscmd.Slots]int32
 	migrating map[int]*migration
 	closed    bool
@@ -86,9 +96,30 @@ type node struct {
 	down      chan struct{} // closed when the node dies (Kill, Forget, Close)
 	hang      time.Duration
 	unhang    chan struct{} // closed by Unhang (or a new Hang)
+	// view, when set, is what the node answers instead of the cluster's
+	// view: a lagging node's old view or a reset node's view of itself.
+	view *nodeView
+	// reset: CLUSTER RESET SOFT ran on the node; it owns no slots and
+	// keeps keyless commands' data in own instead of its shard's store.
+	reset bool
+	own   *store
 
 	open, dials, probes, peerFetches, mapFetches, commands atomic.Int64
 }
+
+// nodeView is one node's own answer to Probe's generations, Peers and
+// PartitionMap.
+type nodeView struct {
+	peersGen, partGen uint64
+	peers             []driver.Peer
+	pm                driver.PartitionMap
+}
+
+// resetGens numbers the generations of reset nodes' views: far above the
+// cluster's counters, so they never meet.
+var resetGens atomic.Uint64
+
+func init() { resetGens.Store(1 << 40) }
 
 // basePort is the port before the first node's.
 const basePort = 7000
@@ -225,9 +256,11 @@ func errNoHost(host string) *net.DNSError {
 // find returns the node with the given address, alternate address or id.
 // cl.mu must be held.
 func (cl *Cluster) find(addr string) (*node, error) {
-	for _, n := range cl.nodes {
-		if n.addr == addr || n.alt == addr || n.id == addr {
-			return n, nil
+	for _, list := range [][]*node{cl.nodes, cl.detached} {
+		for _, n := range list {
+			if n.addr == addr || n.alt == addr || n.id == addr {
+				return n, nil
+			}
 		}
 	}
 	return nil, fmt.Errorf("memory: cluster %q has no node %q", cl.name, addr)
@@ -270,15 +303,50 @@ func (n *node) role() driver.Role {
 func (cl *Cluster) status(n *node) driver.NodeStatus {
 	cl.mu.RLock()
 	defer cl.mu.RUnlock()
-	return driver.NodeStatus{
+	st := driver.NodeStatus{
 		ID: n.id, ClusterName: cl.current, Role: n.role(),
 		PeersGen: cl.peersGen, PartitionGen: cl.partGen, Healthy: true,
 	}
+	if v := n.view; v != nil {
+		st.PeersGen, st.PartitionGen = v.peersGen, v.partGen
+	}
+	if n.reset {
+		st.Role = driver.RolePrimary
+	}
+	return st
 }
 
-func (cl *Cluster) peers() []driver.Peer {
+// peersOf is what n answers to Peers.
+func (cl *Cluster) peersOf(n *node) []driver.Peer {
 	cl.mu.RLock()
 	defer cl.mu.RUnlock()
+	if n.view != nil {
+		return slices.Clone(n.view.peers)
+	}
+	return cl.peers()
+}
+
+// mapOf is what n answers to PartitionMap.
+func (cl *Cluster) mapOf(n *node) driver.PartitionMap {
+	cl.mu.RLock()
+	defer cl.mu.RUnlock()
+	if n.view != nil {
+		return cloneMap(n.view.pm)
+	}
+	return cl.partitionMap()
+}
+
+func cloneMap(pm driver.PartitionMap) driver.PartitionMap {
+	pm.Shards = slices.Clone(pm.Shards)
+	for i, s := range pm.Shards {
+		pm.Shards[i].Ranges = slices.Clone(s.Ranges)
+		pm.Shards[i].Replicas = slices.Clone(s.Replicas)
+	}
+	return pm
+}
+
+// peers is the cluster's peer list. cl.mu must be held.
+func (cl *Cluster) peers() []driver.Peer {
 	out := make([]driver.Peer, 0, len(cl.nodes))
 	for _, n := range cl.nodes {
 		p := driver.Peer{ID: n.id, Addr: n.addr, AltAddr: n.alt, Role: n.role()}
@@ -290,9 +358,8 @@ func (cl *Cluster) peers() []driver.Peer {
 	return out
 }
 
+// partitionMap is the cluster's partition map. cl.mu must be held.
 func (cl *Cluster) partitionMap() driver.PartitionMap {
-	cl.mu.RLock()
-	defer cl.mu.RUnlock()
 	pm := driver.PartitionMap{Partitions: rediscmd.Slots, Shards: make([]driver.Shard, len(cl.shards))}
 	for i, sh := range cl.shards {
 		pm.Shards[i].Primary = sh.primary.id
@@ -315,7 +382,12 @@ func (cl *Cluster) partitionMap() driver.PartitionMap {
 // exec routes and runs one command on node n, as a Redis Cluster node
 // would: CROSSSLOT, MOVED and ASK redirections, READONLY replicas.
 func (cl *Cluster) exec(n *node, argv [][]byte, readonly, asking bool) (rediscmd.Reply, error) {
+	cl.mu.RLock()
 	st := n.shard.store
+	if n.own != nil {
+		st = n.own
+	}
+	cl.mu.RUnlock()
 	cmd := lookupCommand(argv[0])
 	if cmd == nil || (cmd.arity > 0 && len(argv) != cmd.arity) || len(argv) < -cmd.arity {
 		return st.exec(argv), nil // unknown command and arity errors come first
@@ -334,6 +406,13 @@ func (cl *Cluster) exec(n *node, argv [][]byte, readonly, asking bool) (rediscmd
 			cross = true
 		}
 	})
+	if n.reset {
+		// A reset node serves no slot, and knows no node to redirect to.
+		if slot < 0 {
+			return st.exec(argv), nil
+		}
+		return serverError("CLUSTERDOWN Hash slot not served"), nil
+	}
 	// A one-shard cluster (the default) is as lenient as a standalone
 	// Redis with multi-key commands.
 	if cross && len(cl.shards) > 1 {
@@ -400,7 +479,7 @@ func (cl *Cluster) adjustInfo(n *node, r rediscmd.Reply) rediscmd.Reply {
 	if len(cl.nodes) > 1 {
 		s = replaceOnce(s, "redis_mode:standalone\r\n", "redis_mode:cluster\r\n")
 	}
-	if n.shard.primary != n {
+	if n.shard.primary != n && !n.reset {
 		s = replaceOnce(s, "role:master\r\n", "role:slave\r\n")
 	}
 	return []byte(s)
@@ -427,6 +506,8 @@ type NodeInfo struct {
 	Shard     int    // index of the node's shard in PartitionMap.Shards
 	Alive     bool   // false after Kill, until Restart
 	Hung      bool   // between Hang and Unhang
+	Lagging   bool   // between Lag and Unlag
+	Reset     bool   // after Reset (Role is then primary: its own view)
 
 	Open        int64 // connections open now
 	Dials       int64 // connections ever opened
@@ -474,34 +555,39 @@ func (cl *Cluster) Nodes() []NodeInfo {
 	defer cl.mu.RUnlock()
 	out := make([]NodeInfo, 0, len(cl.nodes))
 	for _, n := range cl.nodes {
-		ni := NodeInfo{
-			ID: n.id, Addr: n.addr, AltAddr: n.alt, Role: n.role(), Shard: n.shard.idx,
-			Alive: n.alive, Hung: n.hang > 0,
-			Open: n.open.Load(), Dials: n.dials.Load(), Probes: n.probes.Load(),
-			PeerFetches: n.peerFetches.Load(), MapFetches: n.mapFetches.Load(), Commands: n.commands.Load(),
-		}
-		if ni.Role == driver.RoleReplica {
-			ni.PrimaryID = n.shard.primary.id
-		}
-		out = append(out, ni)
+		out = append(out, cl.describe(n))
 	}
 	return out
 }
 
-// Node describes the node with the given address, alternate address or id.
+// describe returns what NodeInfo says of n. cl.mu must be held.
+func (cl *Cluster) describe(n *node) NodeInfo {
+	ni := NodeInfo{
+		ID: n.id, Addr: n.addr, AltAddr: n.alt, Role: n.role(), Shard: n.shard.idx,
+		Alive: n.alive, Hung: n.hang > 0, Lagging: n.view != nil && !n.reset, Reset: n.reset,
+		Open: n.open.Load(), Dials: n.dials.Load(), Probes: n.probes.Load(),
+		PeerFetches: n.peerFetches.Load(), MapFetches: n.mapFetches.Load(), Commands: n.commands.Load(),
+	}
+	if n.reset {
+		ni.Role = driver.RolePrimary
+	}
+	if ni.Role == driver.RoleReplica {
+		ni.PrimaryID = n.shard.primary.id
+	}
+	return ni
+}
+
+// Node describes the node with the given address, alternate address or id:
+// a member, or a reset node that was forgotten (it still runs). A
+// forgotten node that was not reset is gone.
 func (cl *Cluster) Node(addr string) (NodeInfo, error) {
 	cl.mu.RLock()
+	defer cl.mu.RUnlock()
 	n, err := cl.find(addr)
-	cl.mu.RUnlock()
 	if err != nil {
 		return NodeInfo{}, err
 	}
-	for _, ni := range cl.Nodes() {
-		if ni.ID == n.id {
-			return ni, nil
-		}
-	}
-	return NodeInfo{}, fmt.Errorf("memory: node %q was forgotten", addr)
+	return cl.describe(n), nil
 }
 
 // SlotOwner returns the address of the primary serving slot.
@@ -581,6 +667,9 @@ func (cl *Cluster) Failover(addr string) error {
 		return err
 	}
 	sh := n.shard
+	if n.reset {
+		return fmt.Errorf("memory: node %s was reset and belongs to no shard", addr)
+	}
 	if sh.primary == n {
 		return fmt.Errorf("memory: node %s is already a primary", addr)
 	}
@@ -719,6 +808,13 @@ func (cl *Cluster) ChangeAddr(oldAddr, newAddr string) error {
 // every node): it leaves Peers and the partition map (both generations are
 // bumped), its addresses refuse connections and its open connections break
 // as if it were killed. A primary cannot be forgotten: fail it over first.
+//
+// A node that was Reset, or that lags (see Lag), is forgotten as
+// redis-cli --cluster del-node treats it: it leaves the others' Peers and
+// map but keeps running, reachable at its addresses, until the cluster is
+// closed; Node still describes it, Nodes no longer lists it. A lagging
+// node forgotten so still lists everyone (it has not heard), until Reset:
+// del-node's own order, FORGET on the others and then CLUSTER RESET.
 func (cl *Cluster) Forget(addr string) error {
 	reg.Lock()
 	defer reg.Unlock()
@@ -728,15 +824,89 @@ func (cl *Cluster) Forget(addr string) error {
 	if err != nil {
 		return err
 	}
+	if !slices.Contains(cl.nodes, n) {
+		return fmt.Errorf("memory: node %s was already forgotten", addr)
+	}
 	if n.shard.primary == n {
 		return fmt.Errorf("memory: node %s is a primary: fail it over before forgetting it", addr)
 	}
-	cl.drop(n)
+	if n.reset || n.view != nil {
+		cl.detached = append(cl.detached, n)
+	} else {
+		cl.drop(n)
+		n.forgotten = true
+	}
 	n.shard.replicas = slices.DeleteFunc(n.shard.replicas, func(x *node) bool { return x == n })
 	cl.nodes = slices.DeleteFunc(cl.nodes, func(x *node) bool { return x == n })
-	n.forgotten = true
 	cl.peersGen++
 	cl.partGen++
+	return nil
+}
+
+// Reset runs CLUSTER RESET SOFT on a replica, as redis-cli --cluster
+// del-node does on the node it deletes: the node forgets the cluster and
+// answers as a primary that owns no slots and knows only itself (Peers
+// lists it alone, PartitionMap assigns no partition, and its generations
+// are its own); keyed commands get CLUSTERDOWN, keyless ones run on an
+// empty store of its own. It keeps running and its connections stay open.
+// The others still list it as they did (a replica of its shard) until
+// Forget. A primary cannot be reset: fail it over first.
+func (cl *Cluster) Reset(addr string) error {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	n, err := cl.find(addr)
+	if err != nil {
+		return err
+	}
+	if n.reset {
+		return nil
+	}
+	if n.shard.primary == n {
+		return fmt.Errorf("memory: node %s is a primary: fail it over before resetting it", addr)
+	}
+	g := resetGens.Add(1)
+	n.reset = true
+	n.own = newStore(time.Now)
+	n.view = &nodeView{
+		peersGen: g, partGen: g,
+		peers: []driver.Peer{{ID: n.id, Addr: n.addr, AltAddr: n.alt, Role: driver.RolePrimary}},
+		pm:    driver.PartitionMap{Partitions: rediscmd.Slots, Shards: []driver.Shard{{Primary: n.id}}},
+	}
+	return nil
+}
+
+// Lag makes a node's view lag behind the cluster's, as while gossip has
+// not reached it: until Unlag it answers Probe's generations, Peers and
+// PartitionMap as they are now, whatever changes. Commands are still
+// routed by the cluster's real slot map.
+func (cl *Cluster) Lag(addr string) error {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	n, err := cl.find(addr)
+	if err != nil {
+		return err
+	}
+	if n.reset {
+		return fmt.Errorf("memory: node %s was reset", addr)
+	}
+	if n.view == nil {
+		n.view = &nodeView{peersGen: cl.peersGen, partGen: cl.partGen, peers: cl.peers(), pm: cl.partitionMap()}
+	}
+	return nil
+}
+
+// Unlag ends a Lag: the node answers with the cluster's view again (a
+// forgotten node keeps its view: it is no longer a member).
+func (cl *Cluster) Unlag(addr string) error {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	n, err := cl.find(addr)
+	if err != nil {
+		return err
+	}
+	if !n.reset && slices.Contains(cl.nodes, n) {
+		n.view = nil
+	}
 	return nil
 }
 
@@ -767,7 +937,7 @@ func (cl *Cluster) Close() error {
 	if reg.clusters[cl.name] == cl {
 		delete(reg.clusters, cl.name)
 	}
-	for _, n := range cl.nodes {
+	for _, n := range slices.Concat(cl.nodes, cl.detached) {
 		cl.drop(n)
 	}
 	return nil

@@ -1057,3 +1057,143 @@ func TestConcurrentFaults(t *testing.T) {
 		t.Fatalf("%d connections left open", cl.OpenConns())
 	}
 }
+
+// Reset, Lag and Forget of a reset node: what the node and the others
+// answer, and that the reset node keeps running alone.
+func TestResetLagForget(t *testing.T) {
+	ctx := context.Background()
+	c, cl, name := newTestCluster(t, 2, 1, false)
+	a1, a3 := addr(name, 1), addr(name, 3) // a primary and a replica of shard 0
+	p1 := dial(t, c, a1).(driver.Prober)
+	victim := dial(t, c, a3)
+	pv := victim.(driver.Prober)
+	st1, _ := p1.Probe(ctx)
+
+	if err := cl.Reset(a1); err == nil {
+		t.Fatal("Reset of a primary succeeded")
+	}
+	if err := cl.Reset(a3); err != nil {
+		t.Fatal(err)
+	}
+	st, err := pv.Probe(ctx)
+	if err != nil || st.Role != driver.RolePrimary || st.PeersGen == st1.PeersGen || st.PartitionGen == st1.PartitionGen {
+		t.Fatalf("reset node's probe %+v (%v), cluster's %+v", st, err, st1)
+	}
+	if got, _ := p1.Probe(ctx); got != st1 {
+		t.Fatalf("the others' probe changed: %+v, was %+v", got, st1)
+	}
+	peers, _ := pv.Peers(ctx)
+	pm, _ := pv.PartitionMap(ctx)
+	if len(peers) != 1 || peers[0].Addr != a3 || peers[0].Role != driver.RolePrimary {
+		t.Fatalf("reset node's peers %+v", peers)
+	}
+	for _, s := range pm.Shards {
+		if len(s.Ranges) != 0 {
+			t.Fatalf("reset node's map assigns slots: %+v", pm)
+		}
+	}
+	if others, _ := p1.Peers(ctx); len(others) != 4 {
+		t.Fatalf("the others forgot the reset node before Forget: %+v", others)
+	}
+	key := keyOn(t, cl, "r", 0)
+	_, err = get(t, ctx, victim, key)
+	wantServerError(t, err, "CLUSTERDOWN")
+	if _, err := victim.Exec(ctx, "PING", nil); err != nil {
+		t.Fatalf("PING on a reset node: %v", err)
+	}
+	if err := cl.Failover(a3); err == nil {
+		t.Fatal("Failover to a reset node succeeded")
+	}
+
+	// Lag: a node keeps its view across a failover, then catches up.
+	a4 := addr(name, 4) // replica of shard 1
+	a2 := addr(name, 2)
+	p2 := dial(t, c, a2).(driver.Prober)
+	if err := cl.Lag(a2); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Failover(a4); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := p2.Probe(ctx); got.PeersGen != st1.PeersGen || got.PartitionGen != st1.PartitionGen {
+		t.Fatalf("a lagging node's gens moved: %+v", got)
+	}
+	if m, _ := p2.PartitionMap(ctx); m.Shards[1].Primary != mustNode(t, cl, a2).ID {
+		t.Fatalf("a lagging node's map moved: %+v", m.Shards[1])
+	}
+	if !mustNode(t, cl, a2).Lagging {
+		t.Fatal("Node does not say the node lags")
+	}
+	cl.Unlag(a2)
+	if got, _ := p2.Probe(ctx); got.PeersGen != st1.PeersGen+1 || got.PartitionGen != st1.PartitionGen+1 {
+		t.Fatalf("after Unlag: %+v", got)
+	}
+
+	// Forget of a reset node: it leaves the others' view and keeps running.
+	before, _ := p1.Probe(ctx)
+	if err := cl.Forget(a3); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Forget(a3); err == nil {
+		t.Fatal("forgetting a node twice succeeded")
+	}
+	if got, _ := p1.Probe(ctx); got.PeersGen != before.PeersGen+1 || got.PartitionGen != before.PartitionGen+1 {
+		t.Fatalf("after Forget: %+v, was %+v", got, before)
+	}
+	if others, _ := p1.Peers(ctx); len(others) != 3 || len(cl.Nodes()) != 3 {
+		t.Fatalf("the others still list the forgotten node: %+v", others)
+	}
+	if _, err := victim.Exec(ctx, "PING", nil); err != nil {
+		t.Fatalf("a forgotten reset node stopped: %v", err)
+	}
+	again := dial(t, c, a3).(driver.Prober)
+	if got, _ := again.Probe(ctx); got != st {
+		t.Fatalf("forgotten reset node's probe %+v, was %+v", got, st)
+	}
+	if ni, err := cl.Node(a3); err != nil || !ni.Reset || !ni.Alive || ni.Open != 2 {
+		t.Fatalf("Node of the forgotten reset node: %+v, %v", ni, err)
+	}
+
+	// del-node's order: a lagging replica forgotten keeps running and
+	// listing everyone, until it is reset.
+	var a6 string // the one replica left
+	for _, n := range cl.Nodes() {
+		if n.Role == driver.RoleReplica {
+			a6 = n.Addr
+		}
+	}
+	p6 := dial(t, c, a6).(driver.Prober)
+	cl.Lag(a6)
+	if err := cl.Forget(a6); err != nil {
+		t.Fatal(err)
+	}
+	if ps, err := p6.Peers(ctx); err != nil || len(ps) != 3 {
+		t.Fatalf("a forgotten lagging node: peers %+v, %v", ps, err)
+	}
+	if others, _ := p1.Peers(ctx); len(others) != 2 {
+		t.Fatalf("the others still list the forgotten lagging node: %+v", others)
+	}
+	if err := cl.Reset(a6); err != nil {
+		t.Fatal(err)
+	}
+	if ps, _ := p6.Peers(ctx); len(ps) != 1 || ps[0].Addr != a6 {
+		t.Fatalf("after Reset: peers %+v", ps)
+	}
+
+	cl.Close()
+	if _, err := victim.Exec(ctx, "PING", nil); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("a reset node's connection after Close: %v", err)
+	}
+	if err := p6.(driver.Pinger).Ping(ctx); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("a forgotten lagging node's connection after Close: %v", err)
+	}
+}
+
+func mustNode(t *testing.T, cl *Cluster, addr string) NodeInfo {
+	t.Helper()
+	ni, err := cl.Node(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ni
+}

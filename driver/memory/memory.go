@@ -587,14 +587,16 @@ func (c *conn) Probe(ctx context.Context) (driver.NodeStatus, error) {
 }
 
 // Peers implements driver.Prober: every node of the cluster, killed ones
-// included, until they are forgotten.
+// included, until they are forgotten (as the node sees it: see Lag and
+// Reset).
 func (c *conn) Peers(ctx context.Context) ([]driver.Peer, error) {
-	return prober(c, ctx, &c.n.peerFetches, c.n.cl.peers)
+	return prober(c, ctx, &c.n.peerFetches, func() []driver.Peer { return c.n.cl.peersOf(c.n) })
 }
 
-// PartitionMap implements driver.Prober.
+// PartitionMap implements driver.Prober (as the node sees it: see Lag and
+// Reset).
 func (c *conn) PartitionMap(ctx context.Context) (driver.PartitionMap, error) {
-	return prober(c, ctx, &c.n.mapFetches, c.n.cl.partitionMap)
+	return prober(c, ctx, &c.n.mapFetches, func() driver.PartitionMap { return c.n.cl.mapOf(c.n) })
 }
 
 // IsValid implements driver.Validator.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -220,5 +221,51 @@ func TestClusterTLSACL(t *testing.T) {
 	c.MoveSlot(100, to)
 	if got := to.MustDo("GET", key); got != "tls" {
 		t.Fatalf("GET after MoveSlot over TLS = %q", got)
+	}
+}
+
+// Scale out and back in as an operator does: add an empty primary, move
+// slots to it, drain it, delete it. The deleted node keeps running alone,
+// and the cluster serves every slot, keys intact.
+func TestAddReshardDrainDelNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster and reshards it")
+	}
+	c := StartCluster(t, 3, 0)
+	key := keyInSlot(0)
+	c.PrimaryFor(0).MustDo("SET", key, "v")
+
+	start := time.Now()
+	s := c.AddNode()
+	if len(c.Nodes) != 4 || c.slotsOf(s) != 0 {
+		t.Fatalf("after AddNode: %d nodes, %d slots on the new one", len(c.Nodes), c.slotsOf(s))
+	}
+	added := time.Since(start)
+	c.Reshard(c.PrimaryFor(0), s, 100)
+	if c.slotsOf(s) != 100 || c.PrimaryFor(0) != s {
+		t.Fatalf("after Reshard: %d slots on the new node, slot 0 on %s", c.slotsOf(s), c.PrimaryFor(0).Addr)
+	}
+	if v, err := s.Do("GET", key); err != nil || v != "v" {
+		t.Fatalf("key moved with its slot: %q %v", v, err)
+	}
+	resharded := time.Since(start)
+	c.Drain(s)
+	if v, err := c.PrimaryFor(0).Do("GET", key); err != nil || v != "v" {
+		t.Fatalf("key after Drain: %q %v", v, err)
+	}
+	c.DelNode(s)
+	if len(c.Nodes) != 3 || slices.Contains(c.Nodes, s) {
+		t.Fatalf("after DelNode: %d nodes", len(c.Nodes))
+	}
+	t.Logf("add-node %s, reshard of 100 slots %s, drain and del-node %s",
+		added.Round(time.Millisecond), (resharded - added).Round(time.Millisecond), (time.Since(start) - resharded).Round(time.Millisecond))
+	nodes, err := s.clusterNodes(time.Second)
+	if err != nil || len(nodes) != 1 || !nodes[0].flags["myself"] || len(nodes[0].slots) != 0 {
+		t.Fatalf("the deleted node's CLUSTER NODES: %+v, %v", nodes, err)
+	}
+	for _, o := range c.Nodes {
+		if got, _ := o.clusterNodes(time.Second); len(got) != 3 {
+			t.Errorf("%s still knows %d nodes", o.Addr, len(got))
+		}
 	}
 }
