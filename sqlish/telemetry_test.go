@@ -554,13 +554,20 @@ func TestLogging(t *testing.T) {
 			name := memoryName(t)
 			var buf syncBuffer
 			logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: sqlish.LevelTrace}))
-			dsn := "memory://u:hunter2@" + name + "?nodes=2&tend_interval=20ms&timeout=50ms&log_level=" + tc.level
+			dsn := "memory://u:hunter2@" + name + "?nodes=2&replicas=1&tend_interval=20ms&timeout=50ms&log_level=" + tc.level
 			o := openObserved(t, "memory", dsn, func(c *sqlish.Config) { c.Logger = logger })
 			if _, err := o.db.Exec(ctx, "SET ? ?", "k", "secret-value"); err != nil {
 				t.Fatal(err)
 			}
 			cl := memory.Lookup(name)
-			victim := cl.Nodes()[1].Addr
+			// A replica: a primary stays in the table, down, while the map
+			// still gives it partitions.
+			var victim string
+			for _, n := range cl.Nodes() {
+				if n.Role == driver.RoleReplica {
+					victim = n.Addr
+				}
+			}
 			cl.Kill(victim)
 			waitFor(t, 2*time.Second, "node removed", func() bool { return !hasNode(o.db, victim, false) && !hasNode(o.db, victim, true) })
 			if tc.wantWarn {

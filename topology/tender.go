@@ -63,7 +63,7 @@ type Config struct {
 	// nodes advertise.
 	UseAlternate bool
 	// RefreshCooldown is the least time between two on-demand refreshes
-	// (default TendInterval/4, at most 250ms, at least 10ms).
+	// (default TendInterval/10, at most 100ms, at least 10ms).
 	RefreshCooldown time.Duration
 	// RemoveGrace is how long a removed node's pool stays open for work
 	// in flight (default Timeout).
@@ -163,7 +163,10 @@ func New(cfg Config) (*Tender, error) {
 		cfg.FailLimit = 3
 	}
 	if cfg.RefreshCooldown <= 0 {
-		cfg.RefreshCooldown = min(max(cfg.TendInterval/4, 10*time.Millisecond), 250*time.Millisecond)
+		// Operations waiting out a failover ask for refreshes: the sooner
+		// the tender sees the promotion, the sooner they go on. A tend
+		// costs a probe per node, so ten a second are cheap.
+		cfg.RefreshCooldown = min(max(cfg.TendInterval/10, 10*time.Millisecond), 100*time.Millisecond)
 	}
 	if cfg.RemoveGrace <= 0 {
 		cfg.RemoveGrace = cfg.Timeout
@@ -1139,12 +1142,14 @@ func (t *Tender) buildMap(m driver.PartitionMap) {
 
 // removeFailed removes the nodes that failed FailLimit probes in a row; a
 // node the followed view still lists stays dormant, to be re-added when it
-// answers.
+// answers. A node the partition map still makes a primary stays in the
+// table, down: operations on its partitions wait for it (or for its
+// replacement) and name it, until the cluster fails it over.
 func (t *Tender) removeFailed() {
 	var gone []*Node
 	t.mu.Lock()
 	for _, n := range t.nodes {
-		if f := int(n.failures.Load()); f >= t.cfg.FailLimit {
+		if f := int(n.failures.Load()); f >= t.cfg.FailLimit && !t.isPrimary(n) {
 			t.remove(n, fmt.Sprintf("failed %d probes in a row", f))
 			gone = append(gone, n)
 			if t.named != nil && t.named.namesAddr(n.addr) {
@@ -1158,6 +1163,12 @@ func (t *Tender) removeFailed() {
 	})
 	t.mu.Unlock()
 	t.retire(gone)
+}
+
+// isPrimary reports whether the partition map makes n a primary. Called
+// with mu.
+func (t *Tender) isPrimary(n *Node) bool {
+	return slices.ContainsFunc(t.shards, func(s shard) bool { return s.primary == n })
 }
 
 // publish builds and stores a new snapshot. Called with mu.

@@ -415,3 +415,41 @@ func TestCloseStopsEverything(t *testing.T) {
 	}
 	goleak.VerifyNone(t)
 }
+
+// A dead primary that the partition map still names stays in the table,
+// down: operations on its partitions find it (and wait for it, naming it)
+// instead of finding no node. Once the cluster fails it over, it goes.
+func TestDeadPrimaryStaysUntilFailedOver(t *testing.T) {
+	name, cfg := cluster(t, 2, 1)
+	tr := start(t, cfg)
+	if err := tr.WaitFirst(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cl := memory.Lookup(name)
+	slot := 0
+	victim := cl.SlotOwner(slot)
+	cl.Kill(victim)
+	// Well past FailLimit probes.
+	time.Sleep(time.Duration(cfg.FailLimit+3)*(cfg.TendInterval+cfg.Timeout) + 100*time.Millisecond)
+	s := tr.Snapshot()
+	n := s.Primary(slot)
+	if n == nil || n.Addr() != victim || n.Healthy() {
+		t.Fatalf("primary of slot %d after its node died: %v; want %s, down", slot, n, victim)
+	}
+	var replica string
+	for _, ni := range cl.Nodes() {
+		if ni.Role == driver.RoleReplica && ni.PrimaryID != "" && cl.SlotOwner(slot) == victim {
+			if p, err := cl.Node(victim); err == nil && p.ID == ni.PrimaryID {
+				replica = ni.Addr
+			}
+		}
+	}
+	if err := cl.Failover(replica); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "failed-over primary removed", func() bool {
+		s := tr.Snapshot()
+		p := s.Primary(slot)
+		return s.Node(victim) == nil && p != nil && p.Healthy()
+	})
+}
