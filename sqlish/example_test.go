@@ -143,3 +143,62 @@ func ExampleRows() {
 	// go 2009
 	// rust 2015
 }
+
+func ExampleDB_Conn() {
+	db, err := sqlish.Open("memory", "memory://example-conn?nodes=3")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+
+	// A statement that changes the session would change it for every
+	// caller of the DB's shared connections: it is refused there...
+	_, err = db.Exec(ctx, "CLIENT SETNAME ?", "reporting")
+	fmt.Println(errors.Is(err, sqlish.ErrSessionState))
+
+	// ...and runs on a pinned Conn, whose session is reset when it is
+	// closed. On a cluster the Conn binds to the partition (hash slot) of
+	// its first keyed statement.
+	c, err := db.Conn(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	c.Exec(ctx, "SET ? ?", "{user:1}:name", "Ada")
+	c.Exec(ctx, "CLIENT SETNAME ?", "reporting")
+	var name string
+	c.QueryRow(ctx, "CLIENT GETNAME").Scan(&name)
+	fmt.Println(name)
+	// Another slot: the Conn cannot follow it.
+	_, err = c.Exec(ctx, "GET ?", "{user:2}:name")
+	fmt.Println(errors.Is(err, sqlish.ErrWrongPartition))
+	c.Close()
+	// Output:
+	// true
+	// reporting
+	// true
+}
+
+func ExampleWithIdempotent() {
+	db, err := sqlish.Open("memory", "memory://example-idempotent")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+
+	// INCR must not run twice: after an attempt that may have reached the
+	// server (a timeout, a lost connection) it is not retried, and its
+	// error wraps ErrOutcomeUnknown. A caller that tolerates a double
+	// increment (a rough counter) may say so for its calls:
+	if _, err := db.Exec(sqlish.WithIdempotent(ctx, true), "INCR ?", "page:views"); err != nil {
+		if errors.Is(err, sqlish.ErrOutcomeUnknown) {
+			log.Print("the increment may or may not have happened")
+		}
+		log.Fatal(err)
+	}
+	var n int
+	db.QueryRow(ctx, "GET ?", "page:views").Scan(&n)
+	fmt.Println(n)
+	// Output: 1
+}
