@@ -724,3 +724,127 @@ func TestRetries(t *testing.T) {
 	}
 }
 
+
+// classed is a test driver whose statements fail with a server error a
+// given number of times, and which classifies its errors: it checks that
+// the user API retries what the driver says did not run. sqlish is the
+// thing under test.
+type classed struct {
+	attempts atomic.Int64
+	failures int64
+	code     string
+	retry    driver.Retry
+	notIdem  bool
+}
+
+func (f *classed) OpenConnector(driver.Config) (driver.Connector, error) { return f, nil }
+func (f *classed) Backend() driver.Backend                               { return driver.Backend{System: "classed"} }
+func (f *classed) Connect(ctx context.Context, addr string) (driver.Conn, error) {
+	return classedConn{f}, ctx.Err()
+}
+func (f *classed) Resolve(_ context.Context, seed string) ([]string, error) { return []string{seed}, nil }
+func (f *classed) Route(q string, _ []driver.Value) (driver.Route, error) {
+	return driver.Route{Op: q, Partition: driver.AnyPartition, Idempotent: !f.notIdem}, nil
+}
+func (f *classed) Classify(err error) driver.Retry {
+	var se *driver.ServerError
+	if errors.As(err, &se) && se.Code == f.code {
+		return f.retry
+	}
+	return driver.RetryDefault
+}
+
+type classedConn struct{ f *classed }
+
+func (c classedConn) Exec(ctx context.Context, q string, _ []driver.Value) (driver.Result, error) {
+	if n := c.f.attempts.Add(1); n <= c.f.failures {
+		return nil, &driver.ServerError{Code: c.f.code, Msg: c.f.code + " try again"}
+	}
+	return driver.RowsAffected(1), nil
+}
+func (c classedConn) Query(ctx context.Context, q string, _ []driver.Value) (driver.Rows, error) {
+	return nil, io.ErrUnexpectedEOF
+}
+func (c classedConn) Close() error { return nil }
+
+var classedDriver = &classed{}
+
+// Server errors the driver classifies as "did not run" (CLUSTERDOWN,
+// TRYAGAIN...) are retried, whatever the statement and beyond
+// max_retries, until total_timeout; other server errors are final
+// (issue 12, items 6 and 7).
+func TestDriverClassifiedRetries(t *testing.T) {
+	f := classedDriver
+	if !slices.Contains(sqlish.Drivers(), "classed") {
+		sqlish.Register("classed", f)
+	}
+	for _, tc := range []struct {
+		code     string
+		retry    driver.Retry
+		notIdem  bool
+		failures int64
+		ok       bool
+		attempts int64
+	}{
+		{"CLUSTERDOWN", driver.RetryRefresh, true, 5, true, 6}, // not idempotent, 5 > max_retries: still retried
+		{"TRYAGAIN", driver.RetryLater, true, 5, true, 6},
+		{"WRONGTYPE", driver.RetryNever, false, 5, false, 1},
+		{"ERR", driver.RetryDefault, false, 5, false, 1}, // a server error the driver does not know: final
+		{"CLUSTERDOWN", driver.RetryRefresh, false, 1 << 40, false, 0}, // never recovers: total_timeout ends it
+	} {
+		f.attempts.Store(0)
+		f.code, f.retry, f.notIdem, f.failures = tc.code, tc.retry, tc.notIdem, tc.failures
+		db, err := sqlish.Open("classed", "classed://a:1?max_retries=1&sleep_between_retries=1ms&total_timeout=500ms")
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err = db.Exec(context.Background(), "X")
+		took := time.Since(start)
+		db.Close()
+		if (err == nil) != tc.ok {
+			t.Errorf("%s (%v): err = %v, want success %v", tc.code, tc.retry, err, tc.ok)
+		}
+		got := f.attempts.Load()
+		switch {
+		case tc.attempts > 0 && got != tc.attempts:
+			t.Errorf("%s (%v): %d attempts, want %d", tc.code, tc.retry, got, tc.attempts)
+		case tc.attempts == 0 && (took < 450*time.Millisecond || took > 700*time.Millisecond || got < 3):
+			t.Errorf("%s forever: %d attempts in %v, want attempts until total_timeout (500ms)", tc.code, got, took)
+		}
+		var se *sqlish.ServerError
+		if !tc.ok && !errors.As(err, &se) {
+			t.Errorf("%s: the error %v does not carry the server's", tc.code, err)
+		}
+	}
+}
+
+// Taking a connection for a Conn is bounded by total_timeout: with the
+// only connection held, binding a second Conn fails in time, naming the
+// node and the wait (item 13).
+func TestConnAcquireBoundedByTotalTimeout(t *testing.T) {
+	ctx := context.Background()
+	db, name := open(t, "max_conns_per_node=1&total_timeout=300ms")
+	c1, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	if _, err := c1.Exec(ctx, "SET k v"); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	start := time.Now()
+	_, err = c2.Exec(ctx, "SET k w") // binds: needs the held connection
+	took := time.Since(start)
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), name) {
+		t.Fatalf("binding a Conn with the only connection held: %v", err)
+	}
+	if took < 250*time.Millisecond || took > time.Second {
+		t.Errorf("binding gave up after %v, want about total_timeout (300ms)", took)
+	}
+}

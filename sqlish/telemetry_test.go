@@ -485,6 +485,20 @@ func TestTelemetryRedis(t *testing.T) {
 	wantAttrs(t, "LPUSH span", lpush.Attributes(), map[string]any{
 		"error.type": "WRONGTYPE", "db.response.status_code": "WRONGTYPE", "server.address": host, "server.port": port,
 	})
+	// A server error that echoes the statement's values stays out of the
+	// span: no attribute, event or status carries them.
+	if _, err := o.db.Exec(ctx, "XNOSUCH ? ?", "k", "secret-argument"); err == nil || !strings.Contains(err.Error(), "secret-argument") {
+		t.Fatalf("the unknown command's error (%v) does not echo its argument: the test proves nothing", err)
+	}
+	bad := o.lastSpan(t, "XNOSUCH")
+	if d := bad.Status().Description; strings.Contains(d, "secret") || d == "" {
+		t.Errorf("span status %q: want the error type, without the statement's values", d)
+	}
+	for _, kv := range bad.Attributes() {
+		if strings.Contains(kv.Value.Emit(), "secret") {
+			t.Errorf("span attribute %s = %q carries a statement value", kv.Key, kv.Value.Emit())
+		}
+	}
 	ms := o.collect(t)
 	dur := metricNamed(t, ms, "db.client.operation.duration", "s").Data.(metricdata.Histogram[float64])
 	found := false
