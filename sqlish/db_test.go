@@ -724,7 +724,6 @@ func TestRetries(t *testing.T) {
 	}
 }
 
-
 // classed is a test driver whose statements fail with a server error a
 // given number of times, and which classifies its errors: it checks that
 // the user API retries what the driver says did not run. sqlish is the
@@ -742,7 +741,9 @@ func (f *classed) Backend() driver.Backend                               { retur
 func (f *classed) Connect(ctx context.Context, addr string) (driver.Conn, error) {
 	return classedConn{f}, ctx.Err()
 }
-func (f *classed) Resolve(_ context.Context, seed string) ([]string, error) { return []string{seed}, nil }
+func (f *classed) Resolve(_ context.Context, seed string) ([]string, error) {
+	return []string{seed}, nil
+}
 func (f *classed) Route(q string, _ []driver.Value) (driver.Route, error) {
 	return driver.Route{Op: q, Partition: driver.AnyPartition, Idempotent: !f.notIdem}, nil
 }
@@ -789,7 +790,7 @@ func TestDriverClassifiedRetries(t *testing.T) {
 		{"CLUSTERDOWN", driver.RetryRefresh, true, 5, true, 6}, // not idempotent, 5 > max_retries: still retried
 		{"TRYAGAIN", driver.RetryLater, true, 5, true, 6},
 		{"WRONGTYPE", driver.RetryNever, false, 5, false, 1},
-		{"ERR", driver.RetryDefault, false, 5, false, 1}, // a server error the driver does not know: final
+		{"ERR", driver.RetryDefault, false, 5, false, 1},               // a server error the driver does not know: final
 		{"CLUSTERDOWN", driver.RetryRefresh, false, 1 << 40, false, 0}, // never recovers: total_timeout ends it
 	} {
 		f.attempts.Store(0)
