@@ -240,7 +240,6 @@ func (rc *redisConn) initSession() {
 	rc.sess.db, rc.sess.readonly = rc.connector.db, rc.connector.cfg.ReplicaReads
 }
 
-
 // Classify implements driver.Classifier: which server errors mean the
 // statement did not run and may be tried again (see rediscmd.Classify).
 func (c *connector) Classify(err error) driver.Retry { return rediscmd.Classify(err) }
