@@ -406,3 +406,47 @@ func TestManySeedsErrorIsBounded(t *testing.T) {
 		t.Errorf("the error does not say how many more seeds failed: %.300s", err)
 	}
 }
+
+// Blocking commands (XREAD ... BLOCK, BLMPOP, BZMPOP, WAIT...) run on a
+// connection of their own: a reply that takes forever does not hold the
+// node's shared connection (item 8).
+func TestBlockingCommandsDoNotBlockTheNode(t *testing.T) {
+	srv := redistest.StartServer(t)
+	ctx := context.Background()
+	db := connect(t, "redis", "redis://"+srv.Addr+"?socket_timeout=2s")
+	db.Exec(ctx, "SET k v")
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, q := range []string{"XREAD BLOCK 0 STREAMS s $", "BLMPOP 0 1 l LEFT", "BZMPOP 0 1 z MIN", "XREADGROUP GROUP g c BLOCK 0 STREAMS s2 >"} {
+		if strings.HasPrefix(q, "XREADGROUP") {
+			db.Exec(ctx, "XGROUP CREATE s2 g $ MKSTREAM")
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rows, err := db.Query(bctx, q)
+			if err == nil {
+				rows.Close()
+				t.Errorf("%s returned before anything was written", q)
+			} else if !errors.Is(err, context.Canceled) {
+				t.Errorf("%s: %v; want its context's error", q, err)
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	for i := range 50 {
+		start := time.Now()
+		if got := getString(t, db, "k"); got != "v" {
+			t.Fatalf("GET k = %q", got)
+		}
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Fatalf("GET %d took %v while blocking commands wait", i, d)
+		}
+	}
+	cancel()
+	wg.Wait()
+	if got := getString(t, db, "k"); got != "v" {
+		t.Fatalf("GET k after the blocking commands were cancelled = %q", got)
+	}
+}
