@@ -151,7 +151,7 @@ func TestAbandonedReplySkipped(t *testing.T) {
 	}
 	waitFor(t, "the abandoned reply to be read", func() bool { return c.Pending() == 0 })
 	alloc := totalAlloc() - before
-	if push.Kind != resp.KindPush || len(push.Elems) != 3 || string(push.Elems[2].Str) != "hi" || len(push.Attrs) != 2 {
+	if push.Kind != resp.KindPush || len(push.Elems) != 3 || string(push.Elems[2].Str) != "hi" || len(push.Attributes()) != 2 {
 		t.Fatalf("push = %v", push)
 	}
 	if alloc > 1<<20 {

@@ -23,7 +23,7 @@
 //	                 one map (default 16777216)
 //	max_depth        deepest nesting of aggregates (default 64)
 //	max_reply_bytes  most memory one decoded reply may hold, in bytes: each
-//	                 element costs resp.ValueSize (96) bytes, each string its
+//	                 element costs resp.ValueSize (80) bytes, each string its
 //	                 length (default 536870912; the garbage left by growing
 //	                 can add as much again until the next GC)
 //

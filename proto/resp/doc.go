@@ -39,8 +39,8 @@
 // peer that sends "+" and then bytes without CRLF fails there. The memory one
 // reply may hold is bounded by Limits.MaxReplyBytes, counting [ValueSize]
 // bytes per element slot plus string bytes, because a small element costs 20
-// to 30 times its wire size once decoded: a 16M-element array of ":1" is 64 MB
-// on the wire and 1.5 GB decoded. Nesting is bounded by Limits.MaxDepth so the
+// to 27 times its wire size once decoded: a 16M-element array of ":1" is 64 MB
+// on the wire and 1.3 GB decoded. Nesting is bounded by Limits.MaxDepth so the
 // recursive decoder cannot exhaust the stack. Malformed or over-limit input
 // yields an error wrapping [ErrProtocol] that names the limit; the decoder
 // never panics. After any error other than a clean io.EOF between replies,

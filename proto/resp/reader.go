@@ -43,7 +43,7 @@ const (
 	// (see Limits.MaxReplyBytes). It is the size of the largest bulk
 	// string (DefaultMaxBulkLen, Redis's largest value), so a GET of any
 	// value still decodes, while an array of small elements stops at a few
-	// million of them instead of taking ~1.5 GB for its 16M-element limit.
+	// million of them instead of taking ~1.3 GB for its 16M-element limit.
 	DefaultMaxReplyBytes = DefaultMaxBulkLen
 )
 
@@ -57,7 +57,7 @@ const ValueSize = int64(unsafe.Sizeof(Value{}))
 // gets a slot for each element whose bytes may be buffered already (every
 // element takes minElemBytes on the wire at least; bytes that justified the
 // slots of an enclosing aggregate do not count again), and at least
-// elemsPrealloc, then grows geometrically: a slot costs ValueSize bytes, 30
+// elemsPrealloc, then grows geometrically: a slot costs ValueSize bytes, 27
 // times the smallest element, so a header alone must not buy many.
 const (
 	bulkPrealloc  = 1 << 20
@@ -292,7 +292,9 @@ func (r *Reader) SkipReply(v *Value) (skipped bool, err error) {
 		}
 		return false, nil
 	}
-	v.Attrs = v.Attrs[:0]
+	if v.Attrs != nil {
+		*v.Attrs = (*v.Attrs)[:0]
+	}
 	return true, r.skip(t)
 }
 
@@ -658,7 +660,8 @@ func (r *Reader) decodeAggregate(v *Value, t byte, depth int, discard bool) erro
 }
 
 // decodeAttrs decodes an attribute ("|") into v.Attrs, appending to any
-// attribute already read for v.
+// attribute already read for v. The slice header v.Attrs points to is
+// allocated once and kept for reuse.
 func (r *Reader) decodeAttrs(v *Value, depth int, discard bool) error {
 	n, streamed, err := r.readLen('|')
 	if err != nil {
@@ -667,10 +670,17 @@ func (r *Reader) decodeAttrs(v *Value, depth int, discard bool) error {
 	if n < 0 {
 		return protoErrf("attribute length -1 is not allowed")
 	}
-	attrs, err := r.decodeElems(v.Attrs, v, '|', n, streamed, depth, discard)
-	if !discard {
-		v.Attrs = attrs
+	if discard {
+		_, err := r.decodeElems(nil, v, '|', n, streamed, depth, true)
+		return err
 	}
+	if v.Attrs == nil {
+		if err := r.spend(24); err != nil { // the slice header
+			return err
+		}
+		v.Attrs = new([]Value)
+	}
+	*v.Attrs, err = r.decodeElems(*v.Attrs, v, '|', n, streamed, depth, false)
 	return err
 }
 

@@ -765,7 +765,7 @@ func TestRealRedisReplies(t *testing.T) {
 		t.Fatalf("subscribe: %v", sub)
 	}
 	attr := one("debug_attrib")
-	if attr.Kind != KindBulkString || len(attr.Attrs) != 2 || string(attr.Attrs[0].Str) != "key-popularity" {
+	if attr.Kind != KindBulkString || len(attr.Attributes()) != 2 || string(attr.Attributes()[0].Str) != "key-popularity" {
 		t.Fatalf("attribute: %v", attr)
 	}
 	if v := one("debug_bignum"); v.Kind != KindBigNumber || string(v.Str) != "1234567999999999999999999999999999999" {
@@ -827,7 +827,7 @@ func TestSkipReply(t *testing.T) {
 		if !skipped && !equalValue(&v, &tc.want, false) {
 			t.Fatalf("%s: push decoded as %v, want %v", tc.name, v, tc.want)
 		}
-		if skipped && (v.Kind != KindInvalid || len(v.Attrs) != 0) {
+		if skipped && (v.Kind != KindInvalid || len(v.Attributes()) != 0) {
 			t.Fatalf("%s: a skipped reply left %v behind", tc.name, v)
 		}
 		v, err = r.ReadReply()
