@@ -24,8 +24,8 @@
 //	max_depth        deepest nesting of aggregates (default 64)
 //	max_reply_bytes  most memory one decoded reply may hold, in bytes: each
 //	                 element costs resp.ValueSize (80) bytes, each string its
-//	                 length (default 536870912; the garbage left by growing
-//	                 can add as much again until the next GC)
+//	                 length (default 536870912; growing buffers leaves
+//	                 garbage behind, up to twice as much again)
 //
 // Every wait is bounded. socket_timeout bounds each request on a shared
 // connection; one that times out takes its connection out of service

@@ -176,8 +176,9 @@ func (o *oneByte) Read(p []byte) (int, error) {
 }
 
 // TestHostileMemoryRatios measures, under the default limits, how much
-// memory each hostile reply makes the decoder allocate per wire byte, and
-// in all. It allocates up to ~1 GiB, so it runs only when asked:
+// memory each hostile reply makes the decoder allocate (in all, and still
+// held by the Value when decoding stops) per wire byte. It allocates up to
+// ~1.5 GiB, so it runs only when asked:
 //
 //	RESP_MEASURE=1 go test -run TestHostileMemoryRatios -v ./proto/resp/
 func TestHostileMemoryRatios(t *testing.T) {
@@ -185,9 +186,22 @@ func TestHostileMemoryRatios(t *testing.T) {
 		t.Skip("set RESP_MEASURE=1 to measure")
 	}
 	for _, h := range hostileReplies {
-		err, alloc, wire := decodeHostile(h, Limits{})
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		t.Logf("%-34s wire %11d B  allocated %11d B  ratio %6.2fx  (%v)", h.name, wire, alloc, float64(alloc)/float64(wire), err)
+		src := &endless{head: []byte(h.head), body: []byte(h.body)}
+		r := NewReader(src)
+		var v Value
+		var before, after, held runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		err := r.ReadValue(&v)
+		runtime.ReadMemStats(&after)
+		runtime.GC()
+		runtime.ReadMemStats(&held)
+		runtime.KeepAlive(&v)
+		wire := src.n - int64(r.Buffered())
+		alloc := after.TotalAlloc - before.TotalAlloc
+		kept := int64(held.HeapAlloc) - int64(before.HeapAlloc)
+		t.Logf("%-34s wire %11d B  allocated %11d B (%6.2fx)  held %11d B (%6.2fx)  %v",
+			h.name, wire, alloc, float64(alloc)/float64(wire), kept, float64(kept)/float64(wire), err)
+		v = Value{}
 	}
 }

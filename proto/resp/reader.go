@@ -88,8 +88,9 @@ type Limits struct {
 	// string the capacity of its buffer, as they are allocated. Buffers a
 	// reused Value already holds cost nothing, and [Reader.Skip] keeps
 	// nothing, so neither counts. Slices grow geometrically as bytes
-	// arrive, so the garbage left by growing can add up to as much again
-	// until the next GC.
+	// arrive: the garbage left by growing (collectable at once) can add up
+	// to twice as much again, so a hostile reply makes the decoder allocate
+	// at most about three times MaxReplyBytes in all.
 	MaxReplyBytes int64
 }
 
