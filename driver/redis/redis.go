@@ -15,8 +15,9 @@
 // fails a reply with a clear error instead of exhausting memory (see
 // resp.Limits; values are integers, 0 means the default):
 //
-//	max_line_len     longest simple string, error, double, big number or
-//	                 length line, in bytes (default 65536)
+//	max_line_len     longest simple string, error, double, big number,
+//	                 integer or length line, in bytes (default 65536; below
+//	                 20 it rejects some valid integers)
 //	max_bulk_len     largest bulk string, in bytes (default 536870912,
 //	                 Redis's proto-max-bulk-len)
 //	max_array_len    most elements of one array, set or push, or pairs of

@@ -105,8 +105,8 @@ func TestTimeoutRetiresConnection(t *testing.T) {
 	if _, err := c.Exec(ctx, "SET k v", nil); err != nil {
 		t.Fatal(err)
 	}
-	// Writes hang for 3s; reads are served.
-	srv.MustDo("CLIENT", "PAUSE", "3000", "WRITE")
+	// Writes hang (until the cleanup's UNPAUSE); reads are served.
+	srv.MustDo("CLIENT", "PAUSE", "20000", "WRITE")
 	cctx, cancel := context.WithCancel(ctx) // a caller that can be cancelled shares the connection
 	defer cancel()
 	start := time.Now()

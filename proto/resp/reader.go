@@ -676,7 +676,7 @@ func (r *Reader) decodeAttrs(v *Value, depth int, discard bool) error {
 		return err
 	}
 	if v.Attrs == nil {
-		if err := r.spend(24); err != nil { // the slice header
+		if err := r.spend(int(unsafe.Sizeof([]Value(nil)))); err != nil { // the slice header
 			return err
 		}
 		v.Attrs = new([]Value)
