@@ -72,9 +72,9 @@
 // still in the write buffer it is cut out of it (the server never sees it)
 // and the error wraps [ErrNotSent]; otherwise the request stays in the FIFO,
 // marked abandoned, and its replies are read and discarded when they come —
-// skipped without being decoded into memory when the decoder has a Skip
-// method (see [Decoder]), as are the late replies of requests that timed
-// out. An abandoned request does not retire the Conn: its reply is expected
+// skipped without being decoded into memory when the decoder has a
+// DecodeOrSkip method (see [Decoder]), as are the late replies of requests
+// that timed out. An abandoned request does not retire the Conn: its reply is expected
 // to come, and Options.ReadTimeout still bounds the wait for it.
 //
 // # Closing

@@ -996,7 +996,10 @@ func (r *Reader) appendLine(dst []byte, t byte) ([]byte, error) {
 			if bytes.IndexByte(line, '\r') >= 0 {
 				return dst, protoErrf("%s contains CR", typeName(t))
 			}
-			return r.appendBytes(dst, line)
+			if len(dst)+len(line) <= cap(dst) { // the reuse path
+				return append(dst, line...), nil
+			}
+			return r.appendGrow(dst, line)
 		}
 		if err != errLineBuffer {
 			return dst, r.lineErr(err, t)
@@ -1021,14 +1024,20 @@ func (r *Reader) appendLine(dst []byte, t byte) ([]byte, error) {
 // string comes in many small chunks) and counting its growth against
 // MaxReplyBytes.
 func (r *Reader) appendBytes(dst, p []byte) ([]byte, error) {
-	if want := len(dst) + len(p); want > cap(dst) {
-		var err error
-		if dst, err = r.growBytes(dst, max(want, 2*cap(dst))); err != nil {
-			return dst, err
-		}
-		if want > cap(dst) { // the budget held less than p
-			return dst, r.overBudget()
-		}
+	if len(dst)+len(p) <= cap(dst) {
+		return append(dst, p...), nil
+	}
+	return r.appendGrow(dst, p)
+}
+
+func (r *Reader) appendGrow(dst, p []byte) ([]byte, error) {
+	want := len(dst) + len(p)
+	dst, err := r.growBytes(dst, max(want, 2*cap(dst)))
+	if err != nil {
+		return dst, err
+	}
+	if want > cap(dst) { // the budget held less than p
+		return dst, r.overBudget()
 	}
 	return append(dst, p...), nil
 }
