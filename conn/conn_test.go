@@ -822,6 +822,8 @@ func TestCancelStress(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 	waitFor(t, "abandoned replies drained", func() bool { return c.Pending() == 0 })
+	// Completion follows the FIFO's update: give it a moment.
+	waitFor(t, "no request counted as given up", func() bool { return c.ngone.Load() == 0 })
 }
 
 func TestShutdownLetsPendingFinish(t *testing.T) {
@@ -1006,4 +1008,6 @@ func TestReadTokenStress(t *testing.T) {
 	if err := c.Err(); err != nil {
 		t.Fatalf("Conn closed: %v", err)
 	}
+	// Completion follows the FIFO's update: give it a moment.
+	waitFor(t, "no request counted as given up", func() bool { return c.ngone.Load() == 0 })
 }
