@@ -22,12 +22,31 @@ import (
 // are decoded at once (they answer no request) instead of being taken for
 // the next request's reply.
 //
+// A decoder may also have a method
+//
+//	DecodeOrSkip(r *R, skip func() bool) (skipped bool, err error)
+//
+// that waits for the next message to begin arriving, then, unless the
+// message is a push (out-of-band, see Codec.IsPush), asks skip whether the
+// reply answers a request whose caller gave up (cancelled or timed out): if
+// so it consumes the reply without keeping it and reports true; otherwise it
+// decodes the message into *r as Decode would and reports false. The Conn
+// then calls it instead of Decode, so that replies nobody waits for cost no
+// memory however large. Asking only once the message begins lets the reply
+// the reader was already waiting for when its caller gave up be skipped
+// too; pushes must be told apart because they answer no request.
+//
 // Decode decodes the next reply into *r. The Conn always passes a zeroed R,
 // so a decoder that reuses the buffers already held by *r (like
 // resp.Reader.ReadValue) allocates fresh ones and the reply shares no memory
 // with any other. An error means the stream is unusable: the Conn closes.
 type Decoder[R any] interface {
 	Decode(r *R) error
+}
+
+// skipDecoder is a Decoder that can skip replies (see Decoder).
+type skipDecoder[R any] interface {
+	DecodeOrSkip(r *R, skip func() bool) (skipped bool, err error)
 }
 
 // Codec describes a protocol to a Conn.
@@ -64,8 +83,10 @@ type Options struct {
 	// read or the last completed write, whichever is later. An idle Conn
 	// (nothing pending) never times out. 0: never.
 	ReadTimeout time.Duration
-	// WriteTimeout bounds one write; exceeding it closes the Conn with
-	// [ReasonTimeout]. 0: no bound.
+	// WriteTimeout bounds one write (the frames of every request queued
+	// meanwhile, written at once); exceeding it closes the Conn with
+	// [ReasonTimeout], failing every pending request, so a peer that stops
+	// reading cannot hold a caller in a write. 0: no bound.
 	WriteTimeout time.Duration
 	// Dialer, when set, replaces net.Dialer (tests, proxies). It must honour
 	// ctx.
@@ -78,7 +99,8 @@ type Reason string
 const (
 	// ReasonBroken: an I/O error or EOF on the socket.
 	ReasonBroken Reason = "broken"
-	// ReasonTimeout: Options.ReadTimeout or Options.WriteTimeout expired.
+	// ReasonTimeout: Options.ReadTimeout or Options.WriteTimeout expired,
+	// or a request timed out (see [Conn.DoTimeout]).
 	ReasonTimeout Reason = "timeout"
 	// ReasonOutOfSync: a reply that answers no request, or a protocol
 	// error from the decoder; the stream can no longer be framed.
@@ -159,11 +181,12 @@ const (
 // enqueued, then the Conn (fields below mu) until completion hands it back
 // via done, or forever if the caller abandoned it.
 type request[R any] struct {
-	n        int    // replies expected
-	got      int    // replies received (reader, under mu)
-	seq      uint64 // position in the stream of requests (under mu)
-	off, end int    // the frame's bytes in Conn.wbuf while not taken (under mu)
-	replies  []R    // owned by the request until returned to the caller
+	n        int           // replies expected
+	got      int           // replies received (reader, under mu)
+	timeout  time.Duration // DoTimeout's timeout, while deadline is set
+	seq      uint64        // position in the stream of requests (under mu)
+	off, end int           // the frame's bytes in Conn.wbuf while not taken (under mu)
+	replies  []R           // owned by the request until returned to the caller
 	err      error
 	deadline int64 // unix nanoseconds after which the Conn gives up (0: never); under mu
 	state    atomic.Uint32
@@ -190,9 +213,11 @@ type Conn[R any] struct {
 	cerr  *CloseError // set once, when closing
 	// writing is set while a caller writes for everyone (see flush).
 	writing bool
-	// draining is set by Shutdown: no new requests; close when the last
-	// pending one is answered.
+	// draining is set by Shutdown, or when a request times out (retire):
+	// no new requests; close when the last pending one is answered. drain
+	// is the error new requests get, and of a retired Conn the close error.
 	draining bool
+	drain    *CloseError
 	// expiry gives up on requests whose timeout passed (see DoTimeout);
 	// armed for expiryAt (unix nanoseconds, 0: not armed).
 	expiry   *time.Timer
@@ -207,6 +232,11 @@ type Conn[R any] struct {
 	reading bool
 
 	npending atomic.Int64 // len(q)-qh, readable without mu
+	// ngone counts the requests in the FIFO given up by their callers
+	// (abandoned or expired), whose replies are skipped: readOne looks
+	// at the head of the FIFO only while it is not 0.
+	ngone    atomic.Int64
+	unusable atomic.Bool // draining or closed
 	closed   atomic.Pointer[CloseError]
 	// idleSince is when the read token was last given back (unix
 	// nanoseconds), for checkIdle.
@@ -227,12 +257,16 @@ type Conn[R any] struct {
 	syncDL  int64 // the lone reader's request deadline (unix nanoseconds; 0: none)
 
 	// The read token's holder only.
-	dec         Decoder[R]
-	buffered    func() int // the decoder's Buffered, if it has one
-	msg         *R         // decode target
-	rerr        error      // last error from the socket
-	timedOut    bool       // rerr was a read deadline with requests pending
-	syncTimeout bool       // rerr was syncDL passing
+	dec      Decoder[R]
+	buffered func() int // the decoder's Buffered, if it has one
+	// decodeOrSkip is the decoder's, if it has one; skipHead is
+	// c.headGone as a func value made once.
+	decodeOrSkip func(*R, func() bool) (bool, error)
+	skipHead     func() bool
+	msg          *R    // decode target
+	rerr         error // last error from the socket
+	timedOut     bool  // rerr was a read deadline with requests pending
+	syncTimeout  bool  // rerr was syncDL passing
 
 	pool sync.Pool // *request[R]
 }
@@ -318,6 +352,10 @@ func start[R any](nc, raw net.Conn, opts Options, codec Codec[R]) *Conn[R] {
 	if b, ok := c.dec.(interface{ Buffered() int }); ok {
 		c.buffered = b.Buffered
 	}
+	if s, ok := c.dec.(skipDecoder[R]); ok {
+		c.decodeOrSkip = s.DecodeOrSkip
+		c.skipHead = c.headGone
+	}
 	if c.alwaysRead {
 		c.reading = true
 		c.readers.Add(1)
@@ -331,6 +369,12 @@ func (c *Conn[R]) RemoteAddr() string { return c.addr }
 
 // Done returns a channel that is closed when the Conn is closed.
 func (c *Conn[R]) Done() <-chan struct{} { return c.done }
+
+// Usable reports whether the Conn takes new requests: it is open, and not
+// draining after [Conn.Shutdown] or after a request timed out on it (see
+// [Conn.DoTimeout]). A pool checks it before lending the Conn out; a Conn
+// that is not usable closes itself once its pending replies are in.
+func (c *Conn[R]) Usable() bool { return !c.unusable.Load() }
 
 // Err returns nil while the Conn is open and its *CloseError after.
 func (c *Conn[R]) Err() error {
@@ -367,9 +411,16 @@ func (c *Conn[R]) Do(ctx context.Context, frame []byte, n int) ([]R, error) {
 // wrapping context.DeadlineExceeded (and the replies are dropped when they
 // come), as if ctx had that deadline. It costs no allocation and no timer
 // per request, which a context.WithTimeout would: one timer per Conn
-// serves every pending request. 0 means no timeout. A caller that reads
-// its own reply (see the package documentation) closes the Conn with
-// ReasonTimeout when its timeout passes.
+// serves every pending request. 0 means no timeout.
+//
+// A request that times out takes the Conn out of service: replies come in
+// order, so one that does not come (a hung server, a command that blocks)
+// holds up every request behind it. The Conn then takes no new request
+// (they fail with [ErrNotSent], to be retried on another connection;
+// [Conn.Usable] reports false) and closes with [ReasonTimeout] once the
+// pending replies are in, or timeout after the expiry if they do not come.
+// A caller that reads its own reply (see the package documentation)
+// closes the Conn at once: nobody else would read the late reply.
 func (c *Conn[R]) DoTimeout(ctx context.Context, frame []byte, n int, timeout time.Duration) ([]R, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("%w: Do needs n >= 1 replies, got %d", ErrNotSent, n)
@@ -413,7 +464,7 @@ func (c *Conn[R]) do(ctx context.Context, frame []byte, n int, dst []R, timeout 
 		}
 		ce := c.cerr
 		if ce == nil {
-			ce = &CloseError{Addr: c.addr, Reason: ReasonShutdown, Err: errors.New("shutting down")}
+			ce = c.drain
 		}
 		c.mu.Unlock()
 		c.recycle(req)
@@ -450,7 +501,7 @@ func (c *Conn[R]) do(ctx context.Context, frame []byte, n int, dst []R, timeout 
 	if timeout > 0 {
 		deadline = time.Now().Add(timeout).UnixNano()
 		if !lone { // a lone reader bounds its read instead
-			req.deadline = deadline
+			req.deadline, req.timeout = deadline, timeout
 			if c.expiryAt == 0 || deadline < c.expiryAt {
 				c.expiryAt = deadline
 				c.expiry.Reset(timeout)
@@ -555,7 +606,8 @@ func (c *Conn[R]) cancel(ctx context.Context, req *request[R], dst []R, timeout 
 		return nil, notSent(cause)
 	}
 	if req.state.CompareAndSwap(stateWaiting, stateAbandoned) {
-		// The Conn owns req from now on; its replies will be dropped.
+		// The Conn owns req from now on; its replies will be skipped.
+		c.ngone.Add(1)
 		return nil, fmt.Errorf("conn: reply abandoned: %w", cause)
 	}
 	// Completed (or expired) while we were giving up: take that outcome.
@@ -564,7 +616,8 @@ func (c *Conn[R]) cancel(ctx context.Context, req *request[R], dst []R, timeout 
 
 // expire runs when the expiry timer fires: it tells the callers of the
 // requests whose timeout passed, leaves those requests in the FIFO to
-// absorb their replies, and re-arms the timer for the next deadline.
+// absorb their replies, retires the Conn, and re-arms the timer for the
+// next deadline.
 func (c *Conn[R]) expire() {
 	now := time.Now().UnixNano()
 	c.mu.Lock()
@@ -579,6 +632,8 @@ func (c *Conn[R]) expire() {
 		}
 		if req.deadline <= now {
 			if req.state.CompareAndSwap(stateWaiting, stateExpired) {
+				c.ngone.Add(1)
+				c.retireLocked(req.timeout)
 				req.done <- stateExpired
 			}
 		} else if next == 0 || req.deadline < next {
@@ -589,6 +644,24 @@ func (c *Conn[R]) expire() {
 	if next != 0 {
 		c.expiry.Reset(time.Duration(next - now))
 	}
+}
+
+// retireLocked takes the Conn out of service after a request got no reply
+// within timeout: the Conn takes no new request and closes once the pending
+// replies are in, or timeout later. Called with mu held, Conn open.
+func (c *Conn[R]) retireLocked(timeout time.Duration) {
+	if c.draining && c.grace != nil {
+		return // retired already, or shutting down with a bound
+	}
+	if !c.draining {
+		c.draining = true
+		c.unusable.Store(true)
+		c.drain = &CloseError{Addr: c.addr, Reason: ReasonTimeout,
+			Err: fmt.Errorf("retired: a request got no reply within %v", timeout)}
+	}
+	c.grace = time.AfterFunc(timeout, func() {
+		c.CloseWithReason(ReasonTimeout, fmt.Errorf("retired after a request got no reply within %v; replies still pending %v later", timeout, timeout))
+	})
 }
 
 // withdraw removes req from the FIFO and its frame from the write buffer if
@@ -631,6 +704,7 @@ func (c *Conn[R]) complete(req *request[R], err error) {
 		req.done <- stateDone
 		return
 	}
+	c.ngone.Add(-1)
 	c.recycle(req) // abandoned or expired
 }
 
@@ -648,6 +722,8 @@ func (c *Conn[R]) Shutdown(grace time.Duration) {
 		return
 	}
 	c.draining = true
+	c.unusable.Store(true)
+	c.drain = &CloseError{Addr: c.addr, Reason: ReasonShutdown, Err: errors.New("shutting down")}
 	idle := c.qh == len(c.q)
 	if !idle && grace > 0 {
 		c.grace = time.AfterFunc(grace, func() {
@@ -681,6 +757,7 @@ func (c *Conn[R]) CloseWithReason(r Reason, err error) {
 		return
 	}
 	c.cerr = ce
+	c.unusable.Store(true)
 	c.expiry.Stop()
 	if c.grace != nil {
 		c.grace.Stop()
@@ -744,11 +821,12 @@ func (c *Conn[R]) flush() {
 			c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 		}
 		if _, err := c.nc.Write(buf); err != nil {
-			reason := ReasonBroken
+			reason, op := ReasonBroken, "write"
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				reason = ReasonTimeout
+				op = fmt.Sprintf("write of %d bytes not done within WriteTimeout %v", len(buf), c.writeTimeout)
 			}
-			c.CloseWithReason(reason, &ioError{op: "write", err: err})
+			c.CloseWithReason(reason, &ioError{op: op, err: err})
 			return
 		}
 		c.armReadAfterWrite()
@@ -771,15 +849,23 @@ func (c *Conn[R]) readLoop() {
 // readOne decodes the next message and completes the request it answers.
 // It reports whether the holder of the read token must stop reading: the
 // Conn is closed, or, when release is set, nothing is pending any more and
-// the token has been given back.
+// the token has been given back. A reply for a request given up by its
+// caller is skipped, not decoded, when the decoder can.
 func (c *Conn[R]) readOne(release bool) (stop bool) {
 	msg := c.msg
-	if err := c.dec.Decode(msg); err != nil {
+	var skipped bool
+	var err error
+	if c.decodeOrSkip != nil {
+		skipped, err = c.decodeOrSkip(msg, c.skipHead)
+	} else {
+		err = c.dec.Decode(msg)
+	}
+	if err != nil {
 		c.readFailed(err)
 		return true
 	}
 	var zero R
-	if c.codec.IsPush != nil && c.codec.IsPush(msg) {
+	if !skipped && c.codec.IsPush != nil && c.codec.IsPush(msg) {
 		if c.codec.OnPush != nil {
 			c.codec.OnPush(*msg)
 		}
@@ -800,7 +886,9 @@ func (c *Conn[R]) readOne(release bool) (stop bool) {
 		return true
 	}
 	req := c.q[c.qh]
-	req.replies[req.got] = *msg // ownership moves to the request
+	if !skipped {
+		req.replies[req.got] = *msg // ownership moves to the request
+	}
 	*msg = zero
 	req.got++
 	if req.got == req.n {
@@ -816,15 +904,35 @@ func (c *Conn[R]) readOne(release bool) (stop bool) {
 	idle := c.qh == len(c.q)
 	drained := c.draining && idle
 	stop = release && idle && !drained && c.giveBackLocked()
+	reason, cause := ReasonShutdown, error(nil)
+	if drained && c.drain.Reason != ReasonShutdown {
+		reason, cause = c.drain.Reason, fmt.Errorf("%w; closed once the pending replies were in", c.drain.Err)
+	}
 	c.mu.Unlock()
 	if req != nil {
 		c.complete(req, nil)
 	}
 	if drained {
-		c.CloseWithReason(ReasonShutdown, nil)
+		c.CloseWithReason(reason, cause)
 		return true
 	}
 	return stop
+}
+
+// headGone reports whether the next reply answers a request given up by
+// its caller (abandoned or expired), which can then be skipped. Only the
+// reader removes the head, so the answer holds until the reply is read.
+func (c *Conn[R]) headGone() bool {
+	if c.ngone.Load() <= 0 {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.qh == len(c.q) || c.q[c.qh].seq > c.taken {
+		return false // nothing to answer: decode, and find it unsolicited
+	}
+	st := c.q[c.qh].state.Load()
+	return st == stateAbandoned || st == stateExpired
 }
 
 // release gives the read token back if nothing is pending, reporting

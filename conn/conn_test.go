@@ -492,12 +492,43 @@ func TestWriteTimeout(t *testing.T) {
 			nc.Close()
 		}
 	}()
-	c := dialLine(t, Options{Addr: ln.Addr().String(), WriteTimeout: 50 * time.Millisecond}, nil)
+	const wt = 50 * time.Millisecond
+	c := dialLine(t, Options{Addr: ln.Addr().String(), WriteTimeout: wt}, nil)
+	// A request written before the peer's buffers filled up, waiting for
+	// its reply: it fails with the write's error too.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pending := make(chan error, 1)
+	go func() {
+		_, err := c.Do(ctx, echo("small"), 1)
+		pending <- err
+	}()
+	waitFor(t, "the small request to be pending", func() bool { return c.Pending() == 1 })
 	big := make([]byte, 64<<20)
+	start := time.Now()
 	_, err = c.Do(context.Background(), big, 1)
+	if d := time.Since(start); d > wt+time.Second {
+		t.Fatalf("the caller blocked in the write returned after %v, WriteTimeout %v", d, wt)
+	}
 	ce := closeError(t, err)
 	if ce.Reason != ReasonTimeout || errors.Is(err, ErrNotSent) {
 		t.Fatalf("err = %v, want timeout (maybe sent)", err)
+	}
+	// The error names the node and the limit.
+	want := "conn " + ln.Addr().String() + ": closed (timeout): write of 67108864 bytes not done within WriteTimeout 50ms"
+	if !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("err = %q, want it to start with %q", err, want)
+	}
+	select {
+	case perr := <-pending:
+		if perr != err && perr.Error() != err.Error() {
+			t.Fatalf("pending request: %v, want %v", perr, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the pending request still waits after the write timed out")
+	}
+	if c.Usable() {
+		t.Fatal("Conn usable after a write timeout")
 	}
 }
 
@@ -791,6 +822,8 @@ func TestCancelStress(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 	waitFor(t, "abandoned replies drained", func() bool { return c.Pending() == 0 })
+	// Completion follows the FIFO's update: give it a moment.
+	waitFor(t, "no request counted as given up", func() bool { return c.ngone.Load() == 0 })
 }
 
 func TestShutdownLetsPendingFinish(t *testing.T) {
@@ -851,9 +884,9 @@ func TestDoTimeout(t *testing.T) {
 		t.Fatalf("after a lone request timed out: reason %q", ce.Reason)
 	}
 	// A request read by the reader goroutine (here: its caller can be
-	// cancelled) expires without closing the Conn: the request stays
-	// pending, and a held reply shows that the late reply goes to the
-	// expired request, not to the next one.
+	// cancelled) expires without closing the Conn at once: the request
+	// stays pending, the Conn is retired (no new requests), and it closes
+	// once the late reply is in (see TestTimeoutRetires for more).
 	c2 := dialLine(t, Options{Addr: srv.addr}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -861,12 +894,20 @@ func TestDoTimeout(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("held request: %v", err)
 	}
+	if c2.Usable() {
+		t.Fatal("Conn usable after a request timed out on it")
+	}
+	if _, err := c2.DoTimeout(context.Background(), echo("next"), 1, time.Second); !errors.Is(err, ErrNotSent) {
+		t.Fatalf("request on a retired Conn: %v, want ErrNotSent", err)
+	}
 	srv.release <- struct{}{}
-	got, err := c2.DoTimeout(context.Background(), echo("next"), 1, time.Second)
-	if err != nil || got[0] != "next" {
-		t.Fatalf("after an expired request: %q, %v", got, err)
+	select {
+	case <-c2.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("retired Conn not closed after the late reply came")
 	}
 	// Many requests with timeouts that are answered in time never expire.
+	c2 = dialLine(t, Options{Addr: srv.addr}, nil)
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Add(1)
@@ -878,6 +919,9 @@ func TestDoTimeout(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	if !c2.Usable() || c2.Err() != nil {
+		t.Fatalf("Conn retired or closed though no request timed out: %v", c2.Err())
+	}
 }
 
 func TestShutdownGrace(t *testing.T) {
@@ -964,4 +1008,6 @@ func TestReadTokenStress(t *testing.T) {
 	if err := c.Err(); err != nil {
 		t.Fatalf("Conn closed: %v", err)
 	}
+	// Completion follows the FIFO's update: give it a moment.
+	waitFor(t, "no request counted as given up", func() bool { return c.ngone.Load() == 0 })
 }

@@ -49,7 +49,13 @@
 //
 // A lone caller's request that times out (DoTimeout) closes the Conn with
 // [ReasonTimeout]: nobody else would read its late reply. A request read
-// by the reader goroutine expires without closing the Conn.
+// by the reader goroutine that times out retires the Conn instead: replies
+// come in order, so a reply that never comes (a hung server, a command that
+// blocks) would hold up every request behind it. A retired Conn takes no new
+// request (they fail with [ErrNotSent], [Conn.Usable] reports false, and a
+// pool should lend out another connection) and closes with ReasonTimeout
+// once the replies still pending are in, or the request's timeout later if
+// they do not come.
 //
 // # Ordering and ownership
 //
@@ -65,7 +71,11 @@
 // When a caller's context ends, Do returns at once. If the request's frame is
 // still in the write buffer it is cut out of it (the server never sees it)
 // and the error wraps [ErrNotSent]; otherwise the request stays in the FIFO,
-// marked abandoned, and its replies are read and discarded when they come.
+// marked abandoned, and its replies are read and discarded when they come —
+// skipped without being decoded into memory when the decoder has a
+// DecodeOrSkip method (see [Decoder]), as are the late replies of requests
+// that timed out. An abandoned request does not retire the Conn: its reply is expected
+// to come, and Options.ReadTimeout still bounds the wait for it.
 //
 // # Closing
 //
@@ -73,7 +83,8 @@
 // [Reason] that says why: [ReasonBroken] for I/O errors and EOF,
 // [ReasonOutOfSync] for a reply nobody asked for or a protocol error from the
 // decoder, [ReasonTimeout] when requests are pending and the server sends
-// nothing for Options.ReadTimeout (or a write exceeds Options.WriteTimeout).
+// nothing for Options.ReadTimeout, a write exceeds Options.WriteTimeout, or
+// a request timed out (DoTimeout; the reason's error says which).
 // Owners close it with [ReasonShutdown] ([Conn.Close]) or their own reason
 // ([ReasonIdle], [ReasonAuthFailure], ...). Every pending request then fails
 // with the [*CloseError]; requests whose frame had not been handed to the

@@ -37,10 +37,28 @@ var errBadLine = errors.New("line protocol: malformed line")
 
 type lineDecoder struct{ br *bufio.Reader }
 
+// linesSkipped counts the lines lineDecoders skipped.
+var linesSkipped atomic.Int64
+
 func (d *lineDecoder) Buffered() int { return d.br.Buffered() }
 
 func (d *lineDecoder) Decode(s *string) error {
 	b, err := d.br.ReadSlice('\n')
+	return decodeLine(s, b, err)
+}
+
+// DecodeOrSkip consumes a line without keeping it when skip says so,
+// unless it is a push.
+func (d *lineDecoder) DecodeOrSkip(s *string, skip func() bool) (bool, error) {
+	b, err := d.br.ReadSlice('\n')
+	if err == nil && b[0] != '>' && b[0] != '!' && skip() {
+		linesSkipped.Add(1)
+		return true, nil
+	}
+	return false, decodeLine(s, b, err)
+}
+
+func decodeLine(s *string, b []byte, err error) error {
 	if err != nil {
 		if err == io.EOF && len(b) > 0 {
 			err = io.ErrUnexpectedEOF

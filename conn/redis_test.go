@@ -21,6 +21,15 @@ type respDecoder struct{ r *resp.Reader }
 
 func (d respDecoder) Decode(v *resp.Value) error { return d.r.ReadValue(v) }
 func (d respDecoder) Buffered() int              { return d.r.Buffered() }
+func (d respDecoder) DecodeOrSkip(v *resp.Value, skip func() bool) (bool, error) {
+	if _, err := d.r.Peek(); err != nil {
+		return false, err
+	}
+	if skip() {
+		return d.r.SkipReply(v)
+	}
+	return false, d.r.ReadValue(v)
+}
 
 func respCodec(onPush func(resp.Value)) Codec[resp.Value] {
 	return Codec[resp.Value]{

@@ -13,8 +13,8 @@ import (
 	"github.com/tendril-db/tendril/internal/redistest"
 )
 
-// dial opens one driver connection to addr, as the pools do.
-func dial(t *testing.T, addr string) driver.Conn {
+// dialAddr opens one driver connection to addr, as the pools do.
+func dialAddr(t *testing.T, addr string) driver.Conn {
 	t.Helper()
 	c, err := redis.Driver{}.OpenConnector(driver.Config{Scheme: "redis", Hosts: []string{addr}, Timeout: 5 * time.Second, SocketTimeout: 5 * time.Second})
 	if err != nil {
@@ -54,13 +54,13 @@ func TestClassifyRealErrors(t *testing.T) {
 	t.Run("READONLY", func(t *testing.T) {
 		primary, replica := redistest.StartServer(t), redistest.StartServer(t)
 		replica.MustDo("REPLICAOF", "127.0.0.1", strconv.Itoa(primary.Port))
-		classify(t, dial(t, replica.Addr), "SET ro:k v", driver.RetryRefresh, "READONLY")
+		classify(t, dialAddr(t, replica.Addr), "SET ro:k v", driver.RetryRefresh, "READONLY")
 		unset(t, replica, "ro:k")
 	})
 	t.Run("NOREPLICAS", func(t *testing.T) {
 		srv := redistest.StartServer(t)
 		srv.MustDo("CONFIG", "SET", "min-replicas-to-write", "1")
-		cn := dial(t, srv.Addr)
+		cn := dialAddr(t, srv.Addr)
 		classify(t, cn, "SET nr:k v", driver.RetryRefresh, "NOREPLICAS")
 		classify(t, cn, "EVAL \"redis.call('SET', 'nr:k', 'v')\" 0", driver.RetryRefresh, "NOREPLICAS")
 		unset(t, srv, "nr:k")
@@ -69,12 +69,12 @@ func TestClassifyRealErrors(t *testing.T) {
 		srv := redistest.StartServer(t)
 		srv.MustDo("CONFIG", "SET", "replica-serve-stale-data", "no")
 		srv.MustDo("REPLICAOF", "127.0.0.1", "1") // nothing listens there
-		classify(t, dial(t, srv.Addr), "GET md:k", driver.RetryRefresh, "MASTERDOWN")
+		classify(t, dialAddr(t, srv.Addr), "GET md:k", driver.RetryRefresh, "MASTERDOWN")
 	})
 	t.Run("BUSY", func(t *testing.T) {
 		srv := redistest.StartServer(t)
 		srv.MustDo("CONFIG", "SET", "busy-reply-threshold", "10")
-		cn := dial(t, srv.Addr)
+		cn := dialAddr(t, srv.Addr)
 		done := make(chan error, 1)
 		go func() {
 			// A script spinning for a second, on a connection of its own.
@@ -107,7 +107,7 @@ func TestClassifyRealErrors(t *testing.T) {
 	})
 	t.Run("statement errors", func(t *testing.T) {
 		srv := redistest.StartServer(t)
-		cn := dial(t, srv.Addr)
+		cn := dialAddr(t, srv.Addr)
 		cn.Exec(ctx, "SET str v", nil)
 		classify(t, cn, "LPUSH str x", driver.RetryNever, "WRONGTYPE")
 		classify(t, cn, "NOSUCHCOMMAND", driver.RetryNever, "ERR")

@@ -319,8 +319,10 @@ func (rc *redisConn) Info(ctx context.Context, cmd string) (string, error) {
 }
 
 // IsValid implements driver.Validator: false once the connection closed
-// (broken, timed out, out of sync).
-func (rc *redisConn) IsValid() bool { return rc.c.Err() == nil && !rc.sess.changed.Load() }
+// (broken, timed out, out of sync) or was retired (a request timed out on
+// it; it closes once its pending replies are in), and while its session
+// holds something to undo (see ResetSession).
+func (rc *redisConn) IsValid() bool { return rc.c.Usable() && !rc.sess.changed.Load() }
 
 // Close implements driver.Conn. A multiplexed connection may be closed by
 // its pool (idle or lifetime limits, DB.Close) while callers that were lent

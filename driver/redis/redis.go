@@ -6,9 +6,35 @@
 // (the port defaults to 6379; /db selects a database on a standalone
 // server). Driver keys:
 //
-//	protocol     3 (default: RESP3, falling back to RESP2 when the server
-//	             has no HELLO) or 2
-//	client_name  the name the connections give themselves (CLIENT SETNAME)
+//	protocol         3 (default: RESP3, falling back to RESP2 when the
+//	                 server has no HELLO) or 2
+//	client_name      the name the connections give themselves (CLIENT
+//	                 SETNAME)
+//
+// Limits on what a server may send, so that a broken or hostile server
+// fails a reply with a clear error instead of exhausting memory (see
+// resp.Limits; values are integers, 0 means the default):
+//
+//	max_line_len     longest simple string, error, double, big number,
+//	                 integer or length line, in bytes (default 65536; below
+//	                 20 it rejects some valid integers)
+//	max_bulk_len     largest bulk string, in bytes (default 536870912,
+//	                 Redis's proto-max-bulk-len)
+//	max_array_len    most elements of one array, set or push, or pairs of
+//	                 one map (default 16777216)
+//	max_depth        deepest nesting of aggregates (default 64)
+//	max_reply_bytes  most memory one decoded reply may hold, in bytes: each
+//	                 element costs resp.ValueSize (80) bytes, each string its
+//	                 length (default 536870912; growing buffers leaves
+//	                 garbage behind, up to twice as much again)
+//
+// Every wait is bounded. socket_timeout bounds each request on a shared
+// connection; one that times out takes its connection out of service
+// (requests queued behind a reply that does not come would wait for it
+// too), and the pool dials another. It also bounds each write: a node that
+// stops reading fails the write, and every request pending on that
+// connection, after socket_timeout. With socket_timeout=0 requests have no
+// bound of their own and writes are bounded by DefaultWriteTimeout.
 //
 // Cluster mode is detected: the tender follows the cluster through
 // CLUSTER SHARDS (CLUSTER SLOTS before Redis 7), each node's generation
@@ -28,9 +54,11 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/tendril-db/tendril/conn"
 	"github.com/tendril-db/tendril/driver"
@@ -46,12 +74,19 @@ func init() {
 // DefaultPort is the port of a host given without one.
 const DefaultPort = "6379"
 
+// DefaultWriteTimeout bounds a write when socket_timeout is 0: that asks
+// for no bound on requests (they may wait for a slow command as long as
+// ctx allows), but a write cannot be cancelled, and one to a node that
+// stopped reading would otherwise block until the socket dies. 30 s is
+// long enough for a 512 MB value at ~150 Mbit/s.
+const DefaultWriteTimeout = 30 * time.Second
+
 // Driver is the Redis driver.
 type Driver struct {
 	system string // telemetry name: "redis" (default) or "valkey"
 }
 
-var params = []string{"client_name", "protocol"}
+var params = []string{"client_name", "max_array_len", "max_bulk_len", "max_depth", "max_line_len", "max_reply_bytes", "protocol"}
 
 // Params implements driver.ParamLister.
 func (Driver) Params() []string { return params }
@@ -76,6 +111,23 @@ func (d Driver) OpenConnector(cfg driver.Config) (driver.Connector, error) {
 			c.protocol = int(v[0] - '0')
 		case "client_name":
 			c.clientName = v
+		case "max_line_len", "max_bulk_len", "max_array_len", "max_depth", "max_reply_bytes":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 || k == "max_depth" && n > math.MaxInt32 {
+				return nil, &driver.ParamError{Key: k, Value: v, Reason: "want a non-negative integer (0: the default)"}
+			}
+			switch k {
+			case "max_line_len":
+				c.limits.MaxLineLen = n
+			case "max_bulk_len":
+				c.limits.MaxBulkLen = n
+			case "max_array_len":
+				c.limits.MaxArrayLen = n
+			case "max_depth":
+				c.limits.MaxDepth = int(n)
+			case "max_reply_bytes":
+				c.limits.MaxReplyBytes = n
+			}
 		default:
 			return nil, &driver.ParamError{Key: k, Reason: "unknown key", Valid: params}
 		}
@@ -90,6 +142,7 @@ func (d Driver) OpenConnector(cfg driver.Config) (driver.Connector, error) {
 	if cfg.AuthMode == "pki" && cfg.TLS == nil {
 		return nil, &driver.ParamError{Key: "auth_mode", Value: "pki", Reason: "needs TLS with a client certificate"}
 	}
+	c.codec = newCodec(c.limits)
 	return c, nil
 }
 
@@ -99,6 +152,8 @@ type connector struct {
 	clientName string
 	db         int
 	system     string
+	limits     resp.Limits // from the DSN; zero fields: the defaults
+	codec      conn.Codec[resp.Value]
 }
 
 // Backend implements driver.Connector.
@@ -142,9 +197,14 @@ func (c *connector) Connect(ctx context.Context, addr string) (driver.Conn, erro
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		addr = net.JoinHostPort(addr, DefaultPort)
 	}
+	wt := c.cfg.SocketTimeout
+	if wt <= 0 {
+		wt = DefaultWriteTimeout
+	}
 	mc, err := conn.Dial(ctx, conn.Options{
 		Network: "tcp", Addr: addr, DialTimeout: c.cfg.Timeout, TLS: c.cfg.TLS,
-	}, codec)
+		WriteTimeout: wt,
+	}, c.codec)
 	if err != nil {
 		return nil, err
 	}
@@ -166,10 +226,16 @@ func (c *connector) Connect(ctx context.Context, addr string) (driver.Conn, erro
 	return rc, nil
 }
 
-// codec tells a conn.Conn how RESP replies are read.
-var codec = conn.Codec[resp.Value]{
-	NewDecoder: func(rd io.Reader) conn.Decoder[resp.Value] { return decoder{resp.NewReader(rd)} },
-	IsPush:     func(v *resp.Value) bool { return v.Kind == resp.KindPush },
+// newCodec tells a conn.Conn how RESP replies are read, within lim.
+func newCodec(lim resp.Limits) conn.Codec[resp.Value] {
+	return conn.Codec[resp.Value]{
+		NewDecoder: func(rd io.Reader) conn.Decoder[resp.Value] {
+			r := resp.NewReader(rd)
+			r.SetLimits(lim)
+			return decoder{r}
+		},
+		IsPush: func(v *resp.Value) bool { return v.Kind == resp.KindPush },
+	}
 }
 
 type decoder struct{ r *resp.Reader }
@@ -180,6 +246,18 @@ func (d decoder) Decode(v *resp.Value) error { return d.r.ReadValue(v) }
 
 // Buffered tells the Conn about bytes read ahead (see conn.Decoder).
 func (d decoder) Buffered() int { return d.r.Buffered() }
+
+// DecodeOrSkip skips a reply nobody waits for any more, deciding once it
+// begins to arrive; pushes are always decoded (see conn.Decoder).
+func (d decoder) DecodeOrSkip(v *resp.Value, skip func() bool) (bool, error) {
+	if _, err := d.r.Peek(); err != nil {
+		return false, err
+	}
+	if skip() {
+		return d.r.SkipReply(v)
+	}
+	return false, d.r.ReadValue(v)
+}
 
 // AuthError reports that the server refused the credentials. It never
 // holds the password.

@@ -53,6 +53,9 @@ func TestWriteSeedCorpus(t *testing.T) {
 	for _, tc := range malformedCases {
 		write(dir, "malformed_"+slug(tc.name), bytesLit(tc.in))
 	}
+	for _, tc := range limitSeeds {
+		write(dir, "limit_"+slug(tc.name), bytesLit(tc.in))
+	}
 	// A pipelined mix, as a connection sees it.
 	var mix strings.Builder
 	for _, f := range []string{"hello3", "cluster_slots3", "moved", "info_verbatim", "tracking_push_set", "debug_attrib"} {

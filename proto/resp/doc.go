@@ -31,11 +31,23 @@
 //
 // Declared lengths are checked against [Limits] before anything is allocated,
 // and even lengths within the limits are trusted only as far as bytes actually
-// arrive: bulk bodies above 1 MiB and aggregates above 1024 elements grow
-// their buffers as data is read, so a 14-byte header can never make the
-// decoder reserve gigabytes. Nesting is bounded by Limits.MaxDepth so the
-// recursive decoder cannot exhaust the stack. Malformed input yields an error
-// wrapping [ErrProtocol]; the decoder never panics. After any error other than
-// a clean io.EOF between replies, the stream position is unknown and the
-// connection must be discarded.
+// arrive: a bulk body gets at most 1 MiB (or what is buffered) up front and an
+// aggregate a slot per element whose bytes may be buffered already, and both
+// grow geometrically as data is read, so a 14-byte header can never make the
+// decoder reserve gigabytes. Lines (simple strings, errors, doubles, big
+// numbers, lengths) are bounded by Limits.MaxLineLen, 64 KiB by default: a
+// peer that sends "+" and then bytes without CRLF fails there. The memory one
+// reply may hold is bounded by Limits.MaxReplyBytes, counting [ValueSize]
+// bytes per element slot plus string bytes, because a small element costs 20
+// to 27 times its wire size once decoded: a 16M-element array of ":1" is 64 MB
+// on the wire and 1.3 GB decoded. Nesting is bounded by Limits.MaxDepth so the
+// recursive decoder cannot exhaust the stack. Malformed or over-limit input
+// yields an error wrapping [ErrProtocol] that names the limit; the decoder
+// never panics. After any error other than a clean io.EOF between replies,
+// the stream position is unknown and the connection must be discarded.
+//
+// [Reader.Skip] and [Reader.SkipReply] consume a reply without keeping it
+// (bulk payloads are discarded straight from the buffer): a connection
+// drops the replies of requests nobody waits for any more this way, at no
+// cost in memory.
 package resp

@@ -89,8 +89,8 @@ func AppendCommandString(dst []byte, argv ...string) []byte {
 // Elems gets a null as its last value, a verbatim string with a zero Format
 // is written as "txt", and KindInvalid is written as a null.
 func AppendValue(dst []byte, v *Value) []byte {
-	if len(v.Attrs) > 0 {
-		dst = appendPairs(dst, '|', v.Attrs)
+	if a := v.Attributes(); len(a) > 0 {
+		dst = appendPairs(dst, '|', a)
 	}
 	switch v.Kind {
 	case KindSimpleString, KindError:

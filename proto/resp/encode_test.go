@@ -35,7 +35,7 @@ func TestAppendExactBytes(t *testing.T) {
 		{"value odd map", AppendValue(nil, &Value{Kind: KindMap, Elems: []Value{simple("k")}}), "%1\r\n+k\r\n_\r\n"},
 		{"value verbatim default format", AppendValue(nil, &Value{Kind: KindVerbatim, Str: []byte("hi")}), "=6\r\ntxt:hi\r\n"},
 		{"value invalid", AppendValue(nil, &Value{}), "_\r\n"},
-		{"value attrs", AppendValue(nil, &Value{Kind: KindInteger, Int: 1, Attrs: []Value{simple("a"), simple("b")}}), "|1\r\n+a\r\n+b\r\n:1\r\n"},
+		{"value attrs", AppendValue(nil, &Value{Kind: KindInteger, Int: 1, Attrs: &[]Value{simple("a"), simple("b")}}), "|1\r\n+a\r\n+b\r\n:1\r\n"},
 	} {
 		if string(tc.got) != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.name, tc.got, tc.want)

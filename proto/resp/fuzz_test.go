@@ -8,14 +8,34 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"testing/iotest"
 )
 
 // fuzzLimits keep each exec cheap while still letting the fuzzer cross every
 // limit; the allocation behaviour under default limits is covered by
-// TestDeclaredLengthsDoNotAllocate.
-var fuzzLimits = Limits{MaxBulkLen: 1 << 16, MaxArrayLen: 1 << 12, MaxDepth: 16}
+// TestDeclaredLengthsDoNotAllocate. MaxLineLen is below the smallest buffer
+// used, so whether a line fits does not depend on the buffer size, and
+// MaxReplyBytes is out of reach here (a reused Value spends less of it than
+// a fresh one, and Skip none): fuzzBudget checks it separately.
+var fuzzLimits = Limits{MaxBulkLen: 1 << 16, MaxArrayLen: 1 << 12, MaxDepth: 16, MaxLineLen: 1 << 10, MaxReplyBytes: 1 << 40}
+
+// fuzzBudget is the MaxReplyBytes of the run that checks the budget.
+const fuzzBudget = 4 << 10
+
+// limitSeeds cross each limit of fuzzLimits and fuzzBudget.
+var limitSeeds = []struct{ name, in string }{
+	{"line over limit", "+" + strings.Repeat("a", 1<<10+1) + "\r\n"},
+	{"line at limit", "-" + strings.Repeat("E", 1<<10) + "\r\n:1\r\n"},
+	{"line without end", "+" + strings.Repeat("a", 3000)},
+	{"length line over limit", "*" + strings.Repeat("0", 1<<10+1) + "1\r\n:1\r\n"},
+	{"integers over budget", "*100\r\n" + strings.Repeat(":1\r\n", 100)},
+	{"map of small bulks over budget", "%40\r\n" + strings.Repeat("$1\r\nk\r\n$1\r\nv\r\n", 40)},
+	{"bulk over budget", "$5000\r\n" + strings.Repeat("b", 5000) + "\r\n"},
+	{"nesting over budget", strings.Repeat("*2\r\n", 15) + ":1\r\n"},
+	{"streamed string over budget", "$?\r\n" + strings.Repeat(";1000\r\n"+strings.Repeat("c", 1000)+"\r\n", 5) + ";0\r\n"},
+}
 
 const fuzzMaxReplies = 64
 
@@ -74,9 +94,12 @@ func errString(err error) string {
 //   - decoding into a reused Value, into fresh Values, through a minimal
 //     buffer and one byte per Read all agree, value for value and error
 //     for error,
-//   - Skip accepts and rejects exactly what ReadValue does,
+//   - Skip and SkipReply accept and reject exactly what ReadValue does, and
+//     SkipReply decodes the pushes and only them,
 //   - every decoded value survives AppendValue -> decode unchanged, and
-//     re-encoding is then a fixed point.
+//     re-encoding is then a fixed point,
+//   - under a small MaxReplyBytes the decoder gives the same replies up to
+//     the first it rejects, and rejects only for that limit.
 func FuzzReader(f *testing.F) {
 	for _, tc := range validCases {
 		f.Add([]byte(tc.in))
@@ -89,6 +112,9 @@ func FuzzReader(f *testing.F) {
 		if data, err := os.ReadFile(name); err == nil {
 			f.Add(data)
 		}
+	}
+	for _, tc := range limitSeeds {
+		f.Add([]byte(tc.in))
 	}
 	f.Add([]byte("$9999999999999\r\n"))
 	f.Add([]byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n+OK\r\n:1\r\n"))
@@ -104,9 +130,7 @@ func FuzzReader(f *testing.F) {
 		if reused := decodeStream(bytes.NewReader(data), DefaultBufferSize, true); !sameResult(base, reused) {
 			t.Fatalf("reused Value disagrees: %v / %v vs %v / %v", base.vals, base.err, reused.vals, reused.err)
 		}
-		// The buffer size decides which lines fit ("line longer than"
-		// errors), so compare with a smaller buffer only for inputs too
-		// short to hold a line that would not fit in it.
+		// One byte per Read is slow: short inputs only.
 		if len(data) < 4096 {
 			small := decodeStream(iotest.OneByteReader(bytes.NewReader(data)), 1<<12, true)
 			if !sameResult(base, small) {
@@ -127,6 +151,47 @@ func FuzzReader(f *testing.F) {
 		}
 		if skipped != len(base.vals) || errString(skipErr) != errString(base.err) {
 			t.Fatalf("Skip: %d replies, err %v; ReadReply: %d replies, err %v", skipped, skipErr, len(base.vals), base.err)
+		}
+
+		// SkipReply too, and it decodes exactly the pushes.
+		r = NewReader(bytes.NewReader(data))
+		r.SetLimits(fuzzLimits)
+		for i := range fuzzMaxReplies {
+			var v Value
+			skipped, err := r.SkipReply(&v)
+			if i == len(base.vals) || err != nil {
+				if i != len(base.vals) || errString(err) != errString(base.err) {
+					t.Fatalf("SkipReply: reply %d: err %v; ReadReply: %d replies, err %v", i, err, len(base.vals), base.err)
+				}
+				break
+			}
+			if want := &base.vals[i]; skipped == (want.Kind == KindPush) || !skipped && !equalValue(&v, want, false) {
+				t.Fatalf("SkipReply: reply %d: skipped=%v, %v; want %v", i, skipped, v, want)
+			}
+		}
+
+		// A small budget cuts the stream short, never changes a reply.
+		r = NewReader(bytes.NewReader(data))
+		lim := fuzzLimits
+		lim.MaxReplyBytes = fuzzBudget
+		r.SetLimits(lim)
+		for i := range fuzzMaxReplies {
+			got, err := r.ReadReply()
+			if i == len(base.vals) {
+				if errString(err) != errString(base.err) && (!errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "MaxReplyBytes")) {
+					t.Fatalf("budget: reply %d: err %v, want %v", i, err, base.err)
+				}
+				break
+			}
+			if err != nil {
+				if !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "MaxReplyBytes") {
+					t.Fatalf("budget: reply %d: %v, want a MaxReplyBytes error or %v", i, err, base.vals[i])
+				}
+				break
+			}
+			if !equalValue(&got, &base.vals[i], false) {
+				t.Fatalf("budget: reply %d: %v, want %v", i, got, base.vals[i])
+			}
 		}
 
 		for i := range base.vals {

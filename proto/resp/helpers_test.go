@@ -31,7 +31,7 @@ func verbatim(format, s string) Value {
 	return v
 }
 
-func withAttrs(v Value, kv ...Value) Value { v.Attrs = kv; return v }
+func withAttrs(v Value, kv ...Value) Value { v.Attrs = &kv; return v }
 
 func b2i(b bool) int64 {
 	if b {
@@ -57,7 +57,7 @@ func equalValue(a, b *Value, loose bool) bool {
 	if math.Signbit(a.Float) != math.Signbit(b.Float) && !math.IsNaN(a.Float) {
 		return false
 	}
-	return equalValues(a.Elems, b.Elems, loose) && equalValues(a.Attrs, b.Attrs, loose)
+	return equalValues(a.Elems, b.Elems, loose) && equalValues(a.Attributes(), b.Attributes(), loose)
 }
 
 func equalValues(a, b []Value, loose bool) bool {

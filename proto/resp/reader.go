@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"unsafe"
 )
 
 // ErrProtocol is wrapped by every error caused by malformed or over-limit
@@ -33,23 +34,43 @@ const (
 	// levels (XINFO STREAM FULL is among the deepest); 64 leaves ample room
 	// while keeping the recursive decoder's stack small.
 	DefaultMaxDepth = 64
+	// DefaultMaxLineLen bounds simple strings, errors, doubles, big numbers
+	// and length lines. Servers keep these short (Redis truncates the
+	// arguments it echoes in error messages), so a longer line is a broken
+	// or hostile peer, not data.
+	DefaultMaxLineLen = 64 << 10
+	// DefaultMaxReplyBytes bounds the memory one decoded reply may hold
+	// (see Limits.MaxReplyBytes). It is the size of the largest bulk
+	// string (DefaultMaxBulkLen, Redis's largest value), so a GET of any
+	// value still decodes, while an array of small elements stops at a few
+	// million of them instead of taking ~1.3 GB for its 16M-element limit.
+	DefaultMaxReplyBytes = DefaultMaxBulkLen
 )
 
-// Growth policy for declared lengths the peer has not backed with bytes yet:
-// up to these sizes we allocate exactly what was declared; beyond them we
-// start here and grow geometrically as data arrives.
+// ValueSize is the memory one element slot of an aggregate costs, as
+// counted against Limits.MaxReplyBytes.
+const ValueSize = int64(unsafe.Sizeof(Value{}))
+
+// Growth policy for declared lengths the peer has not backed with bytes yet.
+// A bulk string gets what was declared up to bulkPrealloc (or what is
+// buffered already), then grows geometrically as data arrives. An aggregate
+// gets a slot for each element whose bytes may be buffered already (every
+// element takes minElemBytes on the wire at least; bytes that justified the
+// slots of an enclosing aggregate do not count again), and at least
+// elemsPrealloc, then grows geometrically: a slot costs ValueSize bytes, 27
+// times the smallest element, so a header alone must not buy many.
 const (
 	bulkPrealloc  = 1 << 20
-	elemsPrealloc = 1024
+	elemsPrealloc = 8
+	minElemBytes  = 3 // "_\r\n"
 )
 
 // Limits bounds what a [Reader] accepts. A zero field means the default.
 // Lengths beyond a limit are rejected with an error wrapping [ErrProtocol]
-// before any memory is reserved for them.
+// (whose message names the limit) before any memory is reserved for them.
 type Limits struct {
 	// MaxBulkLen is the largest bulk string, bulk error, verbatim string or
-	// streamed string (total of its chunks), and the longest simple string,
-	// error, double or big number line, in bytes.
+	// streamed string (total of its chunks), in bytes.
 	MaxBulkLen int64
 	// MaxArrayLen is the largest number of elements of an array, set or
 	// push, or of key/value pairs of a map or attribute, declared or
@@ -58,11 +79,27 @@ type Limits struct {
 	// MaxDepth is the deepest nesting of aggregates (and attributes)
 	// accepted; a top-level array of scalars has depth 1.
 	MaxDepth int
+	// MaxLineLen is the longest line, in bytes without its CRLF: simple
+	// string, error, double and big number lines, and the length and
+	// integer lines (which must also fit in the read buffer).
+	MaxLineLen int64
+	// MaxReplyBytes bounds the memory a decoded reply may hold: every
+	// element slot of its aggregates counts [ValueSize] bytes and every
+	// string the capacity of its buffer, as they are allocated. Buffers a
+	// reused Value already holds cost nothing, and [Reader.Skip] keeps
+	// nothing, so neither counts. Slices grow geometrically as bytes
+	// arrive: the garbage left by growing (collectable at once) can add up
+	// to twice as much again, so a hostile reply makes the decoder allocate
+	// at most about three times MaxReplyBytes in all.
+	MaxReplyBytes int64
 }
 
 // DefaultLimits returns the limits used when none are set.
 func DefaultLimits() Limits {
-	return Limits{MaxBulkLen: DefaultMaxBulkLen, MaxArrayLen: DefaultMaxArrayLen, MaxDepth: DefaultMaxDepth}
+	return Limits{
+		MaxBulkLen: DefaultMaxBulkLen, MaxArrayLen: DefaultMaxArrayLen, MaxDepth: DefaultMaxDepth,
+		MaxLineLen: DefaultMaxLineLen, MaxReplyBytes: DefaultMaxReplyBytes,
+	}
 }
 
 func (l Limits) withDefaults() Limits {
@@ -75,10 +112,19 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxDepth <= 0 {
 		l.MaxDepth = DefaultMaxDepth
 	}
+	if l.MaxLineLen <= 0 {
+		l.MaxLineLen = DefaultMaxLineLen
+	}
+	if l.MaxReplyBytes <= 0 {
+		l.MaxReplyBytes = DefaultMaxReplyBytes
+	}
 	// Keep lengths convertible to int (and 2*pairs, and len+CRLF) on every
 	// platform, so that a limit set to "unlimited" cannot overflow.
 	if l.MaxBulkLen > math.MaxInt-2 {
 		l.MaxBulkLen = math.MaxInt - 2
+	}
+	if l.MaxLineLen > math.MaxInt-2 {
+		l.MaxLineLen = math.MaxInt - 2
 	}
 	if l.MaxArrayLen > math.MaxInt/2 {
 		l.MaxArrayLen = math.MaxInt / 2
@@ -95,6 +141,16 @@ type Reader struct {
 	r, w int   // buf[r:w] is buffered, unread input
 	err  error // read error to report once buffered input is used up
 	lim  Limits
+	// maxLine is the most bytes a line may have before its LF (the line
+	// and its CR): lim.MaxLineLen+1.
+	maxLine int
+	// claimed: buf[:claimed] justified the slots preallocated for the
+	// elements of some aggregate (see elemsPrealloc).
+	claimed int
+	// left is what remains of the current reply's MaxReplyBytes. Memory
+	// is counted as allocated (the allocator's rounding included), so it
+	// may dip below zero by one allocation before the reply fails.
+	left int64
 
 	scratch Value // target of Skip, so skipping allocates nothing in steady state
 }
@@ -113,11 +169,16 @@ func NewReaderSize(rd io.Reader, size int) *Reader {
 	if size < MinBufferSize {
 		size = MinBufferSize
 	}
-	return &Reader{rd: rd, buf: make([]byte, size), lim: DefaultLimits()}
+	r := &Reader{rd: rd, buf: make([]byte, size)}
+	r.SetLimits(Limits{})
+	return r
 }
 
 // SetLimits replaces the limits; zero fields take their defaults.
-func (r *Reader) SetLimits(l Limits) { r.lim = l.withDefaults() }
+func (r *Reader) SetLimits(l Limits) {
+	r.lim = l.withDefaults()
+	r.maxLine = int(r.lim.MaxLineLen) + 1
+}
 
 // Limits returns the limits in force, defaults filled in.
 func (r *Reader) Limits() Limits { return r.lim }
@@ -126,7 +187,7 @@ func (r *Reader) Limits() Limits { return r.lim }
 // buffer and limits, so a pooled connection can reuse its Reader.
 func (r *Reader) Reset(rd io.Reader) {
 	r.rd = rd
-	r.r, r.w = 0, 0
+	r.r, r.w, r.claimed = 0, 0, 0
 	r.err = nil
 }
 
@@ -134,6 +195,21 @@ func (r *Reader) Reset(rd io.Reader) {
 // underlying reader but not yet decoded. A connection can use it to tell
 // whether another reply is ready without blocking.
 func (r *Reader) Buffered() int { return r.w - r.r }
+
+// Peek returns the first byte of the next message (its RESP type byte)
+// without consuming it, waiting for it to arrive if need be. It lets a
+// connection choose how to read a message only once the message begins:
+// by then whoever waited for the reply may have given up on it, and
+// [Reader.SkipReply] can drop it. It returns io.EOF if the stream ended
+// cleanly before the message.
+func (r *Reader) Peek() (byte, error) {
+	for r.r == r.w {
+		if err := r.fill(); err != nil {
+			return 0, err
+		}
+	}
+	return r.buf[r.r], nil
+}
 
 // ReadValue decodes the next reply into v, reusing v's buffers (see the
 // package documentation for what that means for ownership).
@@ -147,11 +223,18 @@ func (r *Reader) Buffered() int { return r.w - r.r }
 // back as ordinary replies of Kind [KindPush], for the caller to route.
 func (r *Reader) ReadValue(v *Value) error {
 	v.reset()
+	r.left = r.lim.MaxReplyBytes
 	t, err := r.readByte()
 	if err != nil {
 		return err
 	}
-	return noEOF(r.decode(v, t, 0, false))
+	if err := r.decode(v, t, 0, false); err != nil {
+		return noEOF(err)
+	}
+	if r.left < 0 { // the last allocation overshot (see bulkFast)
+		return r.overBudget()
+	}
+	return nil
 }
 
 // ReadReply decodes the next reply into a new Value whose memory is owned by
@@ -174,9 +257,54 @@ func (r *Reader) Skip() error {
 	if err != nil {
 		return err
 	}
+	return r.skip(t)
+}
+
+// SkipReply consumes the next message like [Reader.Skip] unless it is a
+// push message, which it decodes into v as [Reader.ReadValue] would,
+// attributes included, and reports false. It is for a connection that
+// drops the reply of a request nobody waits for any more: pushes answer no
+// request and are interleaved with replies, so they must still be
+// delivered, and must not be taken for the dropped reply. It reports true
+// when it skipped a reply; v then holds nothing.
+func (r *Reader) SkipReply(v *Value) (skipped bool, err error) {
+	v.reset()
+	r.left = r.lim.MaxReplyBytes
+	t, err := r.readByte()
+	if err != nil {
+		return false, err
+	}
+	// Attributes come before the message they describe: keep them until
+	// the message's type says whether it is a push.
+	for t == '|' {
+		if err := r.decodeAttrs(v, 0, false); err != nil {
+			return false, noEOF(err)
+		}
+		if t, err = r.readByte(); err != nil {
+			return false, noEOF(err)
+		}
+	}
+	if t == '>' {
+		if err := r.decode(v, t, 0, false); err != nil {
+			return false, noEOF(err)
+		}
+		if r.left < 0 {
+			return false, r.overBudget()
+		}
+		return false, nil
+	}
+	if v.Attrs != nil {
+		*v.Attrs = (*v.Attrs)[:0]
+	}
+	return true, r.skip(t)
+}
+
+// skip consumes the rest of a message whose type byte t has been read.
+func (r *Reader) skip(t byte) error {
+	r.left = r.lim.MaxReplyBytes
 	s := &r.scratch
 	s.reset()
-	err = noEOF(r.decode(s, t, 0, true))
+	err := noEOF(r.decode(s, t, 0, true))
 	if cap(s.Str) > 64<<10 { // do not pin a huge one-off line
 		s.Str = nil
 	}
@@ -196,7 +324,25 @@ func protoErrf(format string, args ...any) error {
 	return fmt.Errorf("resp: "+format+": %w", append(args, ErrProtocol)...)
 }
 
-var errLineTooLong = errors.New("resp: line longer than buffer")
+// Lines that do not fit: over MaxLineLen, or over the read buffer (which
+// the string line types may exceed, the length lines may not).
+var (
+	errLineTooLong = errors.New("resp: line longer than MaxLineLen")
+	errLineBuffer  = errors.New("resp: line longer than the read buffer")
+)
+
+// overBudget is the error of a reply that would exceed MaxReplyBytes.
+func (r *Reader) overBudget() error {
+	return protoErrf("decoded reply would exceed MaxReplyBytes %d", r.lim.MaxReplyBytes)
+}
+
+// spend counts k bytes just allocated against the reply's budget.
+func (r *Reader) spend(k int) error {
+	if r.left -= int64(k); r.left < 0 {
+		return r.overBudget()
+	}
+	return nil
+}
 
 // typeName names the type byte t for error messages.
 func typeName(t byte) string {
@@ -307,15 +453,19 @@ func (r *Reader) decode(v *Value, t byte, depth int, discard bool) error {
 
 // lineErr names the line that could not be read when it was too long.
 func (r *Reader) lineErr(err error, t byte) error {
-	if err == errLineTooLong {
-		return protoErrf("%s line longer than %d bytes", typeName(t), len(r.buf))
+	switch err {
+	case errLineTooLong:
+		return protoErrf("%s line longer than MaxLineLen %d", typeName(t), r.lim.MaxLineLen)
+	case errLineBuffer:
+		return protoErrf("%s line longer than the %d-byte read buffer", typeName(t), len(r.buf))
 	}
 	return err
 }
 
 // decodeLine decodes the line-terminated string types: simple string,
 // simple error, big number and double. These may legitimately be longer
-// than the buffer (a long error message), so they are accumulated in Str.
+// than the buffer (a long error message), so they are accumulated in Str,
+// up to MaxLineLen.
 func (r *Reader) decodeLine(v *Value, t byte) error {
 	var err error
 	if v.Str, err = r.appendLine(v.Str[:0], t); err != nil {
@@ -361,10 +511,20 @@ func (r *Reader) bulkFast(v *Value, discard bool) bool {
 		b[end-2] != '\r' || b[end-1] != '\n' || int64(n) > r.lim.MaxBulkLen {
 		return false
 	}
-	v.Kind = KindBulkString
 	if !discard {
-		v.Str = append(v.Str[:0], b[i+2:i+2+n]...)
+		if c := cap(v.Str); n > c {
+			if int64(n) > r.left {
+				return false // decodeBlob reports it
+			}
+			v.Str = append(v.Str[:0], b[i+2:i+2+n]...)
+			// Rounding may overshoot the budget by a few bytes: the
+			// next allocation, or the end of ReadValue, reports it.
+			r.left -= int64(cap(v.Str) - c)
+		} else {
+			v.Str = append(v.Str[:0], b[i+2:i+2+n]...)
+		}
 	}
+	v.Kind = KindBulkString
 	r.r += end
 	return true
 }
@@ -390,7 +550,7 @@ func (r *Reader) decodeBlob(v *Value, t byte, discard bool) error {
 		return protoErrf("%s length -1 is not allowed", typeName(t))
 	}
 	if n > r.lim.MaxBulkLen {
-		return protoErrf("%s length %d exceeds limit %d", typeName(t), n, r.lim.MaxBulkLen)
+		return protoErrf("%s length %d exceeds MaxBulkLen %d", typeName(t), n, r.lim.MaxBulkLen)
 	}
 	size := int(n)
 	switch t {
@@ -451,7 +611,7 @@ func (r *Reader) decodeChunks(v *Value, discard bool) error {
 			return nil
 		}
 		if total += n; total > r.lim.MaxBulkLen {
-			return protoErrf("streamed string length %d exceeds limit %d", total, r.lim.MaxBulkLen)
+			return protoErrf("streamed string length %d exceeds MaxBulkLen %d", total, r.lim.MaxBulkLen)
 		}
 		if discard {
 			err = r.discardN(int(n))
@@ -501,7 +661,8 @@ func (r *Reader) decodeAggregate(v *Value, t byte, depth int, discard bool) erro
 }
 
 // decodeAttrs decodes an attribute ("|") into v.Attrs, appending to any
-// attribute already read for v.
+// attribute already read for v. The slice header v.Attrs points to is
+// allocated once and kept for reuse.
 func (r *Reader) decodeAttrs(v *Value, depth int, discard bool) error {
 	n, streamed, err := r.readLen('|')
 	if err != nil {
@@ -510,10 +671,17 @@ func (r *Reader) decodeAttrs(v *Value, depth int, discard bool) error {
 	if n < 0 {
 		return protoErrf("attribute length -1 is not allowed")
 	}
-	attrs, err := r.decodeElems(v.Attrs, v, '|', n, streamed, depth, discard)
-	if !discard {
-		v.Attrs = attrs
+	if discard {
+		_, err := r.decodeElems(nil, v, '|', n, streamed, depth, true)
+		return err
 	}
+	if v.Attrs == nil {
+		if err := r.spend(int(unsafe.Sizeof([]Value(nil)))); err != nil { // the slice header
+			return err
+		}
+		v.Attrs = new([]Value)
+	}
+	*v.Attrs, err = r.decodeElems(*v.Attrs, v, '|', n, streamed, depth, false)
 	return err
 }
 
@@ -524,19 +692,25 @@ func (r *Reader) decodeAttrs(v *Value, depth int, discard bool) error {
 // every element is decoded into scratch and dst is returned untouched.
 func (r *Reader) decodeElems(dst []Value, scratch *Value, t byte, n int64, streamed bool, depth int, discard bool) ([]Value, error) {
 	if depth >= r.lim.MaxDepth {
-		return dst, protoErrf("%s nested deeper than limit %d", typeName(t), r.lim.MaxDepth)
+		return dst, protoErrf("%s nested deeper than MaxDepth %d", typeName(t), r.lim.MaxDepth)
 	}
 	per := 1
 	if t == '%' || t == '|' {
 		per = 2
 	}
 	if !streamed && n > r.lim.MaxArrayLen {
-		return dst, protoErrf("%s length %d exceeds limit %d", typeName(t), n, r.lim.MaxArrayLen)
+		return dst, protoErrf("%s length %d exceeds MaxArrayLen %d", typeName(t), n, r.lim.MaxArrayLen)
 	}
 	total := int(n) * per // no overflow: MaxArrayLen <= MaxInt/2
 	if !discard && !streamed {
 		if want := len(dst) + total; want > cap(dst) {
-			dst = growValues(dst, min(want, len(dst)+elemsPrealloc))
+			var err error
+			from := max(r.r, r.claimed)
+			k := min(total, max(elemsPrealloc, (r.w-from)/minElemBytes))
+			r.claimed = min(r.w, from+k*minElemBytes)
+			if dst, err = r.growValues(dst, len(dst)+k); err != nil {
+				return dst, err
+			}
 		}
 	}
 	maxTotal := int(r.lim.MaxArrayLen) * per
@@ -553,7 +727,7 @@ func (r *Reader) decodeElems(dst []Value, scratch *Value, t byte, n int64, strea
 				return dst, r.expectEmptyLine('.')
 			}
 			if i >= maxTotal {
-				return dst, protoErrf("streamed %s longer than limit %d", typeName(t), r.lim.MaxArrayLen)
+				return dst, protoErrf("streamed %s longer than MaxArrayLen %d", typeName(t), r.lim.MaxArrayLen)
 			}
 		}
 		slot := scratch
@@ -563,7 +737,9 @@ func (r *Reader) decodeElems(dst []Value, scratch *Value, t byte, n int64, strea
 				if !streamed {
 					c = min(c, len(dst)+total-i) // never past the declared size
 				}
-				dst = growValues(dst, c)
+				if dst, err = r.growValues(dst, c); err != nil {
+					return dst, err
+				}
 			}
 			dst = dst[:len(dst)+1]
 			slot = &dst[len(dst)-1]
@@ -578,13 +754,22 @@ func (r *Reader) decodeElems(dst []Value, scratch *Value, t byte, n int64, strea
 
 // growValues returns s with capacity at least c, carrying over the Values
 // in s's spare capacity too so their buffers stay available for reuse.
-func growValues(s []Value, c int) []Value {
+// The new slots count against MaxReplyBytes: when c slots would not fit,
+// it grows only as far as the budget allows, and fails when not even one
+// more slot fits.
+func (r *Reader) growValues(s []Value, c int) ([]Value, error) {
 	if c <= cap(s) {
-		return s
+		return s, nil
+	}
+	if fit := r.left / ValueSize; int64(c-cap(s)) > fit {
+		if fit <= 0 {
+			return s, r.overBudget()
+		}
+		c = cap(s) + int(fit)
 	}
 	n := make([]Value, c)
 	copy(n, s[:cap(s)])
-	return n[:len(s)]
+	return n[:len(s)], r.spend((cap(n) - cap(s)) * int(ValueSize))
 }
 
 // readLen reads the length line of a type t: a decimal length, -1 (null),
@@ -722,6 +907,7 @@ func (r *Reader) fill() error {
 	if r.r > 0 {
 		copy(r.buf, r.buf[r.r:r.w])
 		r.w -= r.r
+		r.claimed = max(0, r.claimed-r.r)
 		r.r = 0
 	}
 	for range maxEmptyReads {
@@ -752,10 +938,15 @@ func (r *Reader) ensure(k int) error {
 }
 
 // line returns the next CRLF-terminated line without its terminator, as a
-// slice of the buffer valid until the next read. A line that does not fit
-// in the buffer yields errLineTooLong; a bare LF is a protocol error.
+// slice of the buffer valid until the next read. A line longer than
+// MaxLineLen yields errLineTooLong, as soon as that many bytes are in
+// whether or not its end is; one that does not fit in the buffer yields
+// errLineBuffer; a bare LF is a protocol error.
 func (r *Reader) line() ([]byte, error) {
 	if i := bytes.IndexByte(r.buf[r.r:r.w], '\n'); i >= 0 {
+		if i > r.maxLine {
+			return nil, errLineTooLong
+		}
 		return r.cutLine(i)
 	}
 	return r.lineSlow()
@@ -764,14 +955,20 @@ func (r *Reader) line() ([]byte, error) {
 func (r *Reader) lineSlow() ([]byte, error) {
 	scanned := r.w - r.r
 	for {
-		if r.r == 0 && r.w == len(r.buf) {
+		switch {
+		case scanned > r.maxLine:
 			return nil, errLineTooLong
+		case r.r == 0 && r.w == len(r.buf):
+			return nil, errLineBuffer
 		}
 		if err := r.fill(); err != nil {
 			return nil, err
 		}
 		if i := bytes.IndexByte(r.buf[r.r+scanned:r.w], '\n'); i >= 0 {
-			return r.cutLine(scanned + i)
+			if i += scanned; i > r.maxLine {
+				return nil, errLineTooLong
+			}
+			return r.cutLine(i)
 		}
 		scanned = r.w - r.r
 	}
@@ -788,34 +985,61 @@ func (r *Reader) cutLine(i int) ([]byte, error) {
 }
 
 // appendLine appends the next line of a string type t to dst, which may
-// exceed the buffer; it must not contain CR and is bounded by MaxBulkLen.
+// exceed the buffer; it must not contain CR and is bounded by MaxLineLen.
 func (r *Reader) appendLine(dst []byte, t byte) ([]byte, error) {
 	for {
 		line, err := r.line()
 		if err == nil {
-			if len(dst)+len(line) > int(r.lim.MaxBulkLen) {
-				return dst, protoErrf("%s line longer than limit %d", typeName(t), r.lim.MaxBulkLen)
+			if len(dst)+len(line) > r.maxLine-1 {
+				return dst, r.lineErr(errLineTooLong, t)
 			}
 			if bytes.IndexByte(line, '\r') >= 0 {
 				return dst, protoErrf("%s contains CR", typeName(t))
 			}
-			return append(dst, line...), nil
+			if len(dst)+len(line) <= cap(dst) { // the reuse path
+				return append(dst, line...), nil
+			}
+			return r.appendGrow(dst, line)
 		}
-		if err != errLineTooLong {
-			return dst, err
+		if err != errLineBuffer {
+			return dst, r.lineErr(err, t)
 		}
 		// The buffer is full and holds no LF. Move all but its last byte
 		// (which may be the CR of the terminator) into dst and read on.
 		chunk := r.buf[r.r : r.w-1]
-		if len(dst)+len(chunk) > int(r.lim.MaxBulkLen) {
-			return dst, protoErrf("%s line longer than limit %d", typeName(t), r.lim.MaxBulkLen)
+		if len(dst)+len(chunk) > r.maxLine-1 {
+			return dst, r.lineErr(errLineTooLong, t)
 		}
 		if bytes.IndexByte(chunk, '\r') >= 0 {
 			return dst, protoErrf("%s contains CR", typeName(t))
 		}
-		dst = append(dst, chunk...)
+		if dst, err = r.appendBytes(dst, chunk); err != nil {
+			return dst, err
+		}
 		r.r = r.w - 1
 	}
+}
+
+// appendBytes appends p to dst, growing dst geometrically (a streamed
+// string comes in many small chunks) and counting its growth against
+// MaxReplyBytes.
+func (r *Reader) appendBytes(dst, p []byte) ([]byte, error) {
+	if len(dst)+len(p) <= cap(dst) {
+		return append(dst, p...), nil
+	}
+	return r.appendGrow(dst, p)
+}
+
+func (r *Reader) appendGrow(dst, p []byte) ([]byte, error) {
+	want := len(dst) + len(p)
+	dst, err := r.growBytes(dst, max(want, 2*cap(dst)))
+	if err != nil {
+		return dst, err
+	}
+	if want > cap(dst) { // the budget held less than p
+		return dst, r.overBudget()
+	}
+	return append(dst, p...), nil
 }
 
 // expectCRLF consumes the CRLF that ends a bulk payload.
@@ -850,21 +1074,22 @@ func (r *Reader) expectEmptyLine(t byte) error {
 // underlying reader into dst, skipping the buffer copy.
 func (r *Reader) appendN(dst []byte, n int) ([]byte, error) {
 	if avail := r.w - r.r; avail >= n {
-		dst = append(dst, r.buf[r.r:r.r+n]...)
+		dst, err := r.appendBytes(dst, r.buf[r.r:r.r+n])
 		r.r += n
-		return dst, nil
+		return dst, err
 	}
 	if want := len(dst) + n; want > cap(dst) {
-		c := min(want, len(dst)+max(bulkPrealloc, r.w-r.r))
-		nd := make([]byte, len(dst), c)
-		copy(nd, dst)
-		dst = nd
+		var err error
+		if dst, err = r.growBytes(dst, min(want, len(dst)+max(bulkPrealloc, r.w-r.r))); err != nil {
+			return dst, err
+		}
 	}
 	for n > 0 {
 		if len(dst) == cap(dst) {
-			nd := make([]byte, len(dst), len(dst)+min(n, max(cap(dst), bulkPrealloc)))
-			copy(nd, dst)
-			dst = nd
+			var err error
+			if dst, err = r.growBytes(dst, len(dst)+min(n, max(cap(dst), bulkPrealloc))); err != nil {
+				return dst, err
+			}
 		}
 		room := min(n, cap(dst)-len(dst))
 		if r.r < r.w {
@@ -889,6 +1114,21 @@ func (r *Reader) appendN(dst []byte, n int) ([]byte, error) {
 		}
 	}
 	return dst, nil
+}
+
+// growBytes returns dst with capacity c > cap(dst), or less when only
+// that much of MaxReplyBytes is left, failing when not even one more byte
+// fits.
+func (r *Reader) growBytes(dst []byte, c int) ([]byte, error) {
+	if int64(c-cap(dst)) > r.left {
+		if r.left <= 0 {
+			return dst, r.overBudget()
+		}
+		c = cap(dst) + int(r.left)
+	}
+	nd := make([]byte, len(dst), c)
+	copy(nd, dst)
+	return nd, r.spend(cap(nd) - cap(dst))
 }
 
 // readDirect reads into p from the underlying reader, after any pending

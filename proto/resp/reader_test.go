@@ -378,7 +378,7 @@ func TestLongLines(t *testing.T) {
 	// Length and integer lines must fit in the buffer: nothing valid is longer.
 	in = ":" + strings.Repeat("1", 200) + "\r\n"
 	_, err := NewReaderSize(strings.NewReader(in), MinBufferSize).ReadReply()
-	if !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "integer line longer than 64 bytes") {
+	if !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "integer line longer than the 64-byte read buffer") {
 		t.Fatalf("long integer line: %v", err)
 	}
 	in = "*" + strings.Repeat("1", 200) + "\r\n"
@@ -422,31 +422,41 @@ func TestLimits(t *testing.T) {
 		in   string
 		msg  string // "" = must succeed
 	}{
-		{"bulk over default", Limits{}, "$9999999999999\r\n", "resp: bulk length 9999999999999 exceeds limit 536870912: protocol error"},
+		{"bulk over default", Limits{}, "$9999999999999\r\n", "resp: bulk length 9999999999999 exceeds MaxBulkLen 536870912: protocol error"},
 		{"bulk at limit", Limits{MaxBulkLen: 3}, "$3\r\nabc\r\n", ""},
-		{"bulk over limit", Limits{MaxBulkLen: 3}, "$4\r\nabcd\r\n", "bulk length 4 exceeds limit 3"},
-		{"bulk error over limit", Limits{MaxBulkLen: 3}, "!4\r\nabcd\r\n", "bulk error length 4 exceeds limit 3"},
-		{"verbatim over limit", Limits{MaxBulkLen: 6}, "=7\r\ntxt:abc\r\n", "verbatim string length 7 exceeds limit 6"},
-		{"simple over limit", Limits{MaxBulkLen: 3}, "+abcd\r\n", "simple string line longer than limit 3"},
-		{"long simple over limit", Limits{MaxBulkLen: 100}, "+" + strings.Repeat("a", 101) + "\r\n", "line longer than limit 100"},
-		{"streamed string over limit", Limits{MaxBulkLen: 3}, "$?\r\n;2\r\nab\r\n;2\r\ncd\r\n;0\r\n", "streamed string length 4 exceeds limit 3"},
-		{"array over default", Limits{}, "*99999999999\r\n", "array length 99999999999 exceeds limit 16777216"},
+		{"bulk over limit", Limits{MaxBulkLen: 3}, "$4\r\nabcd\r\n", "bulk length 4 exceeds MaxBulkLen 3"},
+		{"bulk error over limit", Limits{MaxBulkLen: 3}, "!4\r\nabcd\r\n", "bulk error length 4 exceeds MaxBulkLen 3"},
+		{"verbatim over limit", Limits{MaxBulkLen: 6}, "=7\r\ntxt:abc\r\n", "verbatim string length 7 exceeds MaxBulkLen 6"},
+		{"simple at line limit", Limits{MaxLineLen: 3}, "+abc\r\n", ""},
+		{"simple over line limit", Limits{MaxLineLen: 3}, "+abcd\r\n", "resp: simple string line longer than MaxLineLen 3: protocol error"},
+		{"error over line limit", Limits{MaxLineLen: 3}, "-ERR x\r\n", "error line longer than MaxLineLen 3"},
+		{"double over line limit", Limits{MaxLineLen: 3}, ",1.25\r\n", "double line longer than MaxLineLen 3"},
+		{"big number over line limit", Limits{MaxLineLen: 3}, "(1234\r\n", "big number line longer than MaxLineLen 3"},
+		{"long simple over line limit", Limits{MaxLineLen: 100}, "+" + strings.Repeat("a", 101) + "\r\n", "simple string line longer than MaxLineLen 100"},
+		{"simple line over default", Limits{}, "+" + strings.Repeat("a", DefaultMaxLineLen+1) + "\r\n", "line longer than MaxLineLen 65536"},
+		{"simple line at default", Limits{}, "+" + strings.Repeat("a", DefaultMaxLineLen) + "\r\n", ""},
+		{"simple line without end", Limits{MaxLineLen: 100}, "+" + strings.Repeat("a", 102), "simple string line longer than MaxLineLen 100"},
+		{"line limit is not the bulk limit", Limits{MaxLineLen: 3}, "$5\r\nabcde\r\n", ""},
+		{"integer over line limit", Limits{MaxLineLen: 3}, ":1234\r\n", "integer line longer than MaxLineLen 3"},
+		{"length over line limit", Limits{MaxLineLen: 3}, "*0001\r\n:1\r\n", "array line longer than MaxLineLen 3"},
+		{"streamed string over limit", Limits{MaxBulkLen: 3}, "$?\r\n;2\r\nab\r\n;2\r\ncd\r\n;0\r\n", "streamed string length 4 exceeds MaxBulkLen 3"},
+		{"array over default", Limits{}, "*99999999999\r\n", "array length 99999999999 exceeds MaxArrayLen 16777216"},
 		{"array at limit", Limits{MaxArrayLen: 2}, "*2\r\n:1\r\n:2\r\n", ""},
-		{"array over limit", Limits{MaxArrayLen: 2}, "*3\r\n:1\r\n:2\r\n:3\r\n", "array length 3 exceeds limit 2"},
+		{"array over limit", Limits{MaxArrayLen: 2}, "*3\r\n:1\r\n:2\r\n:3\r\n", "array length 3 exceeds MaxArrayLen 2"},
 		{"map pairs at limit", Limits{MaxArrayLen: 2}, "%2\r\n:1\r\n:2\r\n:3\r\n:4\r\n", ""},
-		{"map over limit", Limits{MaxArrayLen: 2}, "%3\r\n", "map length 3 exceeds limit 2"},
-		{"set over limit", Limits{MaxArrayLen: 2}, "~3\r\n", "set length 3 exceeds limit 2"},
-		{"push over limit", Limits{MaxArrayLen: 2}, ">3\r\n", "push length 3 exceeds limit 2"},
-		{"attribute over limit", Limits{MaxArrayLen: 2}, "|3\r\n", "attribute length 3 exceeds limit 2"},
-		{"streamed array over limit", Limits{MaxArrayLen: 2}, "*?\r\n:1\r\n:2\r\n:3\r\n.\r\n", "streamed array longer than limit 2"},
+		{"map over limit", Limits{MaxArrayLen: 2}, "%3\r\n", "map length 3 exceeds MaxArrayLen 2"},
+		{"set over limit", Limits{MaxArrayLen: 2}, "~3\r\n", "set length 3 exceeds MaxArrayLen 2"},
+		{"push over limit", Limits{MaxArrayLen: 2}, ">3\r\n", "push length 3 exceeds MaxArrayLen 2"},
+		{"attribute over limit", Limits{MaxArrayLen: 2}, "|3\r\n", "attribute length 3 exceeds MaxArrayLen 2"},
+		{"streamed array over limit", Limits{MaxArrayLen: 2}, "*?\r\n:1\r\n:2\r\n:3\r\n.\r\n", "streamed array longer than MaxArrayLen 2"},
 		{"streamed array at limit", Limits{MaxArrayLen: 2}, "*?\r\n:1\r\n:2\r\n.\r\n", ""},
-		{"streamed map over limit", Limits{MaxArrayLen: 1}, "%?\r\n:1\r\n:2\r\n:3\r\n:4\r\n.\r\n", "streamed map longer than limit 1"},
+		{"streamed map over limit", Limits{MaxArrayLen: 1}, "%?\r\n:1\r\n:2\r\n:3\r\n:4\r\n.\r\n", "streamed map longer than MaxArrayLen 1"},
 		{"depth at default", Limits{}, deep(DefaultMaxDepth), ""},
-		{"depth over default", Limits{}, deep(DefaultMaxDepth + 1), "array nested deeper than limit 64"},
+		{"depth over default", Limits{}, deep(DefaultMaxDepth + 1), "array nested deeper than MaxDepth 64"},
 		{"depth at limit", Limits{MaxDepth: 2}, deep(2), ""},
-		{"depth over limit", Limits{MaxDepth: 2}, deep(3), "nested deeper than limit 2"},
-		{"depth counts attributes", Limits{MaxDepth: 1}, "*1\r\n|1\r\n+a\r\n+b\r\n:1\r\n", "attribute nested deeper than limit 1"},
-		{"deep nesting bomb", Limits{}, strings.Repeat("*1\r\n", 100000), "nested deeper than limit 64"},
+		{"depth over limit", Limits{MaxDepth: 2}, deep(3), "nested deeper than MaxDepth 2"},
+		{"depth counts attributes", Limits{MaxDepth: 1}, "*1\r\n|1\r\n+a\r\n+b\r\n:1\r\n", "attribute nested deeper than MaxDepth 1"},
+		{"deep nesting bomb", Limits{}, strings.Repeat("*1\r\n", 100000), "nested deeper than MaxDepth 64"},
 	} {
 		for _, skip := range []bool{false, true} {
 			r := NewReader(strings.NewReader(tc.in))
@@ -467,7 +477,8 @@ func TestLimits(t *testing.T) {
 	}
 	r := NewReader(nil)
 	r.SetLimits(Limits{MaxBulkLen: 7})
-	if got := r.Limits(); got.MaxBulkLen != 7 || got.MaxArrayLen != DefaultMaxArrayLen || got.MaxDepth != DefaultMaxDepth {
+	if got := r.Limits(); got.MaxBulkLen != 7 || got.MaxArrayLen != DefaultMaxArrayLen || got.MaxDepth != DefaultMaxDepth ||
+		got.MaxLineLen != DefaultMaxLineLen || got.MaxReplyBytes != DefaultMaxReplyBytes {
 		t.Fatalf("Limits() = %+v", got)
 	}
 }
@@ -754,7 +765,7 @@ func TestRealRedisReplies(t *testing.T) {
 		t.Fatalf("subscribe: %v", sub)
 	}
 	attr := one("debug_attrib")
-	if attr.Kind != KindBulkString || len(attr.Attrs) != 2 || string(attr.Attrs[0].Str) != "key-popularity" {
+	if attr.Kind != KindBulkString || len(attr.Attributes()) != 2 || string(attr.Attributes()[0].Str) != "key-popularity" {
 		t.Fatalf("attribute: %v", attr)
 	}
 	if v := one("debug_bignum"); v.Kind != KindBigNumber || string(v.Str) != "1234567999999999999999999999999999999" {
@@ -797,5 +808,60 @@ func TestReset(t *testing.T) {
 	}
 	if v, err := r.ReadReply(); err != nil || v.Int != 1 {
 		t.Fatalf("after Reset: %v, %v", v, err)
+	}
+}
+
+// TestSkipReply checks that SkipReply skips every reply but a push, which
+// it decodes (attributes included), and consumes exactly one message.
+func TestSkipReply(t *testing.T) {
+	for _, tc := range validCases {
+		r := NewReaderSize(iotest.OneByteReader(strings.NewReader(tc.in+":7\r\n")), MinBufferSize)
+		var v Value
+		skipped, err := r.SkipReply(&v)
+		if err != nil {
+			t.Fatalf("%s: SkipReply: %v", tc.name, err)
+		}
+		if push := tc.want.Kind == KindPush; skipped == push {
+			t.Fatalf("%s: skipped = %v for a %v", tc.name, skipped, tc.want.Kind)
+		}
+		if !skipped && !equalValue(&v, &tc.want, false) {
+			t.Fatalf("%s: push decoded as %v, want %v", tc.name, v, tc.want)
+		}
+		if skipped && (v.Kind != KindInvalid || len(v.Attributes()) != 0) {
+			t.Fatalf("%s: a skipped reply left %v behind", tc.name, v)
+		}
+		v, err = r.ReadReply()
+		if err != nil || v.Kind != KindInteger || v.Int != 7 {
+			t.Fatalf("%s: after SkipReply got %v, %v; want (integer) 7", tc.name, v, err)
+		}
+	}
+	var v Value
+	if _, err := NewReader(strings.NewReader("")).SkipReply(&v); err != io.EOF {
+		t.Fatalf("SkipReply on empty input: %v, want io.EOF", err)
+	}
+	for _, in := range []string{"|1\r\n+a\r\n", "|1\r\n+a\r\n+b\r\n", ">2\r\n+a\r\n", "*2\r\n:1\r\n"} {
+		if _, err := NewReader(strings.NewReader(in)).SkipReply(&v); err != io.ErrUnexpectedEOF {
+			t.Fatalf("SkipReply(%q): %v, want io.ErrUnexpectedEOF", in, err)
+		}
+	}
+	for _, tc := range malformedCases {
+		if _, err := NewReader(strings.NewReader(tc.in)).SkipReply(&v); !errors.Is(err, ErrProtocol) {
+			t.Fatalf("%s: SkipReply: %v, want ErrProtocol", tc.name, err)
+		}
+	}
+	// Skipping keeps nothing: a large reply costs no allocation.
+	big := AppendArrayHeader(nil, 1000)
+	for range 1000 {
+		big = AppendBulkString(big, strings.Repeat("v", 1000))
+	}
+	big = AppendBulkString(big, strings.Repeat("w", 1<<20))
+	r := NewReader(&repeatReader{data: big})
+	allocs := testing.AllocsPerRun(50, func() {
+		if skipped, err := r.SkipReply(&v); err != nil || !skipped {
+			t.Fatal(skipped, err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("SkipReply of a 2 MB reply: %v allocs, want 0", allocs)
 	}
 }
