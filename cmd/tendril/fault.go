@@ -137,6 +137,13 @@ func runFaultDemo(ctx context.Context, w io.Writer, db *sqlish.DB, workers int, 
 	if live {
 		fmt.Fprintln(w)
 	}
+	// The restarted node answers the tender's next probe: at the latest one
+	// tend interval later, since nothing fails meanwhile to ask for a
+	// refresh sooner.
+	back := time.Now().Add(2*db.Config().TendInterval + time.Second)
+	for time.Now().Before(back) && !nodeHealthy(db, victim.Addr) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	s := db.Stats()
 	fmt.Fprintf(w, "  %d operations succeeded, %d failed; tender: %d nodes removed, %d added, %d refreshes (%d suppressed)\n",
 		ok.Load(), failed.Load(), s.Topology.NodesRemoved, s.Topology.NodesAdded, s.Topology.RefreshesTriggered, s.Topology.RefreshesSuppressed)
@@ -146,4 +153,14 @@ func runFaultDemo(ctx context.Context, w io.Writer, db *sqlish.DB, workers int, 
 		}
 	}
 	return nil
+}
+
+// nodeHealthy reports whether the node at addr is in the table and healthy.
+func nodeHealthy(db *sqlish.DB, addr string) bool {
+	for _, n := range db.Nodes() {
+		if n.Addr == addr {
+			return n.Healthy
+		}
+	}
+	return false
 }
