@@ -186,14 +186,16 @@ func redisConfig(dsn string, f *redisFaults, servers ...*redistest.Server) confo
 }
 
 func TestConformanceStandalone(t *testing.T) {
-	srv := redistest.StartServer(t)
+	// A stock server: DEBUG is off by default, and the suite must not need
+	// it.
+	srv := redistest.StartServer(t, redistest.WithConfig("enable-debug-command no"))
 	conformance.Run(t, redisConfig("redis://"+srv.Addr, newRedisFaults(nil, srv), srv))
 }
 
 func TestConformanceCluster(t *testing.T) {
 	// A long node timeout: the suite's short hangs (SIGSTOP) must not
 	// trigger failovers.
-	c := redistest.StartCluster(t, 3, 1, redistest.WithConfig("cluster-node-timeout 5000"))
+	c := redistest.StartCluster(t, 3, 1, redistest.WithConfig("cluster-node-timeout 5000", "enable-debug-command no"))
 	cfg := redisConfig("redis://"+strings.Join(c.Seeds(), ","), newRedisFaults(c, c.Nodes...), c.Nodes...)
 	conformance.Run(t, cfg)
 }
