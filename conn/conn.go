@@ -259,14 +259,14 @@ type Conn[R any] struct {
 	// The read token's holder only.
 	dec      Decoder[R]
 	buffered func() int // the decoder's Buffered, if it has one
-	// decodeOrSkip is the decoder's, if it has one; skipHead is
+	// skipDec is the decoder if it has DecodeOrSkip; skipHead is
 	// c.headGone as a func value made once.
-	decodeOrSkip func(*R, func() bool) (bool, error)
-	skipHead     func() bool
-	msg          *R    // decode target
-	rerr         error // last error from the socket
-	timedOut     bool  // rerr was a read deadline with requests pending
-	syncTimeout  bool  // rerr was syncDL passing
+	skipDec     skipDecoder[R]
+	skipHead    func() bool
+	msg         *R    // decode target
+	rerr        error // last error from the socket
+	timedOut    bool  // rerr was a read deadline with requests pending
+	syncTimeout bool  // rerr was syncDL passing
 
 	pool sync.Pool // *request[R]
 }
@@ -353,7 +353,7 @@ func start[R any](nc, raw net.Conn, opts Options, codec Codec[R]) *Conn[R] {
 		c.buffered = b.Buffered
 	}
 	if s, ok := c.dec.(skipDecoder[R]); ok {
-		c.decodeOrSkip = s.DecodeOrSkip
+		c.skipDec = s
 		c.skipHead = c.headGone
 	}
 	if c.alwaysRead {
@@ -851,19 +851,30 @@ func (c *Conn[R]) readLoop() {
 // Conn is closed, or, when release is set, nothing is pending any more and
 // the token has been given back. A reply for a request given up by its
 // caller is skipped, not decoded, when the decoder can.
+//
+// Its frame is on the stack of every blocking read, so it only decodes:
+// everything else is in deliver. A larger frame here made reader
+// goroutines outgrow their initial stack (a copystack per goroutine).
 func (c *Conn[R]) readOne(release bool) (stop bool) {
-	msg := c.msg
 	var skipped bool
 	var err error
-	if c.decodeOrSkip != nil {
-		skipped, err = c.decodeOrSkip(msg, c.skipHead)
+	if c.skipDec != nil {
+		skipped, err = c.skipDec.DecodeOrSkip(c.msg, c.skipHead)
 	} else {
-		err = c.dec.Decode(msg)
+		err = c.dec.Decode(c.msg)
 	}
 	if err != nil {
 		c.readFailed(err)
 		return true
 	}
+	return c.deliver(skipped, release)
+}
+
+// deliver routes the message just decoded into c.msg (nothing if skipped):
+// a push to OnPush, a reply to the request at the head of the FIFO. It
+// reports what readOne does.
+func (c *Conn[R]) deliver(skipped, release bool) (stop bool) {
+	msg := c.msg
 	var zero R
 	if !skipped && c.codec.IsPush != nil && c.codec.IsPush(msg) {
 		if c.codec.OnPush != nil {

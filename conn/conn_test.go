@@ -493,7 +493,8 @@ func TestWriteTimeout(t *testing.T) {
 		}
 	}()
 	const wt = 50 * time.Millisecond
-	c := dialLine(t, Options{Addr: ln.Addr().String(), WriteTimeout: wt}, nil)
+	dial, gate := gateDialer(0)
+	c := dialLine(t, Options{Addr: ln.Addr().String(), WriteTimeout: wt, Dialer: dial}, nil)
 	// A request written before the peer's buffers filled up, waiting for
 	// its reply: it fails with the write's error too.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -505,10 +506,11 @@ func TestWriteTimeout(t *testing.T) {
 	}()
 	waitFor(t, "the small request to be pending", func() bool { return c.Pending() == 1 })
 	big := make([]byte, 64<<20)
-	start := time.Now()
 	_, err = c.Do(context.Background(), big, 1)
-	if d := time.Since(start); d > wt+time.Second {
-		t.Fatalf("the caller blocked in the write returned after %v, WriteTimeout %v", d, wt)
+	// Counted from the write's start: copying 64 MiB into the write
+	// buffer first takes seconds under -race.
+	if d := time.Since(time.Unix(0, gate().started.Load())); d > wt+time.Second {
+		t.Fatalf("the caller blocked in the write returned %v after it began, WriteTimeout %v", d, wt)
 	}
 	ce := closeError(t, err)
 	if ce.Reason != ReasonTimeout || errors.Is(err, ErrNotSent) {

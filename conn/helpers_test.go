@@ -307,6 +307,7 @@ type gateConn struct {
 	net.Conn
 	writes  atomic.Int64
 	bytes   atomic.Int64
+	started atomic.Int64  // when the last Write began (unix nanoseconds)
 	delay   time.Duration // added to every write
 	entered chan struct{} // a token when a write reaches a closed gate
 
@@ -333,6 +334,7 @@ func (g *gateConn) unblock() {
 }
 
 func (g *gateConn) Write(p []byte) (int, error) {
+	g.started.Store(time.Now().UnixNano())
 	g.mu.Lock()
 	gate := g.gate
 	g.mu.Unlock()
