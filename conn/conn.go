@@ -814,13 +814,17 @@ func (c *Conn[R]) flush() {
 		}
 		buf := c.wbuf
 		c.wbuf = c.spare[:0]
+		prev := c.taken
 		c.taken = c.seq
 		c.mu.Unlock()
 
 		if c.writeTimeout > 0 {
 			c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 		}
-		if _, err := c.nc.Write(buf); err != nil {
+		if n, err := c.nc.Write(buf); err != nil {
+			if c.nc == c.raw {
+				c.untake(prev, n)
+			}
 			reason, op := ReasonBroken, "write"
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				reason = ReasonTimeout
@@ -834,6 +838,26 @@ func (c *Conn[R]) flush() {
 			buf = nil
 		}
 		c.spare = buf[:0]
+	}
+}
+
+// untake gives back to the not-sent side the requests of a failed write
+// of which no byte left: the write took the requests after prev and wrote
+// n bytes of their frames (laid out in order from offset 0). A request
+// whose frame starts at or after n never reached the socket, so it fails
+// with ErrNotSent, safe to retry anywhere. Only for a plain socket, where n
+// counts what the kernel accepted (TLS records hide it).
+func (c *Conn[R]) untake(prev uint64, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cerr != nil {
+		return
+	}
+	for _, req := range c.q[c.qh:] {
+		if req.seq > prev && req.seq <= c.taken && req.off >= n {
+			c.taken = req.seq - 1
+			return
+		}
 	}
 }
 

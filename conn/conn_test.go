@@ -1013,3 +1013,41 @@ func TestReadTokenStress(t *testing.T) {
 	// Completion follows the FIFO's update: give it a moment.
 	waitFor(t, "no request counted as given up", func() bool { return c.ngone.Load() == 0 })
 }
+
+// A write that fails before any byte of a request left (the peer reset
+// the connection: ECONNRESET, EPIPE) leaves that request not sent, safe to
+// retry anywhere; one whose bytes may have reached the peer is not.
+func TestFailedWriteNotSent(t *testing.T) {
+	srv := newFakeServer(t)
+	for _, tc := range []struct {
+		failAt  int
+		notSent bool
+	}{
+		{0, true},   // nothing written
+		{3, false},  // part of the frame may have reached the server
+		{-1, false}, // (control: the write succeeds)
+	} {
+		dial, gcOf := gateDialer(0)
+		c := dialLine(t, Options{Addr: srv.addr, Dialer: dial}, nil)
+		doLine(t, c, echo("warm"), 1)
+		gc := gcOf()
+		gc.mu.Lock()
+		gc.failAt = tc.failAt
+		gc.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := c.Do(ctx, echo("x"), 1)
+		cancel()
+		if tc.failAt < 0 {
+			if err != nil {
+				t.Fatalf("control: %v", err)
+			}
+			continue
+		}
+		if err == nil {
+			t.Fatalf("failAt %d: the request succeeded", tc.failAt)
+		}
+		if got := errors.Is(err, ErrNotSent); got != tc.notSent {
+			t.Errorf("failAt %d: %v; ErrNotSent = %v, want %v", tc.failAt, err, got, tc.notSent)
+		}
+	}
+}

@@ -15,9 +15,11 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -313,6 +315,9 @@ type gateConn struct {
 
 	mu   sync.Mutex
 	gate chan struct{} // non-nil: writes wait until it is closed
+	// failAt >= 0 makes the next write send that many bytes and fail with
+	// ECONNRESET, as a write to a peer that reset the connection does.
+	failAt int
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -352,6 +357,14 @@ func (g *gateConn) Write(p []byte) (int, error) {
 	if g.delay > 0 {
 		time.Sleep(g.delay)
 	}
+	g.mu.Lock()
+	failAt := g.failAt
+	g.failAt = -1
+	g.mu.Unlock()
+	if failAt >= 0 {
+		n, _ := g.Conn.Write(p[:min(failAt, len(p))])
+		return n, &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.ECONNRESET)}
+	}
 	g.writes.Add(1)
 	g.bytes.Add(int64(len(p)))
 	return g.Conn.Write(p)
@@ -372,7 +385,7 @@ func gateDialer(delay time.Duration) (func(ctx context.Context, network, addr st
 		if err != nil {
 			return nil, err
 		}
-		gc := &gateConn{Conn: nc, delay: delay, entered: make(chan struct{}, 1), closed: make(chan struct{})}
+		gc := &gateConn{Conn: nc, delay: delay, entered: make(chan struct{}, 1), closed: make(chan struct{}), failAt: -1}
 		g.Store(gc)
 		return gc, nil
 	}
