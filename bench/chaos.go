@@ -7,6 +7,7 @@ import (
 	"log"
 	"math/rand/v2"
 	"os"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -75,16 +76,27 @@ func errorKind(err error) string {
 		return "pool paused"
 	case strings.Contains(msg, "no node serves"), errors.Is(err, sqlish.ErrNoNodes):
 		return "no node"
+	case strings.Contains(msg, "backing off"):
+		return "dial backoff (node down)"
 	case strings.Contains(msg, "refused"):
 		return "connection refused"
 	case strings.Contains(msg, "reset by peer"), strings.Contains(msg, "broken pipe"), strings.Contains(msg, "EOF"):
 		return "connection lost"
 	}
-	if len(msg) > 80 {
-		msg = msg[:80]
+	// Node names, addresses and durations differ from one error to the
+	// next; the kind is what is left.
+	msg = nodeRE.ReplaceAllString(msg, "")
+	msg = numRE.ReplaceAllString(msg, "N")
+	if len(msg) > 120 {
+		msg = msg[:120]
 	}
 	return "other: " + msg
 }
+
+var (
+	nodeRE = regexp.MustCompile(`(sqlish|puddlepool): node [^ ]+( \([^)]*\))?: `)
+	numRE  = regexp.MustCompile(`[0-9][0-9.:]*[µa-z]*`)
+)
 
 func runChaos() error {
 	tb := newTB("chaos")
@@ -155,6 +167,9 @@ func runChaos() error {
 	slices.SortFunc(kinds, func(a, b string) int { return st.errKinds[b] - st.errKinds[a] })
 	for _, k := range kinds {
 		fmt.Printf("- %s: %d\n", k, st.errKinds[k])
+	}
+	if len(kinds) == 0 {
+		fmt.Printf("- none\n")
 	}
 	fmt.Printf("\nGoroutines %d before the DB, %d after Close; open files %d before, %d after.\n", goroutinesBefore, goroutinesAfter, fdsBefore, fdsAfter)
 	var fail []string
