@@ -45,15 +45,22 @@ type Policy struct {
 	// SocketTimeout bounds one attempt on one node (0: no bound but the
 	// total timeout).
 	SocketTimeout time.Duration
-	// TotalTimeout bounds the whole operation, retries included, unless the
-	// caller's context ends earlier (0: only the context bounds it).
+	// TotalTimeout bounds the whole operation, retries and waits for the
+	// topology included, unless the caller's context ends earlier (0: only
+	// the context bounds it). Within it, a statement that did not run (no
+	// connection, a node down, a failover under way, a server that
+	// refused it before running it) is tried again as often as it takes.
 	TotalTimeout time.Duration
-	// MaxRetries is the number of retries after the first attempt: an
-	// operation makes at most 1 + MaxRetries attempts.
+	// MaxRetries is the number of retries of a statement that may have run
+	// (a timeout, a connection lost mid-request), made only when the
+	// statement is idempotent: at most 1 + MaxRetries such attempts. When
+	// neither TotalTimeout nor the context bounds the operation, every
+	// retry counts.
 	MaxRetries int
 	// SleepBetweenRetries is the first pause between attempts; it doubles
-	// with each retry up to max(SleepBetweenRetries, 50ms). A redirect
-	// (MOVED/ASK) is followed without a pause.
+	// with each retry up to max(SleepBetweenRetries, 100ms), with jitter. A
+	// redirect (MOVED/ASK) is followed without a pause; an operation
+	// waiting for the topology is woken by the tender's next tend.
 	SleepBetweenRetries time.Duration
 	// ReadPreference says where reads may go.
 	ReadPreference ReadPreference
