@@ -334,6 +334,10 @@ type NodeStatus struct {
 	PeersGen     uint64
 	PartitionGen uint64
 	Healthy      bool
+	// Epoch orders the views of a failover: when two nodes both report
+	// RolePrimary, the one with the higher epoch is the real primary (a
+	// PostgreSQL timeline; 0 when the backend has none).
+	Epoch uint64
 }
 
 // Peer is a node as another node advertises it.
