@@ -17,17 +17,36 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 )
 
 // Value is a value passed to or returned by a driver. Arguments are
-// normalized by sqlish to one of: nil, int64, uint64, float64, bool, []byte,
-// string or time.Time. Drivers return the same types in rows; a []byte
-// returned by Rows.Next may be reused by the driver after the next call, so
-// the user API copies it before handing it out, unless the Rows implement
-// OwnedValues (or the value came through RowQueryer or BatchResult.Row).
+// normalized by sqlish to one of: nil, int64, uint64, float64, bool,
+// []byte, string or time.Time, unless the Connector is a ValueConverter
+// and accepts them as they are. Drivers return those types in rows, and
+// may return others their database has (a slice for an array, a [16]byte
+// UUID...): Scan assigns a value to a destination of its own type, and
+// hands it to a database/sql Scanner. A []byte returned by Rows.Next may
+// be reused by the driver after the next call, so the user API copies it
+// before handing it out, unless the Rows implement OwnedValues (or the
+// value came through RowQueryer or BatchResult.Row).
 type Value = any
+
+// ValueConverter is implemented by Connectors that accept argument types
+// of their database as they are (int16, uint32, arrays, UUIDs, JSON,
+// network addresses...), in the spirit of database/sql's
+// NamedValueChecker: ConvertValue returns the value to hand to the Conn,
+// or ErrSkip to let the user API apply its default conversion (Valuer, then
+// the basic types above), or another error to refuse the argument.
+type ValueConverter interface {
+	ConvertValue(v any) (Value, error)
+}
+
+// ErrSkip is returned by a ValueConverter for a value it leaves to the
+// default conversion.
+var ErrSkip = errors.New("driver: skip fast-path; continue as if unimplemented")
 
 // Valuer is implemented by argument types that convert themselves to a
 // Value, like database/sql/driver.Valuer.
@@ -139,6 +158,13 @@ type Route struct {
 	// for its whole run (a blocking command such as BLPOP), even when the
 	// backend's connections are multiplexed.
 	Exclusive bool
+	// Unsure reports that the driver cannot tell from the statement
+	// whether it writes (SQL: SELECT nextval(...), WITH ... INSERT, SELECT
+	// ... FOR UPDATE): Intent is then Write, to be safe, and the caller may
+	// declare the statement a read (sqlish.WithRead) so that a replica may
+	// serve it. A statement the driver knows to write is never sent to a
+	// replica, whatever the caller says.
+	Unsure bool
 	// Session reports that the statement changes the connection's session
 	// state (the selected database, a transaction, WATCH, subscriptions,
 	// client flags, credentials...): state that would leak into other
@@ -203,19 +229,60 @@ type RowQueryer interface {
 	QueryRow(ctx context.Context, query string, args []Value, row *Row) error
 }
 
-// MaxRowColumns is the widest row a RowQueryer can return. A driver whose
-// rows may be wider does not implement RowQueryer.
-const MaxRowColumns = 2
+// InlineColumns is the number of columns a Row holds in place; the values
+// of wider rows continue in Row.More.
+const InlineColumns = 2
 
 // Row receives the first row of a RowQueryer's result.
 type Row struct {
-	// Columns names the row's columns: at most MaxRowColumns.
+	// Columns names the row's columns, any number of them.
 	Columns []string
-	// Values holds column i's value, unless Bytes[i] is not nil: a []byte
-	// value may be stored there instead (an empty one as a non-nil empty
-	// slice), which saves boxing it.
-	Values [MaxRowColumns]Value
-	Bytes  [MaxRowColumns][]byte
+	// Values holds column i's value for i < InlineColumns, unless Bytes[i]
+	// is not nil: a []byte value may be stored there instead (an empty one
+	// as a non-nil empty slice), which saves boxing it.
+	Values [InlineColumns]Value
+	Bytes  [InlineColumns][]byte
+	// More holds the values of columns InlineColumns and beyond.
+	More []Value
+	// Types describes the columns, when the driver knows their types
+	// (see RowsColumnTypes); nil otherwise.
+	Types []ColumnType
+}
+
+// Value returns column i's value, boxing a []byte held in Bytes.
+func (r *Row) Value(i int) Value {
+	if i >= InlineColumns {
+		return r.More[i-InlineColumns]
+	}
+	if b := r.Bytes[i]; b != nil {
+		return b
+	}
+	return r.Values[i]
+}
+
+// ColumnType describes a result column, as database/sql's ColumnType does.
+type ColumnType struct {
+	Name string
+	// DatabaseType is the database's name for the type in upper case
+	// ("INT8", "TEXT", "TIMESTAMPTZ"); "" when unknown.
+	DatabaseType string
+	// Nullable reports whether the column may be NULL; NullableKnown
+	// whether the driver knows.
+	Nullable, NullableKnown bool
+	// ScanType is the Go type the driver returns for the column's values
+	// (nil when unknown).
+	ScanType reflect.Type
+	// Length is the column's length for variable-length types (HasLength).
+	Length    int64
+	HasLength bool
+	// Precision and Scale are a decimal's (HasPrecisionScale).
+	Precision, Scale  int64
+	HasPrecisionScale bool
+}
+
+// RowsColumnTypes is implemented by Rows that describe their columns.
+type RowsColumnTypes interface {
+	ColumnTypes() []ColumnType
 }
 
 // OwnedValues is implemented by Rows whose []byte values are never reused
@@ -256,10 +323,13 @@ type Stmt struct {
 type BatchResult struct {
 	Rows Rows
 	Err  error
-	// Row holds the result instead when Rows and Err are nil: exactly one
-	// row, as a RowQueryer delivers it, which saves the Rows object and
-	// the boxing of a []byte value.
+	// Row holds the result instead when Rows, Result and Err are nil:
+	// exactly one row, as a RowQueryer delivers it, which saves the Rows
+	// object and the boxing of a []byte value.
 	Row Row
+	// Result holds the result of a statement that returned no rows (an
+	// INSERT's command tag), when Rows and Err are nil.
+	Result Result
 }
 
 // Batcher is implemented by Conns that pipeline several statements in one
@@ -270,9 +340,41 @@ type Batcher interface {
 	Batch(ctx context.Context, stmts []Stmt) ([]BatchResult, error)
 }
 
-// TxOptions configures a transaction.
+// IsolationLevel is a transaction's isolation level, as database/sql has
+// them.
+type IsolationLevel uint8
+
+const (
+	LevelDefault IsolationLevel = iota // the database's default
+	LevelReadUncommitted
+	LevelReadCommitted
+	LevelWriteCommitted
+	LevelRepeatableRead
+	LevelSnapshot
+	LevelSerializable
+	LevelLinearizable
+)
+
+var levelNames = [...]string{"default", "read uncommitted", "read committed", "write committed",
+	"repeatable read", "snapshot", "serializable", "linearizable"}
+
+func (l IsolationLevel) String() string {
+	if int(l) < len(levelNames) {
+		return levelNames[l]
+	}
+	return fmt.Sprintf("IsolationLevel(%d)", l)
+}
+
+// TxOptions configures a transaction. A driver refuses, with an error
+// wrapping ErrNotSupported, options its database cannot honour.
 type TxOptions struct {
+	Isolation IsolationLevel
+	// ReadOnly makes the transaction read-only; with a read_preference
+	// that allows it, it may run on a replica (a PostgreSQL standby).
 	ReadOnly bool
+	// Deferrable, with Serializable and ReadOnly, lets a PostgreSQL
+	// transaction wait for a snapshot that cannot fail to serialize.
+	Deferrable bool
 }
 
 // Tx is an open transaction on one Conn.
@@ -459,10 +561,15 @@ const (
 	// succeed, whatever the statement.
 	RetryLater
 	// RetryRefresh: the statement did not run because the client's view
-	// of the topology is stale (Redis CLUSTERDOWN, READONLY, MASTERDOWN; a
-	// write that met a standby): retry once the topology has been
-	// refreshed, whatever the statement.
+	// of the topology is stale (Redis CLUSTERDOWN, MASTERDOWN): retry once
+	// the topology has been refreshed, whatever the statement.
 	RetryRefresh
+	// RetryDemoted: the statement did not run because the node no longer
+	// takes writes (Redis READONLY; PostgreSQL 25006, a read-only
+	// transaction on a demoted primary): the node's role is stale. It is
+	// not written to again until a probe says it is a primary; retry once
+	// the topology has been refreshed, whatever the statement.
+	RetryDemoted
 )
 
 func (r Retry) String() string {
@@ -473,6 +580,8 @@ func (r Retry) String() string {
 		return "later"
 	case RetryRefresh:
 		return "refresh"
+	case RetryDemoted:
+		return "demoted"
 	}
 	return "default"
 }
@@ -503,8 +612,22 @@ var ErrNotSupported = errors.New("operation not supported by this driver")
 // Redis' "WRONGTYPE Operation against a key holding the wrong kind of
 // value". The connection remains usable.
 type ServerError struct {
-	Code string // the error prefix, e.g. "ERR", "WRONGTYPE", "MOVED"
+	// Code is the error's code: Redis' prefix ("ERR", "WRONGTYPE",
+	// "MOVED"), a PostgreSQL SQLSTATE ("23505").
+	Code string
 	Msg  string // the full message as the server sent it
+	// The fields below are a SQL server's details (PostgreSQL's error
+	// fields), empty when the server gives none.
+	Severity   string // "ERROR", "FATAL", "PANIC"
+	Detail     string
+	Hint       string
+	Position   int // 1-based character position in the statement, 0: none
+	Where      string
+	Schema     string
+	Table      string
+	Column     string
+	DataType   string
+	Constraint string
 }
 
 func (e *ServerError) Error() string { return e.Msg }

@@ -73,7 +73,7 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 		flat = flat[s.nargs:]
 		sargs := args[:s.nargs]
 		args = args[s.nargs:]
-		if err := normalizeInto(dargs, sargs); err != nil {
+		if err := normalizeInto(db.converter, dargs, sargs); err != nil {
 			br.results[i].err = err
 			continue
 		}
@@ -85,6 +85,9 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 		if route.Session {
 			br.results[i].err = sessionErr(route)
 			continue
+		}
+		if route.Unsure && readIntent(ctx) {
+			route.Intent = driver.Read
 		}
 		n, err := db.batchNode(ctx, route)
 		if err != nil {
@@ -254,11 +257,13 @@ func fromDriver(r *driver.BatchResult) (batchResult, error) {
 	switch {
 	case r.Err != nil:
 		return batchResult{err: r.Err}, r.Err
+	case r.Rows == nil && r.Result != nil:
+		return batchResult{res: r.Result}, nil
 	case r.Rows == nil:
-		if n := len(r.Row.Columns); n == 0 || n > driver.MaxRowColumns {
-			return batchResult{}, fmt.Errorf("driver bug: a batch Row with %d columns", n)
+		if n := len(r.Row.Columns); n == 0 || len(r.Row.More) != max(n-driver.InlineColumns, 0) {
+			return batchResult{}, fmt.Errorf("driver bug: a batch Row with %d columns and %d more values", n, len(r.Row.More))
 		}
-		return batchResult{cols: r.Row.Columns, n: 1, first: &r.Row}, nil
+		return batchResult{cols: r.Row.Columns, n: 1, first: &r.Row, types: r.Row.Types}, nil
 	}
 	return collect(r.Rows)
 }
@@ -268,6 +273,9 @@ func fromDriver(r *driver.BatchResult) (batchResult, error) {
 func collect(rows driver.Rows) (batchResult, error) {
 	defer rows.Close()
 	r := batchResult{cols: rows.Columns()}
+	if ct, ok := rows.(driver.RowsColumnTypes); ok {
+		r.types = ct.ColumnTypes()
+	}
 	w := len(r.cols)
 	_, owned := rows.(driver.OwnedValues)
 	for {
@@ -311,9 +319,14 @@ type batchResult struct {
 	one   [1]driver.Value // the only row, when it is one value
 	vals  []driver.Value  // n rows of len(cols) values, when not in one
 	first *driver.Row     // the only row, when the driver gave it as a Row
-	pos   int             // next row to return
+	types []driver.ColumnType
+	res   driver.Result // a statement without rows (the driver's count)
+	pos   int           // next row to return
 	err   error
 }
+
+// ColumnTypes implements driver.RowsColumnTypes.
+func (r *batchResult) ColumnTypes() []driver.ColumnType { return r.types }
 
 // fill copies row i into dest; a driver Row's []byte is boxed only here
 // (QueryRow reads it without).
@@ -322,11 +335,7 @@ func (r *batchResult) fill(dest []driver.Value, i int) {
 	switch {
 	case r.first != nil:
 		for c := range dest {
-			if b := r.first.Bytes[c]; b != nil {
-				dest[c] = b
-			} else {
-				dest[c] = r.first.Values[c]
-			}
+			dest[c] = r.first.Value(c)
 		}
 	case r.vals == nil:
 		copy(dest, r.one[:w])
@@ -381,6 +390,11 @@ func (br *BatchResults) Exec() (Result, error) {
 // affected is the count Exec reports: a lone integer value, else the
 // number of rows.
 func (r *batchResult) affected() int64 {
+	if r.res != nil {
+		if n, err := r.res.RowsAffected(); err == nil {
+			return n
+		}
+	}
 	n := int64(r.n)
 	if r.n == 1 && len(r.cols) == 1 {
 		var v [1]driver.Value

@@ -220,7 +220,7 @@ func (c *Conn) prepare(ctx context.Context, query string, args []any) (*stmt, er
 	}
 	st := &stmt{}
 	var err error
-	if st.dargs, err = normalizeArgs(args); err == nil {
+	if st.dargs, err = normalizeArgs(c.db.converter, args); err == nil {
 		if st.route, err = c.db.connector.Route(query, st.dargs); err != nil {
 			err = fmt.Errorf("sqlish: %w", err)
 		}

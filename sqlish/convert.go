@@ -45,21 +45,29 @@ func (n Null[T]) Value() (driver.Value, error) {
 }
 
 // normalizeArgs turns user arguments into driver values.
-func normalizeArgs(args []any) ([]driver.Value, error) {
+func normalizeArgs(conv driver.ValueConverter, args []any) ([]driver.Value, error) {
 	if len(args) == 0 {
 		return nil, nil
 	}
 	out := make([]driver.Value, len(args))
-	if err := normalizeInto(out, args); err != nil {
+	if err := normalizeInto(conv, out, args); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// normalizeInto normalizes args into dst, which has their length.
-func normalizeInto(dst []driver.Value, args []any) error {
+// normalizeInto normalizes args into dst, which has their length: the
+// driver's ValueConverter first, when it has one, then the default
+// conversion for what it skips.
+func normalizeInto(conv driver.ValueConverter, dst []driver.Value, args []any) error {
 	for i, a := range args {
-		v, err := normalize(a)
+		v, err := driver.Value(nil), driver.ErrSkip
+		if conv != nil {
+			v, err = conv.ConvertValue(a)
+		}
+		if err == driver.ErrSkip {
+			v, err = normalize(a)
+		}
 		if err != nil {
 			return fmt.Errorf("sqlish: argument %d: %w", i+1, err)
 		}
@@ -204,6 +212,18 @@ func reflectAssign(dest any, src driver.Value) error {
 		return fmt.Errorf("destination must be a pointer, not %T", dest)
 	}
 	e := rv.Elem()
+	if src != nil {
+		// A value of the destination's own type (an array into a slice, a
+		// UUID into a [16]byte...), or one convertible without loss of
+		// meaning between named types of the same kind.
+		if sv := reflect.ValueOf(src); sv.Type().AssignableTo(e.Type()) {
+			e.Set(sv)
+			return nil
+		} else if sv.Kind() == e.Kind() && (sv.Kind() == reflect.Slice || sv.Kind() == reflect.Array) && sv.Type().ConvertibleTo(e.Type()) {
+			e.Set(sv.Convert(e.Type()))
+			return nil
+		}
+	}
 	switch e.Kind() {
 	case reflect.String:
 		s, err := asString(src)

@@ -195,7 +195,7 @@ func TestNormalizeArgs(t *testing.T) {
 			t.Errorf("normalize(%#v) = %#v, %v; want %#v", tc.arg, got, err, tc.want)
 		}
 	}
-	_, err := normalizeArgs([]any{"ok", make(chan int)})
+	_, err := normalizeArgs(nil, []any{"ok", make(chan int)})
 	if err == nil || !strings.Contains(err.Error(), "argument 2: unsupported type chan int") {
 		t.Fatalf("unsupported argument: %v", err)
 	}

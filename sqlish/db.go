@@ -55,7 +55,8 @@ type DB struct {
 	// requestTimeout is set when the driver bounds each request by
 	// socket_timeout itself (driver.CapRequestTimeout).
 	requestTimeout bool
-	classifier     driver.Classifier // nil when the driver classifies no error
+	classifier     driver.Classifier     // nil when the driver classifies no error
+	converter      driver.ValueConverter // nil when the driver takes the default conversion
 	tel            *telemetry
 	log            *slog.Logger
 
@@ -99,6 +100,7 @@ func OpenConfig(driverName string, cfg Config) (*DB, error) {
 	db.multiplexed = db.backend.Caps.Has(driver.CapMultiplex)
 	db.requestTimeout = db.backend.Caps.Has(driver.CapRequestTimeout)
 	db.classifier, _ = connector.(driver.Classifier)
+	db.converter, _ = connector.(driver.ValueConverter)
 	if cfg.ClusterName != "" && !db.backend.Caps.Has(driver.CapClusterName) {
 		return nil, &ConfigError{Key: "cluster_name", Value: cfg.ClusterName,
 			Reason: fmt.Sprintf("driver %s has no cluster name to check", driverName)}
@@ -358,12 +360,12 @@ func (db *DB) do(ctx context.Context, query string, args []any, fn func(context.
 			argBufs.Put(buf)
 		}()
 		dargs = buf[:n:n]
-		if err := normalizeInto(dargs, args); err != nil {
+		if err := normalizeInto(db.converter, dargs, args); err != nil {
 			return err
 		}
 	} else {
 		var err error
-		if dargs, err = normalizeArgs(args); err != nil {
+		if dargs, err = normalizeArgs(db.converter, args); err != nil {
 			return err
 		}
 	}
@@ -373,6 +375,9 @@ func (db *DB) do(ctx context.Context, query string, args []any, fn func(context.
 	}
 	if route.Session {
 		return sessionErr(route)
+	}
+	if route.Unsure && readIntent(ctx) {
+		route.Intent = driver.Read
 	}
 	return db.run(ctx, route, stmtInfo{query: query}, dargs, fn)
 }

@@ -63,7 +63,7 @@ func judge(err error, sent, idem bool, class driver.Retry) verdict {
 		return giveUp
 	case driver.RetryLater:
 		return again
-	case driver.RetryRefresh:
+	case driver.RetryRefresh, driver.RetryDemoted:
 		return refresh
 	}
 	var se *driver.ServerError
@@ -188,3 +188,18 @@ func idempotent(ctx context.Context, route driver.Route) bool {
 	}
 	return route.Idempotent
 }
+
+// readKey carries WithRead's intent.
+type readKey struct{}
+
+// WithRead returns a context whose statements are reads: with a
+// read_preference other than primary, a replica (a PostgreSQL standby) may
+// serve them. It is for statements the driver cannot classify (SQL, where
+// SELECT nextval(...) or WITH ... INSERT write): they go to the primary
+// unless the caller says they only read. A statement the driver knows to
+// write (Redis SET) still goes to the primary. A read-only transaction
+// (TxOptions.ReadOnly) is the other way to let a replica serve statements.
+func WithRead(ctx context.Context) context.Context { return context.WithValue(ctx, readKey{}, true) }
+
+// readIntent reports whether ctx carries WithRead.
+func readIntent(ctx context.Context) bool { return ctx.Value(readKey{}) != nil }

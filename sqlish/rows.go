@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/tendril-db/tendril/driver"
@@ -67,11 +68,19 @@ func (r *Rows) init(dr driver.Rows, release func(error)) {
 // initFirst makes r, zero but for first, the result of a
 // driver.RowQueryer; none says there was no row.
 func (r *Rows) initFirst(none bool) error {
-	if n := len(r.first.Columns); n > driver.MaxRowColumns {
-		return fmt.Errorf("sqlish: driver bug: RowQueryer returned %d columns, more than driver.MaxRowColumns", n)
-	}
 	r.cols = r.first.Columns
-	r.dest = r.first.Values[:len(r.cols)]
+	if n := len(r.cols); n <= driver.InlineColumns {
+		r.dest = r.first.Values[:n]
+	} else {
+		if len(r.first.More) != n-driver.InlineColumns {
+			return fmt.Errorf("sqlish: driver bug: RowQueryer returned %d columns and %d values", n, driver.InlineColumns+len(r.first.More))
+		}
+		r.dest = make([]driver.Value, n)
+		for i := range r.dest {
+			r.dest[i] = r.first.Value(i)
+		}
+		r.first.Bytes = [driver.InlineColumns][]byte{} // boxed into dest
+	}
 	r.owned = true // RowQueryer's values are the caller's
 	r.pending = !none
 	return nil
@@ -180,7 +189,7 @@ func (r *Rows) scan(dest []any) error {
 			r.handed |= 1 << i
 		}
 		var err error
-		if r.rows == nil && r.first.Bytes[i] != nil {
+		if r.rows == nil && i < driver.InlineColumns && r.first.Bytes[i] != nil {
 			err = assignBytes(dest[i], r.first.Bytes[i], own)
 		} else {
 			err = assign(dest[i], v, own)
@@ -194,6 +203,34 @@ func (r *Rows) scan(dest []any) error {
 
 // Columns returns the column names.
 func (r *Rows) Columns() []string { return r.cols }
+
+// ColumnType describes a result column: its name, the database's name for
+// its type, whether it may be NULL and the Go type its values scan as,
+// where the driver knows them (see driver.ColumnType).
+type ColumnType = driver.ColumnType
+
+// ColumnTypes describes the columns. A driver that does not know its
+// columns' types gives their names only.
+func (r *Rows) ColumnTypes() []ColumnType {
+	defer r.lock()()
+	var types []ColumnType
+	switch {
+	case r.first.Types != nil:
+		types = r.first.Types
+	case r.rows != nil:
+		if ct, ok := r.rows.(driver.RowsColumnTypes); ok {
+			types = ct.ColumnTypes()
+		}
+	}
+	if len(types) == len(r.cols) {
+		return slices.Clone(types)
+	}
+	out := make([]ColumnType, len(r.cols))
+	for i, c := range r.cols {
+		out[i].Name = c
+	}
+	return out
+}
 
 // Err returns the error, if any, that ended the iteration.
 func (r *Rows) Err() error {

@@ -54,7 +54,7 @@ func TestClassifyRealErrors(t *testing.T) {
 	t.Run("READONLY", func(t *testing.T) {
 		primary, replica := redistest.StartServer(t), redistest.StartServer(t)
 		replica.MustDo("REPLICAOF", "127.0.0.1", strconv.Itoa(primary.Port))
-		classify(t, dialAddr(t, replica.Addr), "SET ro:k v", driver.RetryRefresh, "READONLY")
+		classify(t, dialAddr(t, replica.Addr), "SET ro:k v", driver.RetryDemoted, "READONLY")
 		unset(t, replica, "ro:k")
 	})
 	t.Run("NOREPLICAS", func(t *testing.T) {

@@ -337,6 +337,12 @@ func (rc *redisConn) Close() error {
 // are queued by the server (their rows say QUEUED) and run atomically by
 // EXEC. WATCH may be sent on the pinned connection before BeginTx.
 func (rc *redisConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	// MULTI/EXEC runs the queued commands without interleaving: as
+	// serializable as it gets; the other levels and DEFERRABLE mean
+	// nothing to Redis.
+	if (opts.Isolation != driver.LevelDefault && opts.Isolation != driver.LevelSerializable) || opts.Deferrable {
+		return nil, fmt.Errorf("redis: transaction isolation %v (deferrable %v): %w", opts.Isolation, opts.Deferrable, driver.ErrNotSupported)
+	}
 	if err := rc.doOK(ctx, "MULTI"); err != nil {
 		return nil, err
 	}

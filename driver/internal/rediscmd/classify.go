@@ -25,7 +25,7 @@ import (
 //	                           SHUTDOWN NOSAVE is refused until it ends
 //	CLUSTERDOWN  RetryRefresh  the cluster is down or the slot is not served:
 //	                           refused until the topology changes
-//	READONLY     RetryRefresh  a write reached a replica (the client's map is
+//	READONLY     RetryDemoted  a write reached a replica (the client's map is
 //	                           stale: the node was demoted)
 //	MASTERDOWN   RetryRefresh  a replica lost its primary and is configured
 //	                           not to serve stale data; a failover is due
@@ -66,7 +66,9 @@ func Classify(err error) driver.Retry {
 	switch se.Code {
 	case "TRYAGAIN", "LOADING", "BUSY":
 		return driver.RetryLater
-	case "CLUSTERDOWN", "READONLY", "MASTERDOWN", "NOREPLICAS":
+	case "READONLY":
+		return driver.RetryDemoted
+	case "CLUSTERDOWN", "MASTERDOWN", "NOREPLICAS":
 		return driver.RetryRefresh
 	}
 	return driver.RetryNever

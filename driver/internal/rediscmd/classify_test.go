@@ -30,7 +30,7 @@ func TestClassify(t *testing.T) {
 		{serverErr("BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."), driver.RetryLater},
 		{serverErr("CLUSTERDOWN The cluster is down"), driver.RetryRefresh},
 		{serverErr("CLUSTERDOWN Hash slot not served"), driver.RetryRefresh},
-		{serverErr("READONLY You can't write against a read only replica."), driver.RetryRefresh},
+		{serverErr("READONLY You can't write against a read only replica."), driver.RetryDemoted},
 		{serverErr("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'."), driver.RetryRefresh},
 		{serverErr("NOREPLICAS Not enough good replicas to write."), driver.RetryRefresh},
 		{serverErr("ERR syntax error"), driver.RetryNever},
