@@ -87,7 +87,7 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 			continue
 		}
 		if route.Unsure && readIntent(ctx) {
-			route.Intent = driver.Read
+			route.Intent, route.Idempotent = driver.Read, true
 		}
 		n, err := db.batchNode(ctx, route)
 		if err != nil {

@@ -377,7 +377,7 @@ func (db *DB) do(ctx context.Context, query string, args []any, fn func(context.
 		return sessionErr(route)
 	}
 	if route.Unsure && readIntent(ctx) {
-		route.Intent = driver.Read
+		route.Intent, route.Idempotent = driver.Read, true // a read may run twice
 	}
 	return db.run(ctx, route, stmtInfo{query: query}, dargs, fn)
 }

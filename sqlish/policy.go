@@ -197,7 +197,8 @@ type readKey struct{}
 // serve them. It is for statements the driver cannot classify (SQL, where
 // SELECT nextval(...) or WITH ... INSERT write): they go to the primary
 // unless the caller says they only read. A statement the driver knows to
-// write (Redis SET) still goes to the primary. A read-only transaction
+// write (Redis SET) still goes to the primary. A statement declared a read
+// is also retried as one: it may run twice. A read-only transaction
 // (TxOptions.ReadOnly) is the other way to let a replica serve statements.
 func WithRead(ctx context.Context) context.Context { return context.WithValue(ctx, readKey{}, true) }
 
