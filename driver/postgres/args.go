@@ -1,0 +1,97 @@
+package postgres
+
+import (
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/tendril-db/tendril/driver"
+)
+
+// ConvertValue implements driver.ValueConverter: arguments that pgtype
+// encodes better than the user API's default conversion would are kept as
+// they are, and encoded for the parameter's type: int16, int32 and uint32
+// (their width kept), arrays and slices ([]int64, []string, [][]byte,
+// [16]byte UUIDs...), json.RawMessage, time.Duration (an interval, not a
+// count of nanoseconds), netip.Addr and netip.Prefix, pgtype values, and
+// database/sql Valuers (pgtype calls Value itself). The basic types (and
+// named types of a basic kind) take the default conversion (ErrSkip).
+func (c *connector) ConvertValue(v any) (driver.Value, error) {
+	switch v.(type) {
+	case nil, int64, uint64, float64, bool, []byte, string, time.Time,
+		int, int8, uint, uint8, uint16, float32:
+		return nil, driver.ErrSkip
+	case int16, int32, uint32, time.Duration:
+		return v, nil
+	case driver.Valuer:
+		return v, nil
+	}
+	rv := reflect.ValueOf(v)
+	t := rv.Type()
+	if t.PkgPath() == pgtypePath {
+		return v, nil
+	}
+	switch rv.Kind() {
+	case reflect.Pointer:
+		if rv.IsNil() {
+			return nil, nil
+		}
+		return c.ConvertValue(rv.Elem().Interface())
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 && t.Name() == "" {
+			return nil, driver.ErrSkip // a []byte of another spelling
+		}
+		return v, nil // arrays, json.RawMessage...
+	case reflect.Array, reflect.Struct, reflect.Map:
+		return v, nil // [16]byte, netip.Addr, netip.Prefix...: pgtype knows, or says it does not
+	}
+	return nil, driver.ErrSkip
+}
+
+var pgtypePath = reflect.TypeFor[pgtype.Text]().PkgPath()
+
+// encoder encodes a statement's arguments for its parameters.
+type encoder struct {
+	buf     []byte
+	values  [][]byte
+	formats []int16
+}
+
+// encode encodes args for the parameter types oids: binary where pgtype
+// can, text for strings (the server parses them into any type). The
+// values stay valid until the next encode.
+func (e *encoder) encode(m *pgtype.Map, oids []uint32, args []driver.Value) error {
+	if len(args) != len(oids) {
+		return fmt.Errorf("postgres: the statement has %d parameters ($1...$%d), got %d arguments", len(oids), len(oids), len(args))
+	}
+	if e.buf == nil {
+		e.buf = make([]byte, 0, 256)
+	}
+	e.buf = e.buf[:0]
+	e.values, e.formats = e.values[:0], e.formats[:0]
+	for i, a := range args {
+		oid := oids[i]
+		f := m.FormatCodeForOID(oid)
+		if _, ok := a.(string); ok {
+			f = pgtype.TextFormatCode
+		}
+		start := len(e.buf)
+		b, err := m.Encode(oid, f, a, e.buf)
+		if err != nil {
+			return fmt.Errorf("postgres: argument %d ($%d): %w", i+1, i+1, err)
+		}
+		if b == nil {
+			e.values = append(e.values, nil) // NULL
+		} else {
+			e.buf = b
+			e.values = append(e.values, b[start:len(b):len(b)])
+		}
+		e.formats = append(e.formats, f)
+	}
+	if cap(e.buf) > 1<<20 {
+		e.buf = nil // do not keep a huge buffer for the next statement
+	}
+	return nil
+}

@@ -1,0 +1,326 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strconv"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tendril-db/tendril/driver"
+)
+
+// Batch implements driver.Batcher in pipeline mode: every statement is
+// sent, each followed by its own Sync, in one write, and the results are
+// read in order: one round trip. Statements not yet prepared on the
+// connection are prepared first, all together in one more round trip.
+//
+// Each statement is its own implicit transaction, as if run alone (unless
+// an explicit transaction is open): one that fails reports its error in
+// its BatchResult and the others run and commit all the same. (pgconn's
+// ExecBatch sends one Sync for the whole batch, which makes it one
+// implicit transaction: a failure would roll back the statements before
+// it and skip those after; a batch that must be all or nothing belongs in
+// a transaction.)
+func (c *pgConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.BatchResult, error) {
+	out := make([]driver.BatchResult, len(stmts))
+	for _, s := range stmts {
+		c.track(s.Query)
+	}
+	ents := make([]*entry, len(stmts))
+	temp, err := c.prepareBatch(ctx, stmts, ents, out)
+	if err != nil {
+		return nil, err
+	}
+	p := c.pg.StartPipeline(ctx)
+	sent := make([]int, 0, len(stmts))
+	for i, s := range stmts {
+		if out[i].Err != nil {
+			continue
+		}
+		e := ents[i]
+		if err := c.enc.encode(c.m, e.sd.ParamOIDs, s.Args); err != nil {
+			out[i].Err = err
+			continue
+		}
+		p.SendQueryStatement(e.sd, c.enc.values, c.enc.formats, e.formats)
+		p.SendPipelineSync()
+		sent = append(sent, i)
+	}
+	for _, name := range temp {
+		p.SendDeallocate(name)
+	}
+	if len(temp) > 0 {
+		p.SendPipelineSync()
+	}
+	if err := p.Flush(); err != nil {
+		p.Close()
+		return nil, c.fail(ctx, err)
+	}
+	var redo []int // statements whose cached plan went stale
+	for _, i := range sent {
+		res, err := p.GetResults()
+		if err == nil {
+			rr, ok := res.(*pgconn.ResultReader)
+			if !ok {
+				p.Close()
+				return nil, c.fail(ctx, errors.New("pipeline: unexpected result for statement "+strconv.Itoa(i)))
+			}
+			err = c.collect(ents[i], rr, &out[i])
+		}
+		var pe *pgconn.PgError
+		if err != nil && !errors.As(err, &pe) {
+			p.Close()
+			return nil, c.fail(ctx, err) // the connection failed: the whole batch did
+		}
+		// The statement's Sync; an error before it is a deferred
+		// constraint's, checked at the implicit commit.
+		if serr := syncResult(p); serr != nil {
+			var spe *pgconn.PgError
+			if !errors.As(serr, &spe) {
+				p.Close()
+				return nil, c.fail(ctx, serr)
+			}
+			if err == nil {
+				err = serr
+			}
+		}
+		if err != nil {
+			out[i] = driver.BatchResult{Err: c.fail(ctx, err)}
+			if stale(err) && ents[i].elem != nil {
+				c.invalidate(ents[i])
+				if c.pg.TxStatus() == 'I' {
+					redo = append(redo, i)
+				}
+			}
+		}
+	}
+	if err := p.Close(); err != nil {
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) {
+			return nil, c.fail(ctx, err)
+		}
+	}
+	for _, i := range redo {
+		// Prepared again and run once more, alone: it did not run.
+		var r driver.BatchResult
+		err := c.run(ctx, stmts[i].Query, stmts[i].Args, func(e *entry, rr *pgconn.ResultReader) error {
+			return c.collect(e, rr, &r)
+		})
+		if err != nil {
+			var se *driver.ServerError
+			if !errors.As(err, &se) {
+				return nil, err
+			}
+			r = driver.BatchResult{Err: err}
+		}
+		out[i] = r
+	}
+	return out, nil
+}
+
+// prepareBatch finds the batch's statements in the cache and prepares the
+// others, each query once, in one round trip (after closing evicted
+// statements). A statement that cannot be prepared (a syntax error) gets
+// its error in out. Without a statement cache the statements are prepared
+// under temporary names, returned to be closed after the batch.
+func (c *pgConn) prepareBatch(ctx context.Context, stmts []driver.Stmt, ents []*entry, out []driver.BatchResult) (temp []string, err error) {
+	var todo []int
+	first := map[string]int{}
+	for i, s := range stmts {
+		if e := c.cache.get(s.Query); e != nil {
+			ents[i] = e
+			continue
+		}
+		if _, ok := first[s.Query]; !ok {
+			first[s.Query] = i
+			todo = append(todo, i)
+		}
+	}
+	if len(todo) == 0 {
+		return nil, nil
+	}
+	p := c.pg.StartPipeline(ctx)
+	stale := len(c.cache.stale)
+	for _, s := range c.cache.stale {
+		p.SendDeallocate(s)
+	}
+	if stale > 0 {
+		p.SendPipelineSync()
+	}
+	names := make([]string, len(todo))
+	for k, i := range todo {
+		if c.cache.size > 0 {
+			names[k] = c.cache.name()
+		} else {
+			c.cache.seq++
+			names[k] = "tendril_t" + strconv.FormatUint(c.cache.seq, 10)
+		}
+		p.SendPrepare(names[k], stmts[i].Query, nil)
+		p.SendPipelineSync()
+	}
+	if err := p.Flush(); err != nil {
+		p.Close()
+		return nil, c.fail(ctx, err)
+	}
+	fatal := func(err error) ([]string, error) {
+		p.Close()
+		return nil, c.fail(ctx, err)
+	}
+	if stale > 0 {
+		for range stale {
+			if _, err := p.GetResults(); err != nil {
+				return fatal(err)
+			}
+		}
+		if err := syncResult(p); err != nil {
+			return fatal(err)
+		}
+		c.cache.stale = c.cache.stale[:0]
+	}
+	byQuery := map[string]*entry{}
+	failed := map[string]error{}
+	for k, i := range todo {
+		q := stmts[i].Query
+		res, err := p.GetResults()
+		var pe *pgconn.PgError
+		switch {
+		case err != nil && !errors.As(err, &pe):
+			return fatal(err)
+		case err != nil:
+			failed[q] = err
+		default:
+			sd, ok := res.(*pgconn.StatementDescription)
+			if !ok {
+				return fatal(errors.New("pipeline: unexpected result preparing statement " + strconv.Itoa(i)))
+			}
+			sd.Name, sd.SQL = names[k], q
+			e := c.newEntry(q, sd)
+			byQuery[q] = e
+			if c.cache.size > 0 {
+				c.cache.put(e)
+			} else {
+				temp = append(temp, names[k])
+			}
+		}
+		if err := syncResult(p); err != nil && !errors.As(err, &pe) {
+			return fatal(err)
+		}
+	}
+	if err := p.Close(); err != nil {
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) {
+			return nil, c.fail(ctx, err)
+		}
+	}
+	for i, s := range stmts {
+		if ents[i] != nil {
+			continue
+		}
+		if err := failed[s.Query]; err != nil {
+			out[i].Err = c.fail(ctx, err)
+			continue
+		}
+		ents[i] = byQuery[s.Query]
+	}
+	return temp, nil
+}
+
+// collect reads a statement's result into r, and closes rr: its rows, in
+// memory, or, for a statement without result columns, the count of its
+// command tag.
+func (c *pgConn) collect(e *entry, rr *pgconn.ResultReader, r *driver.BatchResult) error {
+	e = c.fit(e, rr.FieldDescriptions())
+	if len(e.cols) == 0 {
+		tag, err := rr.Close()
+		if err != nil {
+			return err
+		}
+		r.Result = driver.RowsAffected(tag.RowsAffected())
+		return nil
+	}
+	m := &memRows{e: e}
+	for rr.NextRow() {
+		for i, v := range rr.Values() {
+			d, err := decode(c.m, e.cols[i], v)
+			if err != nil {
+				rr.Close()
+				return c.decodeError(e, i, err)
+			}
+			m.vals = append(m.vals, d)
+		}
+		m.n++
+	}
+	if _, err := rr.Close(); err != nil {
+		return err
+	}
+	r.Rows = m
+	return nil
+}
+
+// fit returns e, or when the server described other columns than e has
+// (a statement whose columns were not known when it was prepared, such
+// as a FETCH), an entry for them, in text.
+func (c *pgConn) fit(e *entry, fields []pgconn.FieldDescription) *entry {
+	if len(fields) == len(e.cols) {
+		return e
+	}
+	f := &entry{query: e.query, sd: e.sd}
+	f.cols, f.formats, f.names, f.types = describe(c.m, fields)
+	for i := range f.cols {
+		f.cols[i].kind = kText
+	}
+	return f
+}
+
+// memRows holds a batch statement's rows, read in full.
+type memRows struct {
+	e    *entry
+	vals []driver.Value // n rows of len(e.cols) values
+	n    int
+	pos  int
+}
+
+func (m *memRows) Columns() []string                { return m.e.names }
+func (m *memRows) ColumnTypes() []driver.ColumnType { return m.e.types }
+func (m *memRows) OwnedValues()                     {}
+func (m *memRows) Close() error                     { m.pos = m.n; return nil }
+func (m *memRows) Next(dest []driver.Value) error {
+	if m.pos >= m.n {
+		return io.EOF
+	}
+	w := len(m.e.cols)
+	copy(dest, m.vals[m.pos*w:(m.pos+1)*w])
+	m.pos++
+	return nil
+}
+
+// syncResult reads results up to the next Sync's, returning the first
+// error: an error reported at the Sync (a deferred constraint) comes
+// before it.
+func syncResult(p *pgconn.Pipeline) error {
+	var first error
+	for {
+		res, err := p.GetResults()
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			var pe *pgconn.PgError
+			if !errors.As(err, &pe) {
+				return first
+			}
+			continue
+		}
+		switch res.(type) {
+		case *pgconn.PipelineSync:
+			return first
+		case nil:
+			if first == nil {
+				first = errors.New("pipeline: no Sync result")
+			}
+			return first
+		}
+	}
+}

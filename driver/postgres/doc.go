@@ -1,0 +1,147 @@
+// Package postgres is tendril's PostgreSQL backend, registered as
+// "postgres" and "postgresql" (telemetry system name "postgresql"): a
+// primary and its streaming standbys, on pgx's pgconn (wire protocol,
+// SCRAM-SHA-256 and other authentication, TLS, cancellation, pipeline
+// mode) and pgtype (encoding and decoding), with tendril's topology and
+// per-node pools on top. pgx.Conn and pgxpool are not used.
+//
+//	import _ "github.com/tendril-db/tendril/driver/postgres"
+//
+//	db, err := sqlish.Open("postgres", "postgres://app:secret@db1:5432,db2:5432/shop?read_preference=prefer_replica")
+//
+// # DSN
+//
+// postgres://user:password@host1:port1[,host2:port2...]/dbname?key=value...
+// (the port defaults to 5432). List every node, primary and standbys: a
+// node does not tell where its peers are; the tender probes each one for
+// its role (pg_is_in_recovery()), its cluster (the system identifier,
+// checked against cluster_name when set) and its timeline, so that of two
+// nodes that both say they are primary the one promoted last wins.
+//
+// The DSN is the only source of settings: PG* environment variables,
+// service files and .pgpass do not change the credentials, TLS, target
+// roles or session settings (the parser reads PGSERVICE, and fails when it
+// names a service that does not exist). Driver keys:
+//
+//	sslmode               disable, require, verify-ca or verify-full. The
+//	                      default is disable, or with tls=true (and the
+//	                      other tls_* keys) verify-full (require with
+//	                      tls_insecure_skip_verify). prefer and allow are
+//	                      refused: TLS never falls back to plaintext, and a
+//	                      server without TLS fails the connection.
+//	                      require with a root certificate verifies the
+//	                      chain, as libpq does.
+//	sslrootcert           the CA file (or "system"); tls_ca also works
+//	sslcert, sslkey       the client certificate and key; or tls_cert and
+//	                      tls_key
+//	application_name      sent at connect; a session reset keeps it
+//	search_path, timezone session defaults sent at connect
+//	statement_cache_size  prepared statements kept per connection, least
+//	                      recently used evicted (default 256; 0: none, each
+//	                      statement with arguments is then prepared unnamed
+//	                      before each run, one more round trip)
+//
+// # Statements and routing
+//
+// Placeholders are PostgreSQL's own ($1, $2...), passed through as they
+// are. A statement's first word does not say whether it writes, so every
+// statement goes to the primary unless the caller declares a read
+// (sqlish.WithRead) or runs a read-only transaction; with read_preference
+// prefer_replica or replica those go to a standby. A write declared a read
+// fails on the standby with SQLSTATE 25006, and the error says so.
+//
+// Statements that change the session (SET other than SET LOCAL, RESET,
+// DISCARD, PREPARE, DEALLOCATE, LISTEN, UNLISTEN, transaction control,
+// DECLARE, CREATE TEMP TABLE, SELECT INTO TEMP, LOAD, set_config and
+// session-level advisory locks) are refused on the DB's shared pool: run
+// them on a pinned sqlish.Conn, whose connection is reset when it goes
+// back (below).
+//
+// Exec without arguments uses the simple query protocol: one round trip,
+// and the string may hold several statements. Otherwise a statement is
+// prepared once per connection and run by name, its parameters encoded in
+// binary for their types, its rows requested in binary for the types
+// decoded below. A cached statement whose result type changed under it
+// (ALTER TABLE, SQLSTATE 0A000) or that the server dropped (26000) is
+// prepared again and run once more when it ran alone; inside a
+// transaction the error stands (the transaction is aborted).
+//
+// # Arguments
+//
+// Besides the basic types, arguments pgtype can encode are passed as they
+// are and encoded for the parameter's type: int16, int32, uint32,
+// [16]byte (a UUID), slices ([]int64, []string, [][]byte... for arrays),
+// json.RawMessage, time.Duration (an interval), netip.Addr and
+// netip.Prefix, pgtype values and database/sql Valuers. A string is sent
+// as text, which the server parses into the parameter's type.
+//
+// # Results
+//
+//	int2, int4, int8, oid               int64
+//	float4, float8                      float64
+//	bool                                bool
+//	text, varchar, bpchar, name, "char" string
+//	bytea                               []byte
+//	json, jsonb                         []byte (the JSON text)
+//	timestamptz                         time.Time in UTC, microseconds kept
+//	timestamp                           time.Time: the wall clock, in UTC
+//	date                                time.Time: midnight UTC
+//	                                    (infinity and -infinity: the strings)
+//	uuid                                [16]byte
+//	numeric                             string (exact)
+//	interval                            string, as the server prints it
+//	                                    (months and days are not durations)
+//	arrays of the types above           []int64, []float64, []bool, []string,
+//	                                    [][]byte, []time.Time, [][16]byte;
+//	                                    []any when an element is NULL;
+//	                                    nested []any when multi-dimensional
+//	anything else                       its text, as a string
+//
+// Rows describe their columns (sqlish.Rows.ColumnTypes): the type's name
+// in upper case ("INT8", "TIMESTAMPTZ", "_TEXT" for text[]), the Go type
+// above, the length of varchar(n) and the precision and scale of
+// numeric(p,s). A statement without rows gives the count of its command
+// tag ("INSERT 0 5": 5), in batches too.
+//
+// # Batches
+//
+// sqlish.DB.SendBatch sends a node's statements in pipeline mode, each
+// followed by its own Sync, in one round trip (plus one to prepare the
+// statements the connection has not prepared yet). Each statement is its
+// own implicit transaction, as if run alone: one that fails reports its
+// error on its result, and those after it run all the same. Put
+// statements that must succeed or fail together in a transaction.
+//
+// # Transactions and sessions
+//
+// BeginTx sends BEGIN with the isolation level (read uncommitted, read
+// committed, repeatable read, serializable; others wrap
+// sqlish.ErrNotSupported), READ ONLY or READ WRITE, and DEFERRABLE. A
+// COMMIT the server answers with ROLLBACK (the transaction had failed) is
+// an error wrapping ErrCommitRollback.
+//
+// When a pinned connection goes back to its pool, an open or failed
+// transaction is rolled back and, if a statement changed the session,
+// DISCARD ALL restores it (the statement cache is cleared with it); when
+// nothing changed nothing is sent. A connection that reached its node as
+// a primary is discarded once the server reports in_hot_standby=on
+// (PostgreSQL 14+), so a demoted primary's pool serves no more writes.
+//
+// # Cancellation and errors
+//
+// A statement whose context ends is cancelled on the server (a
+// CancelRequest): it returns the context's error at once and the
+// connection stays usable. A server that does not act on the cancel
+// within a second has the connection cut instead.
+//
+// The server's errors are *driver.ServerError (sqlish.ServerError) with
+// the SQLSTATE as Code and the error fields (Detail, Hint, Constraint...),
+// reached with errors.As; a refused password wraps sqlish's
+// driver.ErrAuthFailed and names the user, never the password. The
+// connector classifies errors for the retry policy: 25006 on a standby
+// (a demoted primary) is retried once the topology is refreshed;
+// 57P01-57P03 (shutdown, starting up) after a refresh; 40001 and 40P01
+// (serialization failure, deadlock) and 53300 (too many connections) after
+// a pause, the former only for a statement outside a transaction; any
+// other server error is final.
+package postgres

@@ -1,0 +1,406 @@
+package postgres
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+
+	"github.com/tendril-db/tendril/driver"
+)
+
+func init() {
+	driver.Register("postgres", Driver{})
+	driver.Register("postgresql", Driver{})
+}
+
+// DefaultPort is the port of a host given without one.
+const DefaultPort = "5432"
+
+// DefaultStatementCacheSize is the number of prepared statements each
+// connection keeps when statement_cache_size is not given.
+const DefaultStatementCacheSize = 256
+
+// maxStatementCacheSize bounds statement_cache_size: each statement holds
+// memory on the server, per connection.
+const maxStatementCacheSize = 1 << 16
+
+// cancelGrace is how long a cancelled statement waits for the server to
+// act on the cancel request before the connection is cut (and closed): a
+// node that does not answer a cancel within it is not answering at all.
+const cancelGrace = time.Second
+
+// Driver is the PostgreSQL driver.
+type Driver struct{}
+
+var params = []string{"application_name", "search_path", "sslcert", "sslkey", "sslmode", "sslrootcert", "statement_cache_size", "timezone"}
+
+// Params implements driver.ParamLister.
+func (Driver) Params() []string { return slices.Clone(params) }
+
+// OpenConnector implements driver.Driver. It parses the configuration
+// once (pgconn.ParseConfig of a connection string built from cfg); every
+// connection then copies it with its own host.
+func (Driver) OpenConnector(cfg driver.Config) (driver.Connector, error) {
+	c := &connector{cfg: cfg, cacheSize: DefaultStatementCacheSize, runtime: map[string]string{}}
+	mode := ""
+	var rootCert, cert, key string
+	for _, k := range slices.Sorted(maps.Keys(cfg.Params)) {
+		v := cfg.Params[k]
+		switch k {
+		case "sslmode":
+			switch v {
+			case "disable", "require", "verify-ca", "verify-full":
+				mode = v
+			case "prefer", "allow":
+				return nil, &driver.ParamError{Key: k, Value: v, Reason: "TLS that may fall back to plaintext is refused: use disable, require, verify-ca or verify-full"}
+			default:
+				return nil, &driver.ParamError{Key: k, Value: v, Reason: "want disable, require, verify-ca or verify-full"}
+			}
+		case "sslrootcert":
+			rootCert = v
+		case "sslcert":
+			cert = v
+		case "sslkey":
+			key = v
+		case "application_name", "search_path", "timezone":
+			if strings.IndexByte(v, 0) >= 0 {
+				return nil, &driver.ParamError{Key: k, Value: strings.ReplaceAll(v, "\x00", `\0`), Reason: "holds a NUL byte"}
+			}
+			c.runtime[k] = v
+		case "statement_cache_size":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > maxStatementCacheSize {
+				return nil, &driver.ParamError{Key: k, Value: v, Reason: fmt.Sprintf("want an integer from 0 (no cache) to %d", maxStatementCacheSize)}
+			}
+			c.cacheSize = n
+		default:
+			return nil, &driver.ParamError{Key: k, Reason: "unknown key", Valid: params}
+		}
+	}
+	var err error
+	if c.tls, c.mode, err = tlsConfig(cfg, mode, rootCert, cert, key); err != nil {
+		return nil, err
+	}
+	switch cfg.AuthMode {
+	case "", "internal":
+	case "external":
+		if c.tls == nil {
+			return nil, &driver.ParamError{Key: "auth_mode", Value: "external", Reason: "sends the password to an external service (LDAP, RADIUS): needs TLS (sslmode=verify-full)"}
+		}
+	case "pki":
+		if c.tls == nil || len(c.tls.Certificates) == 0 {
+			return nil, &driver.ParamError{Key: "auth_mode", Value: "pki", Reason: "needs TLS with a client certificate (sslcert and sslkey, or tls_cert and tls_key)"}
+		}
+	default:
+		return nil, &driver.ParamError{Key: "auth_mode", Value: cfg.AuthMode, Reason: "want internal, external or pki"}
+	}
+	if c.base, err = baseConfig(cfg); err != nil {
+		return nil, err
+	}
+	c.user = c.base.User
+	return c, nil
+}
+
+// baseConfig parses the settings every connection shares. The connection
+// string names every setting the PG* environment variables could give,
+// so that they cannot change TLS, target roles, protocol or channel
+// binding; Connect overrides the rest (host, TLS, runtime parameters).
+func baseConfig(cfg driver.Config) (*pgconn.Config, error) {
+	var b strings.Builder
+	kv := func(k, v string) {
+		v = strings.ReplaceAll(v, `\`, `\\`)
+		v = strings.ReplaceAll(v, `'`, `\'`)
+		fmt.Fprintf(&b, "%s='%s' ", k, v)
+	}
+	kv("host", "localhost")
+	kv("port", DefaultPort)
+	if cfg.User != "" {
+		kv("user", cfg.User)
+	}
+	if cfg.Namespace != "" {
+		kv("dbname", cfg.Namespace)
+	}
+	for _, k := range []string{"sslrootcert", "sslcert", "sslkey", "sslpassword", "require_auth", "passfile"} {
+		kv(k, "")
+	}
+	kv("sslmode", "disable")
+	kv("sslcertmode", "allow")
+	kv("sslnegotiation", "postgres")
+	kv("target_session_attrs", "any")
+	kv("channel_binding", "prefer")
+	kv("min_protocol_version", "3.0")
+	kv("max_protocol_version", "3.0")
+	pc, err := pgconn.ParseConfig(b.String())
+	if err != nil {
+		// Not err's text: it may quote the connection string.
+		var pe *pgconn.ParseConfigError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("postgres: parsing the connection settings failed (check the PGSERVICE and PGSERVICEFILE environment variables, which pgconn reads)")
+		}
+		return nil, fmt.Errorf("postgres: parsing the connection settings: %w", err)
+	}
+	pc.Password = cfg.Password // the DSN's, never PGPASSWORD's or a .pgpass file's
+	pc.ValidateConnect = nil
+	pc.Fallbacks = nil
+	pc.TLSConfig = nil
+	pc.ConnectTimeout = cfg.Timeout
+	d := &net.Dialer{Timeout: cfg.Timeout, KeepAlive: 5 * time.Minute}
+	pc.DialFunc = d.DialContext
+	pc.OnNotice = nil
+	pc.OnNotification = nil
+	return pc, nil
+}
+
+// tlsConfig builds the TLS template from sslmode, the ssl* files and the
+// DSN's tls keys (cfg.TLS). TLS never falls back to plaintext: with TLS
+// asked for (sslmode other than disable, or tls=true), a server without
+// it is an error.
+func tlsConfig(cfg driver.Config, mode, rootCert, cert, key string) (*tls.Config, string, error) {
+	if mode == "" {
+		switch {
+		case cfg.TLS == nil:
+			mode = "disable"
+		case cfg.TLS.InsecureSkipVerify:
+			mode = "require"
+		default:
+			mode = "verify-full"
+		}
+	}
+	if mode == "disable" {
+		if cfg.TLS != nil || rootCert != "" || cert != "" || key != "" {
+			return nil, "", &driver.ParamError{Key: "sslmode", Value: mode, Reason: "conflicts with the TLS settings given (tls, tls_*, sslrootcert, sslcert, sslkey)"}
+		}
+		return nil, mode, nil
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.TLS != nil {
+		t = cfg.TLS.Clone()
+	}
+	if cfg.TLS != nil && cfg.TLS.InsecureSkipVerify && (mode == "verify-ca" || mode == "verify-full") {
+		return nil, "", &driver.ParamError{Key: "sslmode", Value: mode, Reason: "conflicts with tls_insecure_skip_verify=true"}
+	}
+	switch {
+	case rootCert == "system":
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			return nil, "", &driver.ParamError{Key: "sslrootcert", Value: rootCert, Reason: err.Error()}
+		}
+		t.RootCAs, mode = pool, "verify-full" // as libpq does
+	case rootCert != "":
+		pem, err := os.ReadFile(rootCert)
+		if err != nil {
+			return nil, "", &driver.ParamError{Key: "sslrootcert", Value: rootCert, Reason: err.Error()}
+		}
+		t.RootCAs = x509.NewCertPool()
+		if !t.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, "", &driver.ParamError{Key: "sslrootcert", Value: rootCert, Reason: "no PEM certificate found"}
+		}
+	}
+	if (cert == "") != (key == "") {
+		return nil, "", &driver.ParamError{Key: "sslcert", Value: cert, Reason: "sslcert and sslkey must be given together"}
+	}
+	if cert != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, "", &driver.ParamError{Key: "sslcert", Value: cert, Reason: err.Error()}
+		}
+		t.Certificates = []tls.Certificate{pair}
+	}
+	if mode == "require" && t.RootCAs != nil {
+		mode = "verify-ca" // a root certificate given: libpq verifies the chain
+	}
+	switch mode {
+	case "require":
+		t.InsecureSkipVerify = true
+	case "verify-ca":
+		// The chain is verified, the host name is not (libpq's verify-ca):
+		// crypto/tls cannot do that by itself.
+		roots := t.RootCAs
+		t.InsecureSkipVerify = true
+		t.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return errors.New("postgres: sslmode=verify-ca: the server sent no certificate")
+			}
+			certs := make([]*x509.Certificate, len(raw))
+			for i, r := range raw {
+				c, err := x509.ParseCertificate(r)
+				if err != nil {
+					return fmt.Errorf("postgres: sslmode=verify-ca: bad server certificate: %w", err)
+				}
+				certs[i] = c
+			}
+			opts := x509.VerifyOptions{Roots: roots, Intermediates: x509.NewCertPool()}
+			for _, c := range certs[1:] {
+				opts.Intermediates.AddCert(c)
+			}
+			_, err := certs[0].Verify(opts)
+			return err
+		}
+	case "verify-full":
+		t.InsecureSkipVerify = false
+	}
+	return t, mode, nil
+}
+
+// connector dials the nodes of one configured cluster.
+type connector struct {
+	cfg       driver.Config
+	base      *pgconn.Config // parsed once; copied per connection
+	user      string         // the user connections log in as
+	tls       *tls.Config    // the template; nil: no TLS
+	mode      string         // the effective sslmode
+	runtime   map[string]string
+	cacheSize int
+
+	// names maps the addresses Resolve returned to the host names they
+	// came from, for TLS verification (verify-full) and SNI.
+	mu    sync.Mutex
+	names map[string]string
+
+	// wrap, when set (by tests), wraps each connection's socket.
+	wrap func(net.Conn) net.Conn
+}
+
+// Backend implements driver.Connector.
+func (c *connector) Backend() driver.Backend {
+	return driver.Backend{System: "postgresql", Caps: caps}
+}
+
+// caps are the capabilities of every Conn: no CapMultiplex (a PostgreSQL
+// connection runs one statement at a time), no CapRequestTimeout (a
+// statement is bounded by its context, which cancels it on the server).
+const caps = driver.CapPing | driver.CapResetSession | driver.CapValidate | driver.CapBatch | driver.CapTx |
+	driver.CapInfo | driver.CapTopology | driver.CapClusterName
+
+// Resolve implements driver.Resolver: the default port is added and a host
+// name stands for every address DNS gives it (the name is kept for TLS).
+func (c *connector) Resolve(ctx context.Context, seed string) ([]string, error) {
+	host, port := splitAddr(seed)
+	if net.ParseIP(host) != nil {
+		return []string{net.JoinHostPort(host, port)}, nil
+	}
+	ips, err := net.DefaultResolver.LookupHost(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(ips))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.names == nil {
+		c.names = map[string]string{}
+	}
+	for i, ip := range ips {
+		out[i] = net.JoinHostPort(ip, port)
+		c.names[out[i]] = host
+	}
+	return out, nil
+}
+
+// splitAddr splits host[:port], the port defaulting to DefaultPort.
+func splitAddr(addr string) (host, port string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return strings.Trim(addr, "[]"), DefaultPort
+	}
+	return host, port
+}
+
+// hostName is the name addr was resolved from, or addr's host.
+func (c *connector) hostName(addr, host string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n, ok := c.names[addr]; ok {
+		return n
+	}
+	return host
+}
+
+// Connect implements driver.Connector: one connection to the node at
+// addr, with the connector's TLS settings and runtime parameters, and a
+// context watcher that cancels a statement on the server when its context
+// ends (the connection stays usable).
+func (c *connector) Connect(ctx context.Context, addr string) (driver.Conn, error) {
+	host, port := splitAddr(addr)
+	addr = net.JoinHostPort(host, port)
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: bad port in address %s", addr)
+	}
+	pc := c.base.Copy()
+	pc.Host, pc.Port = host, uint16(p)
+	pc.Fallbacks, pc.ValidateConnect = nil, nil
+	pc.TLSConfig = nil
+	if c.tls != nil {
+		t := c.tls.Clone()
+		if t.ServerName == "" {
+			name := c.hostName(addr, host)
+			if c.mode == "verify-full" || net.ParseIP(name) == nil {
+				t.ServerName = name
+			}
+		}
+		pc.TLSConfig = t
+	}
+	pc.RuntimeParams = maps.Clone(c.runtime)
+	h := &cancelHandler{grace: cancelGrace}
+	pc.BuildContextWatcherHandler = func(pg *pgconn.PgConn) ctxwatch.Handler {
+		h.pg = pg
+		return h
+	}
+	pc.OnPgError = h.onPgError
+	if c.wrap != nil {
+		pc.AfterNetConnect = func(_ context.Context, _ *pgconn.Config, nc net.Conn) (net.Conn, error) { return c.wrap(nc), nil }
+	}
+	pg, err := pgconn.ConnectConfig(ctx, pc)
+	if err != nil {
+		return nil, c.connectError(addr, err)
+	}
+	return newConn(c, pg, addr), nil
+}
+
+// connectError describes a failed connection: a refused password is an
+// *AuthError; the message names the node and the user, never the password.
+func (c *connector) connectError(addr string, err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		se := serverError(pe)
+		switch pe.Code {
+		case "28P01", "28000": // invalid_password, invalid_authorization_specification
+			return &AuthError{Addr: addr, User: c.user, Err: se}
+		}
+		return fmt.Errorf("postgres: connecting to %s as %q: %w", addr, c.user, se)
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		if inner := errors.Unwrap(ce); inner != nil {
+			err = inner
+		}
+	}
+	return fmt.Errorf("postgres: connecting to %s as %q (sslmode=%s): %w", addr, c.user, c.mode, err)
+}
+
+// AuthError reports that the server refused the credentials. It never
+// holds the password.
+type AuthError struct {
+	Addr string
+	User string
+	Err  error // the server's answer
+}
+
+func (e *AuthError) Error() string {
+	return fmt.Sprintf("postgres: authentication as %q at %s failed: %v", e.User, e.Addr, e.Err)
+}
+
+func (e *AuthError) Unwrap() []error { return []error{driver.ErrAuthFailed, e.Err} }

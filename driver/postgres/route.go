@@ -1,0 +1,317 @@
+package postgres
+
+import (
+	"strings"
+
+	"github.com/tendril-db/tendril/driver"
+)
+
+// Route implements driver.Router. A SQL statement's first word does not
+// say whether it writes (SELECT nextval(...), WITH ... INSERT, SELECT ...
+// FOR UPDATE), so every statement is a Write the driver is unsure of: it
+// goes to the primary unless the caller declares a read (sqlish.WithRead)
+// or runs a read-only transaction. None is idempotent. Native $1
+// placeholders are passed through untouched.
+func (c *connector) Route(query string, _ []driver.Value) (driver.Route, error) {
+	a := analyze(query)
+	return driver.Route{
+		Op:        a.op,
+		Partition: driver.AnyPartition,
+		Intent:    driver.Write,
+		Unsure:    true,
+		Session:   a.session,
+	}, nil
+}
+
+// analysis is what the scanner learns of a query string.
+type analysis struct {
+	op string // the first statement's keyword, upper case ("" for none)
+	// session: some statement changes the session (see sessionWord);
+	// reset: some statement drops prepared statements (DISCARD ALL,
+	// DEALLOCATE), so the statement cache must be cleared.
+	session, reset bool
+}
+
+// analyze scans a query (one statement or several separated by ';') for
+// its operation and what it does to the session. Comments, string
+// literals (including E'...' and $tag$...$tag$), quoted identifiers and
+// parentheses are skipped properly, so a keyword inside them counts for
+// nothing.
+func analyze(query string) analysis {
+	var a analysis
+	s := scanner{q: query}
+	first := true
+	for {
+		st, ok := s.statement()
+		if !ok {
+			break
+		}
+		if len(st.words) == 0 {
+			continue
+		}
+		if first {
+			a.op, first = st.op(), false
+		}
+		ses, reset := st.session()
+		a.session = a.session || ses
+		a.reset = a.reset || reset
+	}
+	return a
+}
+
+// stmt is one statement: its words at parenthesis depth 0 (upper case,
+// up to maxWords), and whether a session function is called anywhere.
+type stmt struct {
+	words []string
+	// afterParen[i] says a closing parenthesis came right before words[i].
+	afterParen []bool
+	// calls is set when the statement calls a function that changes the
+	// session (set_config, session-level advisory locks), or selects INTO
+	// a temporary table.
+	calls bool
+}
+
+// maxWords bounds the words kept per statement: only the first few are
+// looked at, except for WITH, whose main statement follows its queries.
+const maxWords = 64
+
+var keywords = map[string]bool{"SELECT": true, "INSERT": true, "UPDATE": true, "DELETE": true, "MERGE": true, "VALUES": true, "TABLE": true}
+
+// op is the statement's operation: its first keyword, or for WITH the
+// keyword of the main statement that follows the WITH queries.
+func (st *stmt) op() string {
+	op := st.words[0]
+	if op != "WITH" {
+		return op
+	}
+	for i := 1; i < len(st.words); i++ {
+		if st.afterParen[i] && keywords[st.words[i]] {
+			return st.words[i]
+		}
+	}
+	return op
+}
+
+// session reports whether the statement changes the session state, and
+// whether it drops prepared statements.
+func (st *stmt) session() (session, reset bool) {
+	w := st.words
+	next := func(i int) string {
+		if i < len(w) {
+			return w[i]
+		}
+		return ""
+	}
+	switch w[0] {
+	case "SET":
+		// SET LOCAL and SET TRANSACTION last until the transaction ends;
+		// SET SESSION CHARACTERISTICS and plain SET last for the session.
+		n := next(1)
+		return n != "LOCAL" && n != "TRANSACTION" || st.calls, false
+	case "RESET", "PREPARE", "LISTEN", "UNLISTEN", "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT",
+		"SAVEPOINT", "RELEASE", "DECLARE", "LOAD":
+		return true, false
+	case "DISCARD":
+		n := next(1)
+		return true, n == "ALL"
+	case "DEALLOCATE":
+		return true, true
+	case "CREATE":
+		i := 1
+		if n := next(i); n == "GLOBAL" || n == "LOCAL" {
+			i++
+		}
+		if n := next(i); n == "TEMP" || n == "TEMPORARY" {
+			return true, false
+		}
+	}
+	return st.calls, false
+}
+
+// sessionFuncs are functions whose effect outlasts the statement: a
+// session setting, or a lock held until the session ends.
+var sessionFuncs = map[string]bool{
+	"set_config": true, "pg_advisory_lock": true, "pg_advisory_lock_shared": true,
+	"pg_try_advisory_lock": true, "pg_try_advisory_lock_shared": true,
+}
+
+// scanner walks a query string statement by statement.
+type scanner struct {
+	q   string
+	pos int
+}
+
+// statement returns the next statement, false at the end of the query.
+func (s *scanner) statement() (stmt, bool) {
+	var st stmt
+	if s.pos >= len(s.q) {
+		return st, false
+	}
+	depth := 0
+	paren := false // a ')' closed depth 0 right before the next word
+	prevInto := false
+	for s.pos < len(s.q) {
+		c := s.q[s.pos]
+		switch {
+		case c == ';' && depth == 0:
+			s.pos++
+			return st, true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
+			s.pos++
+		case c == '-' && s.at(1) == '-':
+			s.lineComment()
+		case c == '/' && s.at(1) == '*':
+			s.blockComment()
+		case c == '(':
+			depth++
+			s.pos++
+		case c == ')':
+			if depth > 0 {
+				depth--
+			}
+			paren = depth == 0
+			s.pos++
+		case c == '\'':
+			s.quoted('\'', false)
+			prevInto = false
+		case (c == 'E' || c == 'e') && s.at(1) == '\'':
+			s.pos++
+			s.quoted('\'', true)
+			prevInto = false
+		case c == '"':
+			s.quoted('"', false)
+			prevInto = false
+		case c == '$' && s.dollarQuote():
+			prevInto = false
+		case isIdentStart(c):
+			start := s.pos
+			for s.pos < len(s.q) && isIdentPart(s.q[s.pos]) {
+				s.pos++
+			}
+			word := s.q[start:s.pos]
+			if sessionFuncs[strings.ToLower(word)] && s.nextNonSpace() == '(' {
+				st.calls = true
+			}
+			up := strings.ToUpper(word)
+			if prevInto && (up == "TEMP" || up == "TEMPORARY") {
+				st.calls = true // SELECT ... INTO TEMP t
+			}
+			prevInto = up == "INTO"
+			if depth == 0 && len(st.words) < maxWords {
+				st.words = append(st.words, up)
+				st.afterParen = append(st.afterParen, paren)
+			}
+			paren = false
+		default:
+			s.pos++
+		}
+	}
+	return st, true
+}
+
+func (s *scanner) at(off int) byte {
+	if s.pos+off < len(s.q) {
+		return s.q[s.pos+off]
+	}
+	return 0
+}
+
+// nextNonSpace returns the next byte that is not white space.
+func (s *scanner) nextNonSpace() byte {
+	for i := s.pos; i < len(s.q); i++ {
+		if c := s.q[i]; c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return c
+		}
+	}
+	return 0
+}
+
+func (s *scanner) lineComment() {
+	for s.pos < len(s.q) && s.q[s.pos] != '\n' {
+		s.pos++
+	}
+}
+
+// blockComment skips a /* */ comment; they nest in PostgreSQL.
+func (s *scanner) blockComment() {
+	depth := 0
+	for s.pos < len(s.q) {
+		switch {
+		case s.q[s.pos] == '/' && s.at(1) == '*':
+			depth++
+			s.pos += 2
+		case s.q[s.pos] == '*' && s.at(1) == '/':
+			depth--
+			s.pos += 2
+			if depth == 0 {
+				return
+			}
+		default:
+			s.pos++
+		}
+	}
+}
+
+// quoted skips a literal or identifier quoted by q, a doubled q standing
+// for itself; with backslash, a backslash escapes the next byte (E'...').
+func (s *scanner) quoted(q byte, backslash bool) {
+	s.pos++
+	for s.pos < len(s.q) {
+		c := s.q[s.pos]
+		switch {
+		case backslash && c == '\\':
+			s.pos += 2
+		case c == q && s.at(1) == q:
+			s.pos += 2
+		case c == q:
+			s.pos++
+			return
+		default:
+			s.pos++
+		}
+	}
+}
+
+// dollarQuote skips a $tag$...$tag$ string at s.pos and reports whether
+// there was one ($1 is a placeholder, not a string).
+func (s *scanner) dollarQuote() bool {
+	end := dollarTagEnd(s.q, s.pos)
+	if end < 0 {
+		s.pos++
+		return false
+	}
+	tag := s.q[s.pos:end]
+	if i := strings.Index(s.q[end:], tag); i >= 0 {
+		s.pos = end + i + len(tag)
+	} else {
+		s.pos = len(s.q)
+	}
+	return true
+}
+
+// dollarTagEnd returns the end of the dollar-quote tag starting at i
+// ("$$" or "$name$"), or -1 when q[i:] does not start one.
+func dollarTagEnd(q string, i int) int {
+	j := i + 1
+	if j < len(q) && q[j] == '$' {
+		return j + 1
+	}
+	if j >= len(q) || !isIdentStart(q[j]) {
+		return -1
+	}
+	for j < len(q) && isIdentPart(q[j]) && q[j] != '$' {
+		j++
+	}
+	if j < len(q) && q[j] == '$' {
+		return j + 1
+	}
+	return -1
+}
+
+func isIdentStart(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80
+}
+
+func isIdentPart(c byte) bool {
+	return isIdentStart(c) || c >= '0' && c <= '9' || c == '$'
+}
