@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	_ "github.com/tendril-db/tendril/driver/memory"
+	_ "github.com/tendril-db/tendril/driver/postgres"
 	_ "github.com/tendril-db/tendril/driver/redis"
 	"github.com/tendril-db/tendril/sqlish"
 )
