@@ -81,6 +81,10 @@ type Config struct {
 // Dialect builds statements in the backend's language. Each function
 // returns a statement and its arguments for sqlish's Exec and Query.
 type Dialect struct {
+	// Setup statements run on every DB the suite opens, before it is used
+	// (a SQL backend creates the table Set and Get use; they must be
+	// idempotent: CREATE TABLE IF NOT EXISTS).
+	Setup []string
 	// Set writes value under key (a write, idempotent).
 	Set func(key string, value any) (query string, args []any)
 	// Get reads key: one row of one column, or no row when key is missing.
