@@ -70,7 +70,8 @@ func PostgresDialect() Dialect {
 		SetSession: func(v string) (string, []any) {
 			return "SET application_name = '" + strings.ReplaceAll(v, "'", "''") + "'", nil
 		},
-		Session: func() (string, []any) { return "SHOW application_name", nil },
+		Session:   func() (string, []any) { return "SHOW application_name", nil },
+		InReplica: func() (string, []any) { return "SELECT pg_is_in_recovery()", nil },
 		Incr: func(key string) (string, []any) {
 			return "INSERT INTO " + t + " (k, v) VALUES ($1, '1') ON CONFLICT (k) DO UPDATE SET v = " +
 				"convert_to((convert_from(" + t + ".v, 'UTF8')::bigint + 1)::text, 'UTF8')", []any{key}
