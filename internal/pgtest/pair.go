@@ -89,6 +89,9 @@ const replicationSQL = `SELECT coalesce((SELECT status || ' from port ' || coale
 	|| ', replayed up to ' || coalesce(pg_last_wal_replay_lsn()::text, 'nothing (not in recovery)')`
 
 func (s *Server) waitReplayed(primary *Server, timeout time.Duration) error {
+	if err := primary.isPrimary(); err != nil {
+		return fmt.Errorf("pgtest: waiting for the %s to replay the WAL of %w", s.name(), err)
+	}
 	start := time.Now()
 	deadline := start.Add(timeout)
 	var lsn string
@@ -120,6 +123,18 @@ func (s *Server) waitReplayed(primary *Server, timeout time.Duration) error {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// isPrimary returns an error naming s unless it answers and is not in
+// recovery.
+func (s *Server) isPrimary() error {
+	switch rec, err := s.InRecovery(); {
+	case err != nil:
+		return fmt.Errorf("%s, which does not answer: %w", s.Addr, err)
+	case rec:
+		return fmt.Errorf("%s, which is a standby (in recovery), not a primary", s.Addr)
+	}
+	return nil
 }
 
 // Promote promotes a standby (pg_promote) and returns once it accepts writes.
@@ -185,6 +200,9 @@ func (s *Server) RebuildStandby(primary *Server) {
 func (s *Server) rebuildStandby(primary *Server) error {
 	if s == primary {
 		return fmt.Errorf("pgtest: the %s cannot be rebuilt as a standby of itself", s.name())
+	}
+	if err := primary.isPrimary(); err != nil {
+		return fmt.Errorf("pgtest: rebuilding the %s as a standby of %w", s.name(), err)
 	}
 	start := time.Now()
 	if err := s.kill(); err != nil {

@@ -86,11 +86,13 @@ type TB interface {
 // programs.
 const DefaultBinDir = "/usr/lib/postgresql/15/bin"
 
-// Defaults of the superuser every server is created with.
+// The superuser every server is created with (unless [WithUser] or
+// [WithPassword] say otherwise), and the database the harness and DSNs use:
+// the one initdb creates, so that no server pays for a CREATE DATABASE.
 const (
 	DefaultUser     = "tendril"
 	DefaultPassword = "tendril-test-pw"
-	Database        = "postgres"
+	DefaultDatabase = "postgres"
 )
 
 // DefaultTimeout bounds a SQL helper ([Server.Exec], [Server.QueryString])

@@ -173,6 +173,17 @@ func TestPair(t *testing.T) {
 	if got := sb.MustQuery("SELECT string_agg(v, ',' ORDER BY k) FROM kv"); got != "one,two" {
 		t.Errorf("standby after Cont reads %q, want one,two", got)
 	}
+
+	// Following a standby is refused at once, and leaves the server alone.
+	start = time.Now()
+	for _, err := range []error{pr.rebuildStandby(sb), pr.waitReplayed(sb, time.Minute), pr.rebuildStandby(pr)} {
+		if err == nil || !(strings.Contains(err.Error(), "is a standby") || strings.Contains(err.Error(), "itself")) {
+			t.Errorf("following a standby or itself: %v", err)
+		}
+	}
+	if d := time.Since(start); d > 5*time.Second || !pr.Running() {
+		t.Errorf("refusals took %s; primary running: %v", d, pr.Running())
+	}
 }
 
 // A failover and back, then everything the servers were is gone: processes

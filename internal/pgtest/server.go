@@ -119,7 +119,7 @@ func newServer(t TB, bin string, cfg config) (*Server, error) {
 		return nil, fmt.Errorf("pgtest: handing %s to the postgres user: %w", dir, err)
 	}
 	s := &Server{
-		User: cfg.user, Password: cfg.password, Database: Database,
+		User: cfg.user, Password: cfg.password, Database: DefaultDatabase,
 		Dir: dir, DataDir: filepath.Join(dir, "data"), LogFile: filepath.Join(dir, "postgres.log"),
 		tb: t, bin: bin, run: run, cfg: cfg,
 	}
