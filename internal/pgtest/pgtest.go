@@ -13,7 +13,9 @@
 // Linux the postmaster receives SIGKILL when the test binary dies
 // (Pdeathsig), and PostgreSQL's own children exit when their postmaster dies.
 // Servers are shut down and their directories removed in t.Cleanup; a failed
-// test prints the tail of each server's log.
+// test prints the tail of each server's log. A stopped server ([Server.Stop])
+// is killed by a watchdog if the test binary dies, and what a killed test
+// binary leaves (directories, shared memory) is swept by the next one.
 //
 // Servers are tuned for tests, not for durability: fsync off, 16MB of shared
 // buffers. Commits are still synchronous towards the operating system, so a
@@ -250,6 +252,44 @@ func freePort() (int, error) {
 		lastErr = errors.New("every port offered was already handed out")
 	}
 	return 0, fmt.Errorf("pgtest: finding a free port: %w", lastErr)
+}
+
+// A server's directory is os.TempDir()/pgtest-*; its file "owner" holds the
+// PID of the test binary that made it.
+const (
+	dirPrefix = "pgtest-"
+	ownerFile = "owner"
+)
+
+var sweepOnce sync.Once
+
+// sweep removes what the servers of killed test binaries left behind (their
+// cleanups never ran: a SIGKILL, a -timeout panic): directories and System V
+// interlock segments. A directory is only swept when the binary that made it
+// is gone and no process runs in its data directory, so servers of test
+// binaries running at the same time are left alone.
+func sweep() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, ownerFile))
+		if err != nil {
+			continue // not ours, or being set up
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 || pid == os.Getpid() || !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
+			continue
+		}
+		data := filepath.Join(d, "data")
+		if len(serverProcs(0, data)) > 0 {
+			continue
+		}
+		if lines, ok := readPidFile(data); ok {
+			if key, id, ok := shmOfPidFile(lines); ok {
+				_ = removeShm(key, id)
+			}
+		}
+		_ = os.RemoveAll(d)
+	}
 }
 
 // childEnv is the environment of PostgreSQL programs: the test's, without

@@ -422,3 +422,44 @@ func TestGuard(t *testing.T) {
 		t.Errorf("process guarded then released in state %c, want still stopped", st)
 	}
 }
+
+// What the servers of a killed test binary left is swept; what belongs to a
+// live one, or to no test, is not.
+func TestSweep(t *testing.T) {
+	t.Parallel()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	live := exec.Command("sleep", "30")
+	if err := live.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = live.Process.Kill(); _ = live.Wait() })
+	mk := func(owner string) string {
+		d, err := os.MkdirTemp("", dirPrefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(d) })
+		if err := os.Mkdir(filepath.Join(d, "data"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if owner != "" {
+			if err := os.WriteFile(filepath.Join(d, ownerFile), []byte(owner), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return d
+	}
+	gone, kept1, kept2 := mk(strconv.Itoa(dead.Process.Pid)), mk(strconv.Itoa(live.Process.Pid)), mk("")
+	sweep()
+	if _, err := os.Stat(gone); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("directory of a dead test binary not swept: %v", err)
+	}
+	for _, d := range []string{kept1, kept2} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("directory %s of a live binary or of no test swept: %v", d, err)
+		}
+	}
+}

@@ -105,7 +105,8 @@ func newServer(t TB, bin string, cfg config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
-	dir, err := os.MkdirTemp("", "pgtest-")
+	sweepOnce.Do(sweep)
+	dir, err := os.MkdirTemp("", dirPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
@@ -115,6 +116,9 @@ func newServer(t TB, bin string, cfg config) (*Server, error) {
 			t.Errorf("pgtest: removing %s: %v", dir, err)
 		}
 	})
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return nil, fmt.Errorf("pgtest: %w", err)
+	}
 	if err := run.own(dir); err != nil {
 		return nil, fmt.Errorf("pgtest: handing %s to the postgres user: %w", dir, err)
 	}
@@ -333,12 +337,29 @@ func (s *Server) pidStatus(pid int) (string, bool) {
 	return strings.TrimSpace(lines[7]), true
 }
 
-func (s *Server) pidFile() ([]string, bool) {
-	b, err := os.ReadFile(filepath.Join(s.DataDir, "postmaster.pid"))
+func (s *Server) pidFile() ([]string, bool) { return readPidFile(s.DataDir) }
+
+func readPidFile(dataDir string) ([]string, bool) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
 	if err != nil {
 		return nil, false
 	}
 	return strings.Split(string(b), "\n"), true
+}
+
+// shmOfPidFile returns the System V segment of postmaster.pid's line 7:
+// "key id", both space-padded.
+func shmOfPidFile(lines []string) (key, id int, ok bool) {
+	if len(lines) < 7 {
+		return 0, 0, false
+	}
+	f := strings.Fields(lines[6])
+	if len(f) != 2 {
+		return 0, 0, false
+	}
+	key, err1 := strconv.Atoi(f[0])
+	id, err2 := strconv.Atoi(f[1])
+	return key, id, err1 == nil && err2 == nil
 }
 
 func (s *Server) logSince(off int64) string {
@@ -451,14 +472,9 @@ func (s *Server) clearCrash(pid int) error {
 	if !ok || len(lines) < 7 || lines[0] != strconv.Itoa(pid) {
 		return nil
 	}
-	// Line 7: "key id" of the System V segment, both space-padded.
-	if f := strings.Fields(lines[6]); len(f) == 2 {
-		key, err1 := strconv.Atoi(f[0])
-		id, err2 := strconv.Atoi(f[1])
-		if err1 == nil && err2 == nil {
-			if err := removeShm(key, id); err != nil {
-				return fmt.Errorf("pgtest: cleaning up after postgres (pid %d) of the %s: %w", pid, s.name(), err)
-			}
+	if key, id, ok := shmOfPidFile(lines); ok {
+		if err := removeShm(key, id); err != nil {
+			return fmt.Errorf("pgtest: cleaning up after postgres (pid %d) of the %s: %w", pid, s.name(), err)
 		}
 	}
 	if err := os.Remove(filepath.Join(s.DataDir, "postmaster.pid")); err != nil && !errors.Is(err, os.ErrNotExist) {
