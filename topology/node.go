@@ -16,9 +16,10 @@ type Node struct {
 	addr string                 // what the pool dials (the alternate address when configured)
 	pool *puddlepool.Pool[driver.Conn]
 
-	role     atomic.Int32 // driver.Role
-	healthy  atomic.Bool  // the last probe succeeded
-	failures atomic.Int32 // consecutive failed probes
+	role     atomic.Int32  // driver.Role
+	epoch    atomic.Uint64 // the epoch the last probe reported
+	healthy  atomic.Bool   // the last probe succeeded
+	failures atomic.Int32  // consecutive failed probes
 
 	// breaker counts consecutive failed operations; at breakerLimit the
 	// node stops being picked until a probe succeeds again.
@@ -26,6 +27,7 @@ type Node struct {
 
 	// owned by the tend loop
 	probe        driver.Conn
+	reported     driver.Role // the role the last probe reported
 	peersGen     uint64
 	partitionGen uint64
 	cluster      string // the cluster name the node reports: generations are only comparable within one
@@ -63,8 +65,13 @@ func (n *Node) Name() string {
 	return n.addr
 }
 
-// Role returns the node's role as the last partition map said.
+// Role returns the node's role as its last probe reported it (or, when
+// the probe reports none, as the last partition map said).
 func (n *Node) Role() driver.Role { return driver.Role(n.role.Load()) }
+
+// Epoch returns the epoch the node's last probe reported (a PostgreSQL
+// timeline; 0 when the backend has none).
+func (n *Node) Epoch() uint64 { return n.epoch.Load() }
 
 // Healthy reports whether the node answered its last probe and has not
 // failed breakerLimit operations in a row since.
