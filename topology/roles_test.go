@@ -359,6 +359,74 @@ func TestDemotedPrimaryPoolCleared(t *testing.T) {
 	wantPick(t, tr, "after the demotion", write, Primary, "b:1")
 }
 
+// Without cluster_name, the servers of two databases in one DSN are not
+// mixed: the identity most of the first nodes report wins (the first seed
+// on a tie), another is refused with an error naming both, and servers of
+// another database that answer later do not take over.
+func TestIdentityMismatchRefused(t *testing.T) {
+	s := newSim().
+		add("a:1", "sysA", driver.RolePrimary, 1).
+		add("b:1", "sysA", driver.RoleReplica, 1).
+		add("c:1", "sysB", driver.RolePrimary, 7).
+		add("d:1", "sysB", driver.RoleReplica, 7).
+		add("e:1", "sysB", driver.RoleReplica, 7)
+	tr, logs := simTender(t, s, "c:1", "a:1", "b:1", "d:1", "e:1")
+	s.set("d:1", func(n *simNode) { n.down = true })
+	s.set("e:1", func(n *simNode) { n.down = true })
+	tends(tr, 2)
+	if got := addrs(tr.Snapshot()); !equal(got, "a:1", "b:1") {
+		t.Fatalf("table %v, want the two nodes of sysA", got)
+	}
+	line := lineOf(logs.String(), "node refused")
+	if !strings.Contains(line, "c:1") || !strings.Contains(line, "sysA") || !strings.Contains(line, "sysB") || !strings.Contains(line, ErrClusterNameMismatch.Error()) {
+		t.Fatalf("refusal of c:1 does not name both identities: %q\n%s", line, logs)
+	}
+	wantPick(t, tr, "with another database's primary in the DSN", write, Primary, "a:1")
+	tends(tr, 2)
+	if n := strings.Count(logs.String(), "node refused"); n != 1 {
+		t.Errorf("the refusal is logged %d times, want once:\n%s", n, logs)
+	}
+
+	// sysB's standbys come up: sysB is now the majority of the DSN, but
+	// the identity followed stays.
+	s.set("d:1", func(n *simNode) { n.down = false })
+	s.set("e:1", func(n *simNode) { n.down = false })
+	tends(tr, 3)
+	if got := addrs(tr.Snapshot()); !equal(got, "a:1", "b:1") {
+		t.Fatalf("table %v after sysB's nodes came up, want sysA's", got)
+	}
+	// A node of the table that reports another identity is failed.
+	s.set("b:1", func(n *simNode) { n.ident = "sysB" })
+	tr.tend()
+	if n := tr.Snapshot().Node("b:1"); n.Healthy() {
+		t.Fatal("a node now reporting another identity is still healthy")
+	}
+	wantPick(t, tr, "b reports sysB", read, Replica, "")
+
+	// A tie goes to the first seed; every error names both identities.
+	s2 := newSim().add("x:1", "sysX", driver.RolePrimary, 1).add("y:1", "sysY", driver.RolePrimary, 1)
+	tr2, _ := simTender(t, s2, "y:1", "x:1")
+	res := tr2.probeAll(context.Background(), []*Node{tr2.newProbeNode("x:1"), tr2.newProbeNode("y:1")})
+	if res[1].err != nil || !errors.Is(res[0].err, ErrClusterNameMismatch) ||
+		!strings.Contains(res[0].err.Error(), `"sysX"`) || !strings.Contains(res[0].err.Error(), `"sysY"`) {
+		t.Fatalf("tie: x:1 %v, y:1 %v; want x:1 refused naming both", res[0].err, res[1].err)
+	}
+	closeProbes([]*Node{res[0].n, res[1].n})
+
+	// Nodes that report no identity (Redis) are all admitted.
+	s3 := newSim().add("p:1", "", driver.RolePrimary, 0).add("q:1", "", driver.RoleReplica, 0)
+	tr3, _ := simTender(t, s3, "p:1", "q:1")
+	tends(tr3, 2)
+	if got := healthyAddrs(tr3.Snapshot()); !equal(got, "p:1", "q:1") {
+		t.Fatalf("nodes without an identity: %v", got)
+	}
+	wantPick(t, tr3, "nodes without an identity", write, Primary, "p:1")
+}
+
+func equal(got []string, want ...string) bool {
+	return strings.Join(got, " ") == strings.Join(want, " ")
+}
+
 // A DSN host down at start is probed every tend and joins when it
 // answers; a long DSN costs a bounded number of probes a tend.
 func TestDownHostJoinsWhenItAnswers(t *testing.T) {
@@ -439,8 +507,4 @@ func TestAliasHostsAreOneNode(t *testing.T) {
 		t.Fatalf("%d nodes added, %d removed: the aliases flip", st.NodesAdded, st.NodesRemoved)
 	}
 	wantPick(t, tr, "one server at two addresses", write, Primary, "a:1")
-}
-
-func equal(got []string, want ...string) bool {
-	return strings.Join(got, " ") == strings.Join(want, " ")
 }

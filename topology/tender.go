@@ -21,6 +21,7 @@
 // node takes writes: the primary of the newest epoch, or none while that
 // is in doubt (see elect). A primary that steps down has its pool
 // cleared.
+// Servers of two databases listed in one DSN are never mixed (see vet).
 package topology
 
 import (
@@ -47,7 +48,8 @@ import (
 )
 
 // ErrClusterNameMismatch is reported for a node whose cluster name is not
-// the configured one; such a node never enters the table.
+// the configured one or, without one, not the one the tender follows (the
+// first seen); such a node never enters the table.
 var ErrClusterNameMismatch = errors.New("cluster name mismatch")
 
 // ErrNoNodes is returned when no node can serve a request.
@@ -60,9 +62,13 @@ type Config struct {
 	// every 3 tend intervals) when the table serves some partition with no
 	// primary. Without a partition map they are the node list: those not
 	// in the table are probed every tend, up to 16 addresses a tend.
-	Seeds       []string
-	Connector   driver.Connector
-	ClusterName string        // refuse nodes reporting another name ("" = any)
+	Seeds     []string
+	Connector driver.Connector
+	// ClusterName refuses nodes reporting another cluster name. When it is
+	// "", the first name nodes report is followed and the others refused,
+	// so that servers of two databases in one DSN are never mixed; nodes
+	// reporting no name (Redis) are never refused.
+	ClusterName string
 	Timeout     time.Duration // bound on each probe and fetch
 	// TendInterval is the period of the tend loop.
 	TendInterval time.Duration
@@ -155,7 +161,10 @@ type Tender struct {
 	seedAddrs  map[string]bool     // the seeds and every address they resolved to
 	guardKey   viewKey             // the view whose unconfirmed removals were logged
 	resolved   map[string][]string // each seed's addresses, as last resolved
-	split      string              // the two-primaries episode logged (see elected)
+	// identity is the cluster name followed: ClusterName, or without it
+	// the first one nodes reported (see vet).
+	identity string
+	split    string // the two-primaries episode logged (see elected)
 
 	snap        atomic.Pointer[Snapshot]
 	refresh     chan struct{}
@@ -200,8 +209,9 @@ func New(cfg Config) (*Tender, error) {
 		nodes: map[string]*Node{}, dormant: map[string]bool{}, authLogged: map[string]bool{},
 		views:    viewCache{peers: map[genKey]*peersView{}, maps: map[genKey]*mapView{}},
 		rejected: map[string]time.Time{}, seedAddrs: map[string]bool{}, resolved: map[string][]string{},
-		refused: map[string]string{},
-		tended:  make(chan struct{}), first: make(chan struct{}), refresh: make(chan struct{}, 1),
+		refused:  map[string]string{},
+		identity: cfg.ClusterName,
+		tended:   make(chan struct{}), first: make(chan struct{}), refresh: make(chan struct{}, 1),
 		ctx: ctx, cancel: cancel, done: make(chan struct{}),
 	}
 	for _, seed := range cfg.Seeds {
@@ -588,6 +598,9 @@ func (t *Tender) answered(results []probeResult, errs **multierror.Error) []prob
 		if r.err != nil {
 			*errs = multierror.Append(*errs, r.err)
 			t.authFailed(r.n.addr, r.err)
+			if errors.Is(r.err, ErrClusterNameMismatch) {
+				t.refuse(r.n.addr, r.err)
+			}
 			closeProbe(r.n)
 			continue
 		}
@@ -681,7 +694,8 @@ func (t *Tender) follow(ctx context.Context, healthy []*Node, joiners []probeRes
 }
 
 // followHosts is follow for a backend without a partition map: every DSN
-// host that answers joins (see distinct); views name no one else and remove no one, and nodes leave
+// host that answers and reports the cluster followed joins (see vet and
+// distinct); views name no one else and remove no one, and nodes leave
 // only when they fail (see removeFailed).
 func (t *Tender) followHosts(joiners []probeResult) {
 	t.stale, t.named = false, nil
@@ -988,7 +1002,8 @@ func resolveDNS(ctx context.Context, seed string) ([]string, error) {
 	return out, nil
 }
 
-// probeAll probes nodes in parallel, each bounded by Timeout.
+// probeAll probes nodes in parallel, each bounded by Timeout, and vets
+// what they report.
 func (t *Tender) probeAll(ctx context.Context, nodes []*Node) []probeResult {
 	out := make([]probeResult, len(nodes))
 	var wg sync.WaitGroup
@@ -1001,7 +1016,59 @@ func (t *Tender) probeAll(ctx context.Context, nodes []*Node) []probeResult {
 		}()
 	}
 	wg.Wait()
+	t.vet(out)
 	return out
+}
+
+// vet fails the probes of nodes that report another cluster than the one
+// followed: servers of two databases listed in one DSN must never be
+// mixed (a write would go to whichever is primary). The cluster followed
+// is ClusterName (checked by probe) or, without it, the first one seen:
+// the name most nodes report in the first probes that report one (ties go
+// to the earliest seed). It is kept for the tender's life, so servers of
+// another database that answer later cannot take over, however many.
+// Nodes reporting no name (Redis) are not checked.
+func (t *Tender) vet(results []probeResult) {
+	if t.cfg.ClusterName != "" {
+		return
+	}
+	if t.identity == "" {
+		type tally struct{ n, rank int }
+		seen := map[string]*tally{}
+		for _, r := range results {
+			if r.err != nil || r.st.ClusterName == "" {
+				continue
+			}
+			c := seen[r.st.ClusterName]
+			if c == nil {
+				c = &tally{rank: len(t.cfg.Seeds) + 1}
+				seen[r.st.ClusterName] = c
+			}
+			c.n++
+			c.rank = min(c.rank, t.seedRank(r.n.addr))
+		}
+		if len(seen) == 0 {
+			return
+		}
+		t.identity = slices.MinFunc(slices.Sorted(maps.Keys(seen)), func(a, b string) int {
+			if c := cmp.Compare(seen[b].n, seen[a].n); c != 0 {
+				return c
+			}
+			return cmp.Compare(seen[a].rank, seen[b].rank)
+		})
+		if len(seen) > 1 {
+			t.log.Warn("tendril: the DSN hosts report several clusters; following the first seen (set cluster_name to choose)",
+				"cluster", t.identity, "clusters", len(seen))
+		}
+	}
+	for i := range results {
+		r := &results[i]
+		if r.err == nil && r.st.ClusterName != "" && r.st.ClusterName != t.identity {
+			closeProbe(r.n)
+			r.err = fmt.Errorf("node %s: probe: %w: node reports cluster %q, but the cluster followed is %q (the first one seen; set cluster_name to choose)",
+				r.n.addr, ErrClusterNameMismatch, r.st.ClusterName, t.identity)
+		}
+	}
 }
 
 // probe asks one node for its status over the node's own tend connection.
