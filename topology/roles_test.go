@@ -508,3 +508,63 @@ func TestAliasHostsAreOneNode(t *testing.T) {
 	}
 	wantPick(t, tr, "one server at two addresses", write, Primary, "a:1")
 }
+
+// A write that found the primary demoted stops writes to it at once,
+// clears its pool and asks for a refresh; a probe begun after it lifts it.
+func TestDemote(t *testing.T) {
+	s := newSim().add("a:1", "sys1", driver.RolePrimary, 1).add("b:1", "sys1", driver.RoleReplica, 1)
+	tr, logs := simTender(t, s, "a:1", "b:1")
+	tends(tr, 2)
+	a := tr.Snapshot().Node("a:1")
+	c, err := a.Pool().Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Release()
+	before := tr.Stats()
+	beganBefore := a.demotions.Load() // a probe in flight during the Demote
+
+	tr.Demote(a, errors.New("ERROR: cannot execute INSERT in a read-only transaction (SQLSTATE 25006)"))
+	if !a.Demoted() {
+		t.Fatal("not marked demoted")
+	}
+	wantPick(t, tr, "demoted", write, Primary, "")
+	wantPick(t, tr, "demoted", read, Primary, "")
+	wantPick(t, tr, "demoted", read, PreferReplica, "b:1")
+	if st := a.Pool().Stat(); st.Idle != 0 {
+		t.Fatalf("pool after Demote: %+v", st)
+	}
+	eventually(t, time.Second, "the idle connection closed", func() bool { return a.Pool().Stat().ClosedCleared == 1 })
+	if got := tr.Stats().RefreshesTriggered; got != before.RefreshesTriggered+1 {
+		t.Fatalf("refreshes %d, want %d", got, before.RefreshesTriggered+1)
+	}
+	if !strings.Contains(lineOf(logs.String(), "demoted"), "25006") {
+		t.Errorf("the demotion's log does not say what the write met:\n%s", logs)
+	}
+	tr.Demote(a, errors.New("again"))
+	if st := a.Pool().Stat(); st.ClosedCleared != 1 || strings.Count(logs.String(), "found the primary demoted") != 1 {
+		t.Fatal("a second Demote cleared or logged again")
+	}
+
+	// A probe that began before the Demote does not lift it.
+	tr.observe(a, driver.NodeStatus{ID: a.ID(), Role: driver.RolePrimary, Epoch: 1, Healthy: true}, beganBefore)
+	if !a.Demoted() {
+		t.Fatal("a probe begun before Demote lifted it")
+	}
+	// One begun after it does: a is still the primary (57P01 was a
+	// restart, say).
+	tr.tend()
+	if a.Demoted() {
+		t.Fatal("a probe begun after Demote did not lift it")
+	}
+	wantPick(t, tr, "still the primary", write, Primary, "a:1")
+
+	// Demoted for good: the next tend sees the failover.
+	tr.Demote(a, errors.New("FATAL: terminating connection due to administrator command (SQLSTATE 57P01)"))
+	wantPick(t, tr, "demoted again", write, Primary, "")
+	s.set("a:1", func(n *simNode) { n.role = driver.RoleReplica })
+	s.promote("b:1")
+	tr.tend()
+	wantPick(t, tr, "after the failover", write, Primary, "b:1")
+	wantPick(t, tr, "after the failover", read, Replica, "a:1")
+}

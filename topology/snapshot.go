@@ -95,8 +95,8 @@ func (s *Snapshot) shard(p int) *shard {
 // A backend without a partition map whose nodes report their roles
 // (PostgreSQL) has one primary at most: every write goes to it, never to a
 // standby nor to a node of unknown role, and Pick returns nil while no
-// healthy primary is elected (see elect): the user API then waits for the
-// tender. Reads follow the preference: Primary, the
+// healthy primary is elected (see elect) or while it is Demoted: the user
+// API then waits for the tender. Reads follow the preference: Primary, the
 // primary; PreferReplica, a healthy standby, else the primary; Replica, a
 // healthy standby or nil.
 func (s *Snapshot) Pick(route driver.Route, pref ReadPreference, attempt int) *Node {
@@ -111,6 +111,9 @@ func (s *Snapshot) Pick(route driver.Route, pref ReadPreference, attempt int) *N
 		return s.any(attempt)
 	}
 	if route.Intent == driver.Write || pref == Primary {
+		if p := sh.primary; p != nil && p.Demoted() {
+			return nil // a write found it demoted: wait for the tender
+		}
 		return sh.primary
 	}
 	// Reads: replicas in turn, starting one further on each retry; the
@@ -148,7 +151,7 @@ func (s *Snapshot) pickByRole(route driver.Route, pref ReadPreference, attempt i
 
 // writer returns the elected primary when it can take a write now.
 func (s *Snapshot) writer() *Node {
-	if p := s.primary; p != nil && p.Healthy() {
+	if p := s.primary; p != nil && p.Healthy() && !p.Demoted() {
 		return p
 	}
 	return nil

@@ -20,7 +20,7 @@
 // the table, down), the role each probe reports routes, and at most one
 // node takes writes: the primary of the newest epoch, or none while that
 // is in doubt (see elect). A primary that steps down has its pool
-// cleared.
+// cleared; a write that meets one before the tender does calls Demote.
 // Servers of two databases listed in one DSN are never mixed (see vet).
 package topology
 
@@ -253,6 +253,29 @@ func (t *Tender) Close() {
 	})
 }
 
+// Demote tells the tender that a write found n no longer a primary: the
+// server refused it as read-only (PostgreSQL SQLSTATE 25006) or was
+// shutting down (57P01), the signs of a failover the tender has not seen
+// yet. The user API calls it before it retries the write. From then on,
+// until a probe that begins after the call tells n's role again, n takes
+// no writes (Snapshot.Pick returns nil for them rather than n, so the
+// write waits for the tender); its pool is cleared so that no connection
+// made while it was the primary serves a write again; and a refresh is
+// asked for. err is what the write met; it is logged. A call while n is
+// already demoted only asks for the refresh.
+func (t *Tender) Demote(n *Node, err error) {
+	if n != nil && n.demote() {
+		why := fmt.Errorf("node %s demoted: a write met: %w", n.Name(), err)
+		if n.pool != nil {
+			n.pool.Clear(why)
+			n.pool.Ready()
+		}
+		t.log.Warn("tendril: a write found the primary demoted; no writes to it until a probe tells its role",
+			"node", n.Name(), "addr", n.addr, "err", err)
+	}
+	t.Refresh()
+}
+
 // Snapshot returns the current view of the cluster.
 func (t *Tender) Snapshot() *Snapshot { return t.snap.Load() }
 
@@ -429,9 +452,10 @@ func (t *Tender) loop() {
 
 // probeResult is one node's answer to a probe.
 type probeResult struct {
-	n   *Node
-	st  driver.NodeStatus
-	err error
+	n         *Node
+	st        driver.NodeStatus
+	err       error
+	demotions uint64 // the node's Demote count when the probe began
 }
 
 // Bounds of seed probing beyond the last resort.
@@ -532,7 +556,7 @@ func (t *Tender) tend() {
 		if n.setStatus(r.st) {
 			changed = true
 		}
-		t.observe(n, r.st)
+		t.observe(n, r.st, r.demotions)
 		healthy = append(healthy, n)
 	}
 	joiners := t.answered(results[len(known):], &errs)
@@ -1011,8 +1035,9 @@ func (t *Tender) probeAll(ctx context.Context, nodes []*Node) []probeResult {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			d := n.demotions.Load() // before the probe: see Node.vouch
 			st, err := t.probe(ctx, n)
-			out[i] = probeResult{n: n, st: st, err: err}
+			out[i] = probeResult{n: n, st: st, err: err, demotions: d}
 		}()
 	}
 	wg.Wait()
@@ -1148,13 +1173,14 @@ func (t *Tender) nodeAnswered(n *Node) bool {
 	return recovered
 }
 
-// observe records the role and the epoch a successful probe reported. The
-// probe's role is
+// observe records the role and the epoch a successful probe reported (d:
+// the node's demotion count when the probe began). The probe's role is
 // authoritative: without a partition map always (so RoleUnknown too), with
 // one whenever it reports a role (the map says the rest; see buildMap).
 // Without a partition map the roles route writes, so a primary that steps
 // down has its pool cleared (see demoted). Called by the tend loop.
-func (t *Tender) observe(n *Node, st driver.NodeStatus) {
+func (t *Tender) observe(n *Node, st driver.NodeStatus, d uint64) {
+	n.vouch(d)
 	n.epoch.Store(st.Epoch)
 	n.reported = st.Role
 	if st.Role == driver.RoleUnknown && !t.flat {
