@@ -568,3 +568,33 @@ func TestDemote(t *testing.T) {
 	wantPick(t, tr, "after the failover", write, Primary, "b:1")
 	wantPick(t, tr, "after the failover", read, Replica, "a:1")
 }
+
+// With the tend loop running: writes move to a promoted standby within
+// 500 ms of the promotion becoming visible, and never go to the old
+// primary once it says it is a standby.
+func TestPromotionFollowedByTheLoop(t *testing.T) {
+	s := newSim().add("a:1", "sys1", driver.RolePrimary, 1).add("b:1", "sys1", driver.RoleReplica, 1)
+	cfg := Config{
+		Seeds: []string{"a:1", "b:1"}, Connector: s, Timeout: 100 * time.Millisecond, TendInterval: 30 * time.Millisecond,
+		Pool: puddlepool.Config[driver.Conn]{MaxSize: 4, Close: func(c driver.Conn) error { return c.Close() }},
+	}
+	tr := start(t, cfg)
+	if err := tr.WaitFirst(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Second, "both nodes in the table", func() bool { return len(healthyAddrs(tr.Snapshot())) == 2 })
+	s.set("a:1", func(n *simNode) { n.role = driver.RoleReplica })
+	s.promote("b:1")
+	d := eventually(t, time.Second, "writes to the promoted standby", func() bool {
+		return addrOf(tr.Snapshot().Pick(write, Primary, 0)) == "b:1"
+	})
+	if d > 500*time.Millisecond {
+		t.Errorf("writes followed the promotion after %v", d)
+	}
+	for range 20 {
+		if got := addrOf(tr.Snapshot().Pick(write, Primary, 0)); got != "b:1" {
+			t.Fatalf("write picked %s after the promotion", got)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
