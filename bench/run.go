@@ -129,6 +129,11 @@ func op(ctx context.Context, c client, wl workload, w *worker, ks *keyspace) err
 // the process's Mallocs delta over the measurement, divided by the
 // successful operations.
 func runPoint(c client, wl workload, g int, warmup, dur time.Duration, ws []*worker, ks *keyspace) pointResult {
+	return runFunc(func(ctx context.Context, w *worker) error { return op(ctx, c, wl, w, ks) }, g, warmup, dur, ws)
+}
+
+// runFunc is runPoint for any operation fn.
+func runFunc(fn func(context.Context, *worker) error, g int, warmup, dur time.Duration, ws []*worker) pointResult {
 	ctx := context.Background()
 	var phase atomic.Int32
 	var wg sync.WaitGroup
@@ -150,7 +155,7 @@ func runPoint(c client, wl workload, g int, warmup, dur time.Duration, ws []*wor
 			defer wg.Done()
 			for phase.Load() != phaseStop {
 				t0 := time.Now()
-				err := op(ctx, c, wl, w, ks)
+				err := fn(ctx, w)
 				d := time.Since(t0)
 				if phase.Load() != phaseMeasure {
 					continue

@@ -51,6 +51,10 @@ func (t *runTB) Logf(format string, args ...any) {
 
 func (t *runTB) Fatal(args ...any) { t.fail(fmt.Sprint(args...)) }
 
+// Errorf is as fatal as Fatalf for the harness: a helper that reports an
+// error cannot be trusted to have done its job.
+func (t *runTB) Errorf(format string, args ...any) { t.fail(fmt.Sprintf(format, args...)) }
+
 func (t *runTB) Fatalf(format string, args ...any) { t.fail(fmt.Sprintf(format, args...)) }
 
 // Skipf happens when redis-server or redis-cli is missing (or TLS is

@@ -151,3 +151,100 @@ func checkNotRepeated(t T, e *env) {
 		t.Errorf("after one Incr that timed out the value is %d (%v), want 1: the statement ran more than once, or not at all", n, errString(err))
 	}
 }
+
+// checkColumnTypes: Rows.ColumnTypes describes every column, by name at
+// least; a type the driver names comes with the Go type it scans as.
+func checkColumnTypes(t T, e *env) {
+	db := e.connect()
+	ctx := e.ctx(20 * time.Second)
+	k := e.key()
+	e.set(ctx, db, k, "v")
+	q, args := e.d.Get(k)
+	rows, err := db.Query(ctx, q, args...)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	defer rows.Close()
+	cols, types := rows.Columns(), rows.ColumnTypes()
+	if len(types) != len(cols) {
+		t.Fatalf("ColumnTypes has %d entries for %d columns", len(types), len(cols))
+	}
+	for i, ct := range types {
+		if ct.Name != cols[i] {
+			t.Errorf("column %d: ColumnTypes names %q, Columns %q", i, ct.Name, cols[i])
+		}
+		if ct.DatabaseType != "" && ct.ScanType == nil {
+			t.Errorf("column %s: type %s without a ScanType", ct.Name, ct.DatabaseType)
+		}
+	}
+	if !rows.Next() {
+		t.Fatalf("Get returned no row: %v", rows.Err())
+	}
+}
+
+// checkIsolation: a transaction at each isolation level either works or
+// is refused with ErrNotSupported, never something else.
+func checkIsolation(t T, e *env) {
+	db := e.connect()
+	ctx := e.ctx(20 * time.Second)
+	if !e.cfg.Caps.Has(driver.CapTx) {
+		if _, err := db.BeginTx(ctx, driver.TxOptions{Isolation: driver.LevelSerializable}); !errors.Is(err, sqlish.ErrNotSupported) {
+			t.Errorf("BeginTx without CapTx: %v; want sqlish.ErrNotSupported", errString(err))
+		}
+		return
+	}
+	for _, opts := range []driver.TxOptions{
+		{Isolation: driver.LevelSerializable}, {Isolation: driver.LevelRepeatableRead},
+		{Isolation: driver.LevelReadCommitted}, {ReadOnly: true},
+	} {
+		k := e.key()
+		tx, err := db.BeginTx(ctx, opts)
+		if err == nil {
+			q, args := e.d.Get(k)
+			_, err = tx.Exec(ctx, q, args...)
+			if err == nil {
+				err = tx.Commit(ctx)
+			} else {
+				tx.Rollback(ctx)
+			}
+		}
+		if err != nil && !errors.Is(err, sqlish.ErrNotSupported) {
+			t.Errorf("transaction %+v: %v; want success or sqlish.ErrNotSupported", opts, errString(err))
+		}
+	}
+}
+
+// checkReadIntent: with read_preference=replica, statements declared reads
+// (sqlish.WithRead) are served by replicas, and the others by a primary.
+func checkReadIntent(t T, e *env) {
+	if e.d.InReplica == nil {
+		t.Skipf("Dialect.InReplica is not set")
+	}
+	db := e.connect("read_preference=replica")
+	ctx := e.ctx(20 * time.Second)
+	replicas := 0
+	for _, n := range db.Nodes() {
+		if n.Role == "replica" && n.Healthy {
+			replicas++
+		}
+	}
+	if replicas == 0 {
+		t.Skipf("no healthy replica: %v", db.Nodes())
+	}
+	q, args := e.d.InReplica()
+	for i := range 10 {
+		var onReplica bool
+		if err := db.QueryRow(sqlish.WithRead(ctx), q, args...).Scan(&onReplica); err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
+		if !onReplica {
+			t.Errorf("read %d declared with WithRead was served by a primary (read_preference=replica)", i)
+		}
+		if err := db.QueryRow(ctx, q, args...).Scan(&onReplica); err != nil {
+			t.Fatalf("statement %d: %v", i, err)
+		}
+		if onReplica {
+			t.Errorf("statement %d not declared a read was served by a replica", i)
+		}
+	}
+}

@@ -81,6 +81,10 @@ type Config struct {
 // Dialect builds statements in the backend's language. Each function
 // returns a statement and its arguments for sqlish's Exec and Query.
 type Dialect struct {
+	// Setup statements run on every DB the suite opens, before it is used
+	// (a SQL backend creates the table Set and Get use; they must be
+	// idempotent: CREATE TABLE IF NOT EXISTS).
+	Setup []string
 	// Set writes value under key (a write, idempotent).
 	Set func(key string, value any) (query string, args []any)
 	// Get reads key: one row of one column, or no row when key is missing.
@@ -105,6 +109,10 @@ type Dialect struct {
 	// that must not run twice (optional: Retry/NotRepeated skips without
 	// it).
 	Incr func(key string) (query string, args []any)
+	// InReplica is a read whose one row says whether the node that served
+	// it is a replica (PostgreSQL: SELECT pg_is_in_recovery()). Optional:
+	// Routing/ReadIntent skips without it.
+	InReplica func() (query string, args []any)
 	// Key returns distinct key names spread over partitions (optional;
 	// default "tendril-conformance:<i>"). i is unique within a process.
 	Key func(i int) string
@@ -182,6 +190,9 @@ func init() {
 		{"Pool/MinConnsPerNode", checkMinConns},
 		{"Pool/IdleTimeout", checkIdleTimeout},
 		{"Pool/Timeout", checkPoolTimeout},
+		{"Rows/ColumnTypes", checkColumnTypes},
+		{"Tx/Isolation", checkIsolation},
+		{"Routing/ReadIntent", checkReadIntent},
 		{"Session/NotShared", checkSessionNotShared},
 		{"Pinned/EveryPartition", checkPinnedEveryPartition},
 		{"Close/InFlight", checkCloseInFlight},

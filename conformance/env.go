@@ -108,6 +108,11 @@ func (e *env) connect(params ...string) *sqlish.DB {
 		e.t.Fatalf("Connect(%q, %q): %v", e.cfg.Driver, redact(dsn), err)
 	}
 	e.t.Cleanup(func() { db.Close() })
+	for _, q := range e.d.Setup {
+		if _, err := db.Exec(ctx, q); err != nil {
+			e.t.Fatalf("Dialect.Setup %q: %v", q, err)
+		}
+	}
 	return db
 }
 

@@ -53,6 +53,12 @@ var errConnBusy = errors.New("sqlish: Conn is busy with open Rows; close them fi
 // its first keyed statement (see Conn); otherwise Conn takes the
 // connection now, waiting at most total_timeout for one.
 func (db *DB) Conn(ctx context.Context) (*Conn, error) {
+	return db.conn(ctx, driver.Write)
+}
+
+// conn is Conn; intent is Read for a read-only transaction, which a
+// replica may serve when read_preference allows it.
+func (db *DB) conn(ctx context.Context, intent driver.Intent) (*Conn, error) {
 	if db.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -68,7 +74,7 @@ func (db *DB) Conn(ctx context.Context) (*Conn, error) {
 		return nil, fmt.Errorf("sqlish: Conn: %w", err)
 	}
 	if s.Partitions() == 0 {
-		if c.l, err = db.pin(ctx, driver.Route{Op: "CONN", Partition: driver.AnyPartition}); err != nil {
+		if c.l, err = db.pin(ctx, driver.Route{Op: "CONN", Partition: driver.AnyPartition, Intent: intent}); err != nil {
 			return nil, err
 		}
 	}
@@ -464,7 +470,11 @@ func (db *DB) BeginTx(ctx context.Context, opts driver.TxOptions) (*Tx, error) {
 	if !db.backend.Caps.Has(driver.CapTx) {
 		return nil, fmt.Errorf("sqlish: BeginTx on %s: %w", db.backend.System, ErrNotSupported)
 	}
-	c, err := db.Conn(ctx)
+	intent := driver.Write
+	if opts.ReadOnly {
+		intent = driver.Read
+	}
+	c, err := db.conn(ctx, intent)
 	if err != nil {
 		return nil, err
 	}

@@ -16,9 +16,16 @@ type Node struct {
 	addr string                 // what the pool dials (the alternate address when configured)
 	pool *puddlepool.Pool[driver.Conn]
 
-	role     atomic.Int32 // driver.Role
-	healthy  atomic.Bool  // the last probe succeeded
-	failures atomic.Int32 // consecutive failed probes
+	role     atomic.Int32  // driver.Role
+	epoch    atomic.Uint64 // the epoch the last probe reported
+	healthy  atomic.Bool   // the last probe succeeded
+	failures atomic.Int32  // consecutive failed probes
+
+	// demotions counts Demote calls; vouched is the count a probe that
+	// began after them had seen. While demotions > vouched, a write found
+	// the node demoted and no probe has told its role since: it takes no
+	// writes.
+	demotions, vouched atomic.Uint64
 
 	// breaker counts consecutive failed operations; at breakerLimit the
 	// node stops being picked until a probe succeeds again.
@@ -26,6 +33,7 @@ type Node struct {
 
 	// owned by the tend loop
 	probe        driver.Conn
+	reported     driver.Role // the role the last probe reported
 	peersGen     uint64
 	partitionGen uint64
 	cluster      string // the cluster name the node reports: generations are only comparable within one
@@ -63,8 +71,40 @@ func (n *Node) Name() string {
 	return n.addr
 }
 
-// Role returns the node's role as the last partition map said.
+// Role returns the node's role as its last probe reported it (or, when
+// the probe reports none, as the last partition map said).
 func (n *Node) Role() driver.Role { return driver.Role(n.role.Load()) }
+
+// Epoch returns the epoch the node's last probe reported (a PostgreSQL
+// timeline; 0 when the backend has none).
+func (n *Node) Epoch() uint64 { return n.epoch.Load() }
+
+// Demoted reports whether a write found the node demoted (see
+// Tender.Demote) and no probe has told its role since: until one does, it
+// takes no writes.
+func (n *Node) Demoted() bool { return n.demotions.Load() > n.vouched.Load() }
+
+// demote marks the node demoted and reports whether it was not already.
+func (n *Node) demote() bool {
+	for {
+		d := n.demotions.Load()
+		if d > n.vouched.Load() {
+			return false
+		}
+		if n.demotions.CompareAndSwap(d, d+1) {
+			return true
+		}
+	}
+}
+
+// vouch lifts the demotions made before a probe that began when
+// demotions was d and then succeeded: that probe's role is newer than
+// they are. Called by the tend loop.
+func (n *Node) vouch(d uint64) {
+	if d > n.vouched.Load() {
+		n.vouched.Store(d)
+	}
+}
 
 // Healthy reports whether the node answered its last probe and has not
 // failed breakerLimit operations in a row since.

@@ -30,6 +30,14 @@ type Snapshot struct {
 	parts  []int32
 	shards []shard
 	gen    uint64
+	// roles is set when the backend has no partition map and its nodes
+	// report their roles (PostgreSQL, a standalone Redis): writes go to
+	// primary alone, reads to standbys as the preference allows.
+	roles    bool
+	primary  *Node   // the node elected to take writes (see elect), or nil
+	standbys []*Node // the nodes reporting RoleReplica, by address
+	claims   []*Node // the healthy nodes reporting RolePrimary
+	newer    *Node   // a down node that last reported a newer primary epoch
 }
 
 // Nodes returns the nodes of the table, sorted by address.
@@ -59,7 +67,13 @@ func (s *Snapshot) Owned(n *Node) int {
 }
 
 // Primary returns the primary of a partition, or nil when none is known.
+// Without a partition map, on a backend whose nodes report their roles, it
+// returns the node elected to take writes whatever the partition (nil
+// while none is, e.g. while two nodes claim the role with equal epochs).
 func (s *Snapshot) Primary(partition int) *Node {
+	if s.roles {
+		return s.primary
+	}
 	if sh := s.shard(partition); sh != nil {
 		return sh.primary
 	}
@@ -77,7 +91,18 @@ func (s *Snapshot) shard(p int) *shard {
 // partition's primary; reads follow the preference, moving to the next
 // replica on each retry; statements without a partition go to any healthy
 // node, the next one on each retry. It returns nil when no node can serve.
+//
+// A backend without a partition map whose nodes report their roles
+// (PostgreSQL) has one primary at most: every write goes to it, never to a
+// standby nor to a node of unknown role, and Pick returns nil while no
+// healthy primary is elected (see elect) or while it is Demoted: the user
+// API then waits for the tender. Reads follow the preference: Primary, the
+// primary; PreferReplica, a healthy standby, else the primary; Replica, a
+// healthy standby or nil.
 func (s *Snapshot) Pick(route driver.Route, pref ReadPreference, attempt int) *Node {
+	if s.roles {
+		return s.pickByRole(route, pref, attempt)
+	}
 	sh := s.shard(route.Partition)
 	if sh == nil {
 		if route.Partition != driver.AnyPartition && len(s.parts) > 0 {
@@ -86,6 +111,9 @@ func (s *Snapshot) Pick(route driver.Route, pref ReadPreference, attempt int) *N
 		return s.any(attempt)
 	}
 	if route.Intent == driver.Write || pref == Primary {
+		if p := sh.primary; p != nil && p.Demoted() {
+			return nil // a write found it demoted: wait for the tender
+		}
 		return sh.primary
 	}
 	// Reads: replicas in turn, starting one further on each retry; the
@@ -103,6 +131,30 @@ func (s *Snapshot) Pick(route driver.Route, pref ReadPreference, attempt int) *N
 		return sh.primary
 	}
 	return sh.replicas[attempt%n] // all down: let the attempt report why
+}
+
+func (s *Snapshot) pickByRole(route driver.Route, pref ReadPreference, attempt int) *Node {
+	if route.Intent == driver.Write || pref == Primary {
+		return s.writer()
+	}
+	n := len(s.standbys)
+	for i := range n {
+		if r := s.standbys[(attempt+i)%n]; r.Healthy() {
+			return r
+		}
+	}
+	if pref == PreferReplica {
+		return s.writer()
+	}
+	return nil
+}
+
+// writer returns the elected primary when it can take a write now.
+func (s *Snapshot) writer() *Node {
+	if p := s.primary; p != nil && p.Healthy() && !p.Demoted() {
+		return p
+	}
+	return nil
 }
 
 // any returns a healthy node, primaries first, rotating with attempt.

@@ -92,3 +92,57 @@ func addrOf(n *Node) string {
 	}
 	return n.addr
 }
+
+// Without a partition map, on a backend whose nodes report roles, writes
+// go to the elected primary alone and reads follow the preference.
+func TestPickByRole(t *testing.T) {
+	p := testNode("p", driver.RolePrimary, true)
+	r1 := testNode("r1", driver.RoleReplica, true)
+	r2 := testNode("r2", driver.RoleReplica, false)
+	u := testNode("u", driver.RoleUnknown, true)
+	s := &Snapshot{nodes: []*Node{p, r1, r2, u}, roles: true, primary: p, standbys: []*Node{r1, r2}}
+	anyRead := driver.Route{Partition: driver.AnyPartition, Intent: driver.Read}
+	anyWrite := driver.Route{Partition: driver.AnyPartition, Intent: driver.Write}
+	keyed := driver.Route{Partition: 7, Intent: driver.Write} // a router that computes a slot anyway
+	for _, tc := range []struct {
+		name  string
+		route driver.Route
+		pref  ReadPreference
+		want  *Node
+	}{
+		{"write", anyWrite, Replica, p},
+		{"keyed write", keyed, PreferReplica, p},
+		{"read, primary", anyRead, Primary, p},
+		{"read, prefer replica", anyRead, PreferReplica, r1},
+		{"read, replica", anyRead, Replica, r1},
+	} {
+		for attempt := range 3 {
+			if got := s.Pick(tc.route, tc.pref, attempt); got != tc.want {
+				t.Errorf("%s, attempt %d: got %v, want %v", tc.name, attempt, addrOf(got), addrOf(tc.want))
+			}
+		}
+	}
+	if s.Primary(driver.AnyPartition) != p || s.Primary(3) != p {
+		t.Error("Primary")
+	}
+	r1.healthy.Store(false)
+	if got := s.Pick(anyRead, PreferReplica, 0); got != p {
+		t.Errorf("no standby up, prefer replica: %v", addrOf(got))
+	}
+	if got := s.Pick(anyRead, Replica, 0); got != nil {
+		t.Errorf("no standby up, replica: %v", addrOf(got))
+	}
+	p.demotions.Add(1) // a write found it demoted
+	if got := s.Pick(anyWrite, Primary, 0); got != nil {
+		t.Errorf("write to a demoted primary: %v", addrOf(got))
+	}
+	p.vouch(1)
+	p.healthy.Store(false)
+	if got := s.Pick(anyWrite, Primary, 0); got != nil {
+		t.Errorf("write to a primary that is down: %v", addrOf(got))
+	}
+	none := &Snapshot{nodes: []*Node{r1, u}, roles: true, standbys: []*Node{r1}}
+	if got := none.Pick(anyWrite, Primary, 0); got != nil {
+		t.Errorf("no primary elected: %v", addrOf(got))
+	}
+}

@@ -13,6 +13,15 @@
 // the cluster agrees on (see choose in view.go); it removes a node that
 // says it left, and never removes most of the table on the word of one
 // node.
+//
+// A backend without a partition map (PostgreSQL primary and standbys, a
+// standalone Redis) is followed host by host: its nodes are the DSN hosts
+// (a host down at start joins when it answers; a host that fails stays in
+// the table, down), the role each probe reports routes, and at most one
+// node takes writes: the primary of the newest epoch, or none while that
+// is in doubt (see elect). A primary that steps down has its pool
+// cleared; a write that meets one before the tender does calls Demote.
+// Servers of two databases listed in one DSN are never mixed (see vet).
 package topology
 
 import (
@@ -26,6 +35,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +48,8 @@ import (
 )
 
 // ErrClusterNameMismatch is reported for a node whose cluster name is not
-// the configured one; such a node never enters the table.
+// the configured one or, without one, not the one the tender follows (the
+// first seen); such a node never enters the table.
 var ErrClusterNameMismatch = errors.New("cluster name mismatch")
 
 // ErrNoNodes is returned when no node can serve a request.
@@ -49,15 +60,21 @@ type Config struct {
 	// Seeds are where discovery starts. They are probed again, all of
 	// them, when every known node has failed, and a few at a time (at most
 	// every 3 tend intervals) when the table serves some partition with no
-	// primary.
-	Seeds       []string
-	Connector   driver.Connector
-	ClusterName string        // refuse nodes reporting another name ("" = any)
+	// primary. Without a partition map they are the node list: those not
+	// in the table are probed every tend, up to 16 addresses a tend.
+	Seeds     []string
+	Connector driver.Connector
+	// ClusterName refuses nodes reporting another cluster name. When it is
+	// "", the first name nodes report is followed and the others refused,
+	// so that servers of two databases in one DSN are never mixed; nodes
+	// reporting no name (Redis) are never refused.
+	ClusterName string
 	Timeout     time.Duration // bound on each probe and fetch
 	// TendInterval is the period of the tend loop.
 	TendInterval time.Duration
 	// FailLimit is the number of consecutive failed probes after which a
-	// node leaves the table (default 3).
+	// node leaves the table (default 3), unless the partition map makes it
+	// a primary or, without a map, it is a DSN host.
 	FailLimit int
 	// UseAlternate makes the tender connect to the alternate addresses
 	// nodes advertise.
@@ -73,8 +90,9 @@ type Config struct {
 	Pool puddlepool.Config[driver.Conn]
 	// Logger receives node changes and tend overruns (default: discard).
 	// Nodes found by the first tend are logged at INFO; later additions,
-	// removals, failures, cleared pools, tend overruns and refused
-	// credentials at WARN or ERROR.
+	// removals, failures, cleared pools, tend overruns, refused nodes and
+	// credentials, role changes and demotions, and two nodes claiming the
+	// primary role (once an episode) at WARN or ERROR.
 	Logger *slog.Logger
 	// OnTend, when set, is called at the end of every tend with how long it
 	// took and whether it left a healthy node. It runs on the tend loop's
@@ -123,11 +141,16 @@ type Tender struct {
 	// applied.
 	members, mapMembers uint64
 	applied             viewKey
+	// flat: the nodes' views have no partition map (PostgreSQL, a
+	// standalone Redis). The nodes are then the DSN hosts, and the roles
+	// their probes report route: one primary takes writes (see elect).
+	flat bool
 
 	// Owned by the tend loop.
 	views    viewCache
 	named    *peersView           // the peer list of the view followed
 	rejected map[string]time.Time // addresses refused for their view, until when
+	refused  map[string]string    // why an address was refused, as logged (see refuse)
 	stale    bool                 // the last tend could not fetch a view: choose again
 	// Seeds are probed beyond the last resort (every node failed) when
 	// the map leaves partitions without a primary or a removal waits for
@@ -135,8 +158,13 @@ type Tender struct {
 	wantSeeds  bool
 	lastSeeds  time.Time
 	seedCursor int
-	seedAddrs  map[string]bool // the seeds and every address they resolved to
-	guardKey   viewKey         // the view whose unconfirmed removals were logged
+	seedAddrs  map[string]bool     // the seeds and every address they resolved to
+	guardKey   viewKey             // the view whose unconfirmed removals were logged
+	resolved   map[string][]string // each seed's addresses, as last resolved
+	// identity is the cluster name followed: ClusterName, or without it
+	// the first one nodes reported (see vet).
+	identity string
+	split    string // the two-primaries episode logged (see elected)
 
 	snap        atomic.Pointer[Snapshot]
 	refresh     chan struct{}
@@ -180,8 +208,10 @@ func New(cfg Config) (*Tender, error) {
 		cfg: cfg, caps: cfg.Connector.Backend().Caps, log: log,
 		nodes: map[string]*Node{}, dormant: map[string]bool{}, authLogged: map[string]bool{},
 		views:    viewCache{peers: map[genKey]*peersView{}, maps: map[genKey]*mapView{}},
-		rejected: map[string]time.Time{}, seedAddrs: map[string]bool{},
-		tended: make(chan struct{}), first: make(chan struct{}), refresh: make(chan struct{}, 1),
+		rejected: map[string]time.Time{}, seedAddrs: map[string]bool{}, resolved: map[string][]string{},
+		refused:  map[string]string{},
+		identity: cfg.ClusterName,
+		tended:   make(chan struct{}), first: make(chan struct{}), refresh: make(chan struct{}, 1),
 		ctx: ctx, cancel: cancel, done: make(chan struct{}),
 	}
 	for _, seed := range cfg.Seeds {
@@ -221,6 +251,29 @@ func (t *Tender) Close() {
 			closeProbe(n)
 		}
 	})
+}
+
+// Demote tells the tender that a write found n no longer a primary: the
+// server refused it as read-only (PostgreSQL SQLSTATE 25006) or was
+// shutting down (57P01), the signs of a failover the tender has not seen
+// yet. The user API calls it before it retries the write. From then on,
+// until a probe that begins after the call tells n's role again, n takes
+// no writes (Snapshot.Pick returns nil for them rather than n, so the
+// write waits for the tender); its pool is cleared so that no connection
+// made while it was the primary serves a write again; and a refresh is
+// asked for. err is what the write met; it is logged. A call while n is
+// already demoted only asks for the refresh.
+func (t *Tender) Demote(n *Node, err error) {
+	if n != nil && n.demote() {
+		why := fmt.Errorf("node %s demoted: a write met: %w", n.Name(), err)
+		if n.pool != nil {
+			n.pool.Clear(why)
+			n.pool.Ready()
+		}
+		t.log.Warn("tendril: a write found the primary demoted; no writes to it until a probe tells its role",
+			"node", n.Name(), "addr", n.addr, "err", err)
+	}
+	t.Refresh()
 }
 
 // Snapshot returns the current view of the cluster.
@@ -399,9 +452,10 @@ func (t *Tender) loop() {
 
 // probeResult is one node's answer to a probe.
 type probeResult struct {
-	n   *Node
-	st  driver.NodeStatus
-	err error
+	n         *Node
+	st        driver.NodeStatus
+	err       error
+	demotions uint64 // the node's Demote count when the probe began
 }
 
 // Bounds of seed probing beyond the last resort.
@@ -442,7 +496,10 @@ func (t *Tender) tend() {
 	// peers; all seeds (every address of each) when no known node is
 	// healthy; a few seeds when the table serves some partitions with no
 	// primary (a reset node may be all the table holds: the seeds bring
-	// the cluster back).
+	// the cluster back); without a partition map, the seeds missing from
+	// the table, every tend (a few at a time for a long DSN): no peer
+	// list names them, so a host down at start joins when it answers.
+	flat := !topo || t.flat
 	allFailed := !slices.ContainsFunc(known, func(n *Node) bool { return n.failures.Load() == 0 && n.statusKnown })
 	var errs *multierror.Error
 	cands := map[string]bool{} // address -> reached through the seeds
@@ -462,6 +519,10 @@ func (t *Tender) tend() {
 			cands[a] = true
 		}
 		t.lastSeeds = start
+	case flat:
+		for _, a := range t.missingSeeds(known) {
+			cands[a] = true
+		}
 	}
 	var candNodes []*Node
 	fromSeeds := map[*Node]bool{}
@@ -495,6 +556,7 @@ func (t *Tender) tend() {
 		if n.setStatus(r.st) {
 			changed = true
 		}
+		t.observe(n, r.st, r.demotions)
 		healthy = append(healthy, n)
 	}
 	joiners := t.answered(results[len(known):], &errs)
@@ -508,8 +570,10 @@ func (t *Tender) tend() {
 	}
 
 	t.mu.Lock()
+	prev := t.snap.Load()
 	t.publish()
-	healthyNow := hasHealthy(t.snap.Load())
+	now := t.snap.Load()
+	healthyNow := hasHealthy(now)
 	t.wantSeeds = topo && (t.wantSeeds && t.guardKey != viewKey{} || t.unserved())
 	if !healthyNow {
 		t.c.tendsFailed.Add(1)
@@ -529,6 +593,7 @@ func (t *Tender) tend() {
 	table := slices.Collect(maps.Values(t.nodes))
 	t.mu.Unlock()
 	t.views.prune(table)
+	t.elected(prev, now)
 
 	d := time.Since(start)
 	if d > t.cfg.TendInterval {
@@ -557,6 +622,9 @@ func (t *Tender) answered(results []probeResult, errs **multierror.Error) []prob
 		if r.err != nil {
 			*errs = multierror.Append(*errs, r.err)
 			t.authFailed(r.n.addr, r.err)
+			if errors.Is(r.err, ErrClusterNameMismatch) {
+				t.refuse(r.n.addr, r.err)
+			}
 			closeProbe(r.n)
 			continue
 		}
@@ -576,6 +644,18 @@ func (t *Tender) follow(ctx context.Context, healthy []*Node, joiners []probeRes
 	}
 	t.fetchViews(ctx, holders)
 	cands := t.candidates(holders, holders)
+	if len(cands) > 0 {
+		flat := !slices.ContainsFunc(cands, func(c *candidate) bool { return c.mv.m.Partitions > 0 })
+		if flat != t.flat {
+			t.mu.Lock()
+			t.flat = flat
+			t.mu.Unlock()
+		}
+	}
+	if t.flat {
+		t.followHosts(joiners)
+		return
+	}
 	c := choose(cands, t.applied)
 	if c == nil {
 		// No view could be fetched: nothing says who belongs, so admit
@@ -635,6 +715,63 @@ func (t *Tender) follow(ctx context.Context, healthy []*Node, joiners []probeRes
 		t.applied, t.mapMembers = c.key, t.members
 	}
 	t.mu.Unlock()
+}
+
+// followHosts is follow for a backend without a partition map: every DSN
+// host that answers and reports the cluster followed joins (see vet and
+// distinct); views name no one else and remove no one, and nodes leave
+// only when they fail (see removeFailed).
+func (t *Tender) followHosts(joiners []probeResult) {
+	t.stale, t.named = false, nil
+	t.admit(t.distinct(joiners))
+	t.mu.Lock()
+	if t.parts == nil || len(t.parts) > 0 {
+		t.buildMap(driver.PartitionMap{})
+		t.applied = viewKey{}
+	}
+	t.mu.Unlock()
+}
+
+// distinct drops the joiners that are another address of a node the table
+// holds and that answers (or of an earlier joiner, in seed order): two DSN
+// hosts reaching one server (localhost and 127.0.0.1) must not become two
+// nodes, which would be two primaries. A node whose old address is down
+// is replaced by admit instead.
+func (t *Tender) distinct(joiners []probeResult) []probeResult {
+	at := map[string]string{} // id -> address
+	t.mu.Lock()
+	for _, n := range t.nodes {
+		if id := n.ID(); id != "" && n.healthy.Load() {
+			at[id] = n.addr
+		}
+	}
+	t.mu.Unlock()
+	slices.SortStableFunc(joiners, func(a, b probeResult) int { return cmp.Compare(t.seedRank(a.n.addr), t.seedRank(b.n.addr)) })
+	out := joiners[:0]
+	for _, r := range joiners {
+		if a, ok := at[r.st.ID]; ok && r.st.ID != "" && a != r.n.addr {
+			t.refuse(r.n.addr, fmt.Errorf("node %s at %s is already followed at %s", r.st.ID, r.n.addr, a))
+			closeProbe(r.n)
+			continue
+		}
+		if r.st.ID != "" {
+			at[r.st.ID] = r.n.addr
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// refuse keeps addr out of the table for a while (it is not probed as a
+// seed or a peer again before rejectFor). Why is logged once, not every
+// time the address is tried again, until the reason changes or the
+// address joins.
+func (t *Tender) refuse(addr string, why error) {
+	if msg := why.Error(); t.refused[addr] != msg {
+		t.refused[addr] = msg
+		t.log.Warn("tendril: node refused", "addr", addr, "reason", why)
+	}
+	t.rejected[addr] = time.Now().Add(t.rejectFor())
 }
 
 // reject remembers that n was refused for its view, so it is not probed
@@ -793,6 +930,7 @@ func (t *Tender) resolveSeeds(ctx context.Context, seeds []string) ([]string, er
 			continue
 		}
 		out = append(out, addrs[i]...)
+		t.resolved[seed] = addrs[i]
 		for _, a := range addrs[i] {
 			t.seedAddrs[a] = true
 		}
@@ -828,6 +966,47 @@ func (t *Tender) sampleSeeds(ctx context.Context, known []*Node) []string {
 	return addrs[:min(len(addrs), maxSeedProbes)]
 }
 
+// seedAddrsOf returns the addresses seed resolved to last, or seed itself
+// before it has been resolved.
+func (t *Tender) seedAddrsOf(seed string) []string {
+	if a, ok := t.resolved[seed]; ok {
+		return a
+	}
+	return []string{seed}
+}
+
+// seedRank returns the position in the DSN of the first seed that stands
+// for addr, or len(Seeds) when none does.
+func (t *Tender) seedRank(addr string) int {
+	for i, seed := range t.cfg.Seeds {
+		if slices.Contains(t.seedAddrsOf(seed), addr) {
+			return i
+		}
+	}
+	return len(t.cfg.Seeds)
+}
+
+// missingSeeds returns the seed addresses (as last resolved: no DNS
+// lookup) that are not in the table and not refused, taking the seeds in
+// turn from where the last call stopped, about maxSeedProbes a call.
+func (t *Tender) missingSeeds(known []*Node) []string {
+	inTable := make(map[string]bool, len(known))
+	for _, n := range known {
+		inTable[n.addr] = true
+	}
+	var picked []string
+	i := 0
+	for ; i < len(t.cfg.Seeds) && len(picked) < maxSeedProbes; i++ {
+		for _, a := range t.seedAddrsOf(t.cfg.Seeds[(t.seedCursor+i)%len(t.cfg.Seeds)]) {
+			if _, rejected := t.rejected[a]; !rejected && !inTable[a] && !slices.Contains(picked, a) {
+				picked = append(picked, a)
+			}
+		}
+	}
+	t.seedCursor = (t.seedCursor + i) % len(t.cfg.Seeds)
+	return picked
+}
+
 // resolveDNS returns every address of a host:port seed; IP addresses and
 // seeds without a port are returned as they are, and so is a name DNS
 // does not know: the driver's dialer may (and its error says it best).
@@ -847,7 +1026,8 @@ func resolveDNS(ctx context.Context, seed string) ([]string, error) {
 	return out, nil
 }
 
-// probeAll probes nodes in parallel, each bounded by Timeout.
+// probeAll probes nodes in parallel, each bounded by Timeout, and vets
+// what they report.
 func (t *Tender) probeAll(ctx context.Context, nodes []*Node) []probeResult {
 	out := make([]probeResult, len(nodes))
 	var wg sync.WaitGroup
@@ -855,12 +1035,65 @@ func (t *Tender) probeAll(ctx context.Context, nodes []*Node) []probeResult {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			d := n.demotions.Load() // before the probe: see Node.vouch
 			st, err := t.probe(ctx, n)
-			out[i] = probeResult{n: n, st: st, err: err}
+			out[i] = probeResult{n: n, st: st, err: err, demotions: d}
 		}()
 	}
 	wg.Wait()
+	t.vet(out)
 	return out
+}
+
+// vet fails the probes of nodes that report another cluster than the one
+// followed: servers of two databases listed in one DSN must never be
+// mixed (a write would go to whichever is primary). The cluster followed
+// is ClusterName (checked by probe) or, without it, the first one seen:
+// the name most nodes report in the first probes that report one (ties go
+// to the earliest seed). It is kept for the tender's life, so servers of
+// another database that answer later cannot take over, however many.
+// Nodes reporting no name (Redis) are not checked.
+func (t *Tender) vet(results []probeResult) {
+	if t.cfg.ClusterName != "" {
+		return
+	}
+	if t.identity == "" {
+		type tally struct{ n, rank int }
+		seen := map[string]*tally{}
+		for _, r := range results {
+			if r.err != nil || r.st.ClusterName == "" {
+				continue
+			}
+			c := seen[r.st.ClusterName]
+			if c == nil {
+				c = &tally{rank: len(t.cfg.Seeds) + 1}
+				seen[r.st.ClusterName] = c
+			}
+			c.n++
+			c.rank = min(c.rank, t.seedRank(r.n.addr))
+		}
+		if len(seen) == 0 {
+			return
+		}
+		t.identity = slices.MinFunc(slices.Sorted(maps.Keys(seen)), func(a, b string) int {
+			if c := cmp.Compare(seen[b].n, seen[a].n); c != 0 {
+				return c
+			}
+			return cmp.Compare(seen[a].rank, seen[b].rank)
+		})
+		if len(seen) > 1 {
+			t.log.Warn("tendril: the DSN hosts report several clusters; following the first seen (set cluster_name to choose)",
+				"cluster", t.identity, "clusters", len(seen))
+		}
+	}
+	for i := range results {
+		r := &results[i]
+		if r.err == nil && r.st.ClusterName != "" && r.st.ClusterName != t.identity {
+			closeProbe(r.n)
+			r.err = fmt.Errorf("node %s: probe: %w: node reports cluster %q, but the cluster followed is %q (the first one seen; set cluster_name to choose)",
+				r.n.addr, ErrClusterNameMismatch, r.st.ClusterName, t.identity)
+		}
+	}
 }
 
 // probe asks one node for its status over the node's own tend connection.
@@ -940,6 +1173,95 @@ func (t *Tender) nodeAnswered(n *Node) bool {
 	return recovered
 }
 
+// observe records the role and the epoch a successful probe reported (d:
+// the node's demotion count when the probe began). The probe's role is
+// authoritative: without a partition map always (so RoleUnknown too), with
+// one whenever it reports a role (the map says the rest; see buildMap).
+// Without a partition map the roles route writes, so a primary that steps
+// down has its pool cleared (see demoted). Called by the tend loop.
+func (t *Tender) observe(n *Node, st driver.NodeStatus, d uint64) {
+	n.vouch(d)
+	n.epoch.Store(st.Epoch)
+	n.reported = st.Role
+	if st.Role == driver.RoleUnknown && !t.flat {
+		return
+	}
+	old := driver.Role(n.role.Swap(int32(st.Role)))
+	if old == st.Role || !t.flat {
+		return
+	}
+	if old == driver.RolePrimary {
+		t.demoted(n, fmt.Errorf("node %s was demoted: it reports role %s (epoch %d)", n.Name(), st.Role, st.Epoch))
+		return
+	}
+	t.log.Warn("tendril: node role changed", "node", n.Name(), "addr", n.addr, "from", old, "to", st.Role, "epoch", st.Epoch)
+}
+
+// demoted clears the pool of a node that stopped taking writes while it
+// still answers, so that no connection made while it was the primary
+// serves a write again (idle ones close now, busy ones when returned), and
+// opens it again at once: the node may still serve reads.
+func (t *Tender) demoted(n *Node, why error) {
+	n.pool.Clear(why)
+	n.pool.Ready()
+	t.log.Warn("tendril: primary demoted, pool cleared", "node", n.Name(), "addr", n.addr, "reason", why)
+}
+
+// elected follows the primary of a backend without a partition map from
+// one snapshot to the next: the pool of a primary that lost the writes
+// while it still answers and claims them (a newer primary fenced it, or
+// another claims the same epoch) is cleared like a demoted one's; a
+// two-primaries episode is logged once at WARN when it begins (naming the
+// nodes and their epochs) and at INFO when it ends. Called by the tend
+// loop.
+func (t *Tender) elected(prev, s *Snapshot) {
+	if p := prev.primary; p != nil && p != s.primary && s.byAddr[p.addr] == p && p.healthy.Load() && p.Role() == driver.RolePrimary {
+		t.demoted(p, fmt.Errorf("node %s was fenced: another node claims the primary role (%s)", p.Name(), labels(s.claims, s.newer)))
+	}
+	key := ""
+	if len(s.claims) > 1 || s.newer != nil {
+		key = labels(s.claims, s.newer)
+	}
+	if key == t.split {
+		return
+	}
+	ended := t.split != "" && key == ""
+	t.split = key
+	switch {
+	case ended && s.primary != nil:
+		t.log.Info("tendril: one primary again", "primary", label(s.primary))
+	case ended:
+		t.log.Info("tendril: two-primaries episode over; no primary answers", "nodes", len(s.nodes))
+	case s.newer != nil:
+		t.log.Warn("tendril: two primaries: a newer one is down; no writes until it is resolved",
+			"claims", labels(s.claims, nil), "newer", label(s.newer))
+	case s.primary != nil:
+		t.log.Warn("tendril: two primaries: the one of the newer epoch takes writes",
+			"primary", label(s.primary), "stale", labels(slices.DeleteFunc(slices.Clone(s.claims), func(n *Node) bool { return n == s.primary }), nil))
+	default:
+		t.log.Warn("tendril: two primaries of the same epoch: no writes until one steps down", "nodes", labels(s.claims, nil))
+	}
+}
+
+// label names a node and its epoch for a log line.
+func label(n *Node) string {
+	if id := n.ID(); id != "" && id != n.addr {
+		return fmt.Sprintf("%s at %s (epoch %d)", id, n.addr, n.Epoch())
+	}
+	return fmt.Sprintf("%s (epoch %d)", n.addr, n.Epoch())
+}
+
+func labels(nodes []*Node, more *Node) string {
+	var out []string
+	for _, n := range nodes {
+		out = append(out, label(n))
+	}
+	if more != nil {
+		out = append(out, label(more))
+	}
+	return strings.Join(out, ", ")
+}
+
 // newProbeNode returns a node without a pool, to probe a candidate.
 func (t *Tender) newProbeNode(addr string) *Node {
 	return &Node{addr: addr}
@@ -971,6 +1293,7 @@ func (t *Tender) admit(results []probeResult) []*Node {
 		t.mu.Lock()
 		delete(t.dormant, r.n.addr)
 		delete(t.authLogged, r.n.addr)
+		delete(t.refused, r.n.addr)
 		if t.nodes[r.n.addr] != nil {
 			// Added meanwhile (by a redirect): the next tend probes it.
 			t.mu.Unlock()
@@ -981,6 +1304,8 @@ func (t *Tender) admit(results []probeResult) []*Node {
 		n.probe = r.n.probe
 		n.setStatus(r.st)
 		n.role.Store(int32(r.st.Role))
+		n.reported = r.st.Role
+		n.epoch.Store(r.st.Epoch)
 		n.healthy.Store(true)
 		for _, old := range t.nodes {
 			if r.st.ID != "" && old.ID() == r.st.ID && old.addr != n.addr {
@@ -1119,13 +1444,16 @@ func (t *Tender) buildMap(m driver.PartitionMap) {
 	}
 	shards := make([]shard, 0, len(m.Shards))
 	for _, s := range m.Shards {
+		// A role the node's own probe reported wins (see observe).
 		sh := shard{primary: byID[s.Primary]}
-		if sh.primary != nil {
+		if sh.primary != nil && sh.primary.reported == driver.RoleUnknown {
 			sh.primary.role.Store(int32(driver.RolePrimary))
 		}
 		for _, id := range s.Replicas {
 			if r := byID[id]; r != nil {
-				r.role.Store(int32(driver.RoleReplica))
+				if r.reported == driver.RoleUnknown {
+					r.role.Store(int32(driver.RoleReplica))
+				}
 				sh.replicas = append(sh.replicas, r)
 			}
 		}
@@ -1144,12 +1472,16 @@ func (t *Tender) buildMap(m driver.PartitionMap) {
 // node the followed view still lists stays dormant, to be re-added when it
 // answers. A node the partition map still makes a primary stays in the
 // table, down: operations on its partitions wait for it (or for its
-// replacement) and name it, until the cluster fails it over.
+// replacement) and name it, until the cluster fails it over. Without a
+// partition map a DSN host stays too: the DSN says it is a member, its
+// last role and epoch still count (a newer primary that is down fences
+// an old one that comes back: see elect), and it is probed every tend.
 func (t *Tender) removeFailed() {
+	flat := t.flat || !t.caps.Has(driver.CapTopology)
 	var gone []*Node
 	t.mu.Lock()
 	for _, n := range t.nodes {
-		if f := int(n.failures.Load()); f >= t.cfg.FailLimit && !t.isPrimary(n) {
+		if f := int(n.failures.Load()); f >= t.cfg.FailLimit && !t.isPrimary(n) && !(flat && t.seedRank(n.addr) < len(t.cfg.Seeds)) {
 			t.remove(n, fmt.Sprintf("failed %d probes in a row", f))
 			gone = append(gone, n)
 			if t.named != nil && t.named.namesAddr(n.addr) {
@@ -1184,5 +1516,49 @@ func (t *Tender) publish() {
 	for _, n := range s.nodes {
 		s.byAddr[n.addr] = n
 	}
+	if t.flat {
+		s.roles = true
+		s.primary, s.claims, s.newer = elect(s.nodes)
+		for _, n := range s.nodes {
+			if n.Role() == driver.RoleReplica {
+				s.standbys = append(s.standbys, n)
+			}
+		}
+	}
 	t.snap.Store(s)
+}
+
+// elect returns the node that takes writes on a backend without a
+// partition map, with the nodes that claim to (healthy, reporting
+// RolePrimary) and a node that is down but last reported a newer epoch
+// than any claim. At most one node takes writes:
+//
+//   - the claim of the highest epoch, when it is the only one: an old
+//     primary back after a failover reports an older epoch (timeline);
+//   - none when two claims share the highest epoch (or both report 0):
+//     nothing tells which is real, so writes wait until one steps down;
+//   - none when a node that is down last reported being a primary of a
+//     newer epoch: the claim is an old primary that came back while the
+//     new one is away, and writing to it would fork the history.
+func elect(nodes []*Node) (primary *Node, claims []*Node, newer *Node) {
+	var top uint64
+	for _, n := range nodes {
+		if n.Role() == driver.RolePrimary && n.healthy.Load() {
+			claims = append(claims, n)
+			top = max(top, n.Epoch())
+		}
+	}
+	if len(claims) == 0 {
+		return nil, nil, nil
+	}
+	for _, n := range nodes {
+		if n.Role() == driver.RolePrimary && !n.healthy.Load() && n.Epoch() > top && (newer == nil || n.Epoch() > newer.Epoch()) {
+			newer = n
+		}
+	}
+	tops := slices.DeleteFunc(slices.Clone(claims), func(n *Node) bool { return n.Epoch() != top })
+	if len(tops) == 1 && newer == nil {
+		primary = tops[0]
+	}
+	return primary, claims, newer
 }

@@ -37,8 +37,10 @@ at a database you can scribble on. Exits non-zero when a check fails.`,
 			switch cfg.Scheme {
 			case "redis", "valkey", "memory":
 				dialect = conformance.RedisDialect()
+			case "postgres", "postgresql":
+				dialect = conformance.PostgresDialect()
 			default:
-				return fmt.Errorf("no conformance dialect for driver %q (the suite knows redis, valkey and memory)", cfg.Scheme)
+				return fmt.Errorf("no conformance dialect for driver %q (the suite knows redis, valkey, memory and postgres)", cfg.Scheme)
 			}
 			// The suite checks what the driver declares against what it does.
 			db, err := open(cmd.Context(), dsn)
