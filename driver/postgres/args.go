@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	sqldriver "database/sql/driver"
 	"fmt"
 	"reflect"
 	"time"
@@ -19,14 +20,26 @@ import (
 // database/sql Valuers (pgtype calls Value itself). The basic types (and
 // named types of a basic kind) take the default conversion (ErrSkip).
 func (c *connector) ConvertValue(v any) (driver.Value, error) {
-	switch v.(type) {
+	switch v := v.(type) {
 	case nil, int64, uint64, float64, bool, []byte, string, time.Time,
 		int, int8, uint, uint8, uint16, float32:
 		return nil, driver.ErrSkip
 	case int16, int32, uint32, time.Duration:
 		return v, nil
-	case driver.Valuer:
-		return v, nil
+	case driver.Valuer: // tendril's: sqlish.Null[T]
+		x, err := v.Value()
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := x.(driver.Valuer); ok {
+			return nil, fmt.Errorf("Value of %T returned another Valuer", v)
+		}
+		if r, err := c.ConvertValue(x); err != driver.ErrSkip {
+			return r, err
+		}
+		return x, nil // a basic value: pgtype encodes it as it is
+	case sqldriver.Valuer:
+		return v, nil // pgtype calls Value, for the parameter's type
 	}
 	rv := reflect.ValueOf(v)
 	t := rv.Type()

@@ -107,6 +107,7 @@ func (Driver) OpenConnector(cfg driver.Config) (driver.Connector, error) {
 	default:
 		return nil, &driver.ParamError{Key: "auth_mode", Value: cfg.AuthMode, Reason: "want internal, external or pki"}
 	}
+	c.wrap = testWrap
 	if c.base, err = baseConfig(cfg); err != nil {
 		return nil, err
 	}
@@ -171,6 +172,10 @@ func baseConfig(cfg driver.Config) (*pgconn.Config, error) {
 func tlsConfig(cfg driver.Config, mode, rootCert, cert, key string) (*tls.Config, string, error) {
 	if mode == "" {
 		switch {
+		case cfg.TLS == nil && rootCert != "":
+			mode = "verify-full"
+		case cfg.TLS == nil && (cert != "" || key != ""):
+			mode = "require"
 		case cfg.TLS == nil:
 			mode = "disable"
 		case cfg.TLS.InsecureSkipVerify:
@@ -273,6 +278,10 @@ type connector struct {
 	// wrap, when set (by tests), wraps each connection's socket.
 	wrap func(net.Conn) net.Conn
 }
+
+// testWrap is the wrap of the connectors opened while it is set (a test
+// hook: tests count connections and round trips with it).
+var testWrap func(net.Conn) net.Conn
 
 // Backend implements driver.Connector.
 func (c *connector) Backend() driver.Backend {

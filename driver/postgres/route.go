@@ -46,7 +46,7 @@ func analyze(query string) analysis {
 		if !ok {
 			break
 		}
-		if len(st.words) == 0 {
+		if st.first == "" {
 			continue
 		}
 		if first {
@@ -62,6 +62,7 @@ func analyze(query string) analysis {
 // stmt is one statement: its words at parenthesis depth 0 (upper case,
 // up to maxWords), and whether a session function is called anywhere.
 type stmt struct {
+	first string // the first word, at any depth of parentheses
 	words []string
 	// afterParen[i] says a closing parenthesis came right before words[i].
 	afterParen []bool
@@ -80,8 +81,8 @@ var keywords = map[string]bool{"SELECT": true, "INSERT": true, "UPDATE": true, "
 // op is the statement's operation: its first keyword, or for WITH the
 // keyword of the main statement that follows the WITH queries.
 func (st *stmt) op() string {
-	op := st.words[0]
-	if op != "WITH" {
+	op := st.first
+	if op != "WITH" || len(st.words) == 0 || st.words[0] != "WITH" {
 		return op
 	}
 	for i := 1; i < len(st.words); i++ {
@@ -96,6 +97,9 @@ func (st *stmt) op() string {
 // whether it drops prepared statements.
 func (st *stmt) session() (session, reset bool) {
 	w := st.words
+	if len(w) == 0 {
+		return st.calls, false
+	}
 	next := func(i int) string {
 		if i < len(w) {
 			return w[i]
@@ -197,6 +201,9 @@ func (s *scanner) statement() (stmt, bool) {
 				st.calls = true // SELECT ... INTO TEMP t
 			}
 			prevInto = up == "INTO"
+			if st.first == "" {
+				st.first = up
+			}
 			if depth == 0 && len(st.words) < maxWords {
 				st.words = append(st.words, up)
 				st.afterParen = append(st.afterParen, paren)

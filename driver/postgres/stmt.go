@@ -96,6 +96,11 @@ func (c *pgConn) prepare(ctx context.Context, query string) (*entry, error) {
 		return e, nil
 	}
 	name := c.cache.name()
+	if c.cache.size > 0 && c.cache.lru.Len() >= c.cache.size {
+		// Evicted now, closed in the prepare's round trip: the server
+		// never holds more than statement_cache_size statements.
+		c.cache.remove(c.cache.lru.Back().Value.(*entry))
+	}
 	var sd *pgconn.StatementDescription
 	var err error
 	if len(c.cache.stale) == 0 {

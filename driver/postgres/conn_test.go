@@ -1,0 +1,341 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tendril-db/tendril/driver"
+	"github.com/tendril-db/tendril/sqlish"
+)
+
+// TestServerErrors: the server's error reaches the application as a
+// *sqlish.ServerError with its SQLSTATE and fields, and the connection
+// stays in the pool.
+func TestServerErrors(t *testing.T) {
+	srv := primary(t)
+	db := connect(t, srv.DSN("max_conns_per_node=1"))
+	c := ctx(t)
+	if _, err := db.Exec(c, "CREATE TABLE dup (id int CONSTRAINT dup_pk PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(c, "INSERT INTO dup VALUES ($1)", 1); err != nil {
+		t.Fatal(err)
+	}
+	var pid1, pid2 int
+	if err := db.QueryRow(c, "SELECT pg_backend_pid()").Scan(&pid1); err != nil {
+		t.Fatal(err)
+	}
+	_, err := db.Exec(c, "INSERT INTO dup VALUES ($1)", 1)
+	var se *sqlish.ServerError
+	if !errors.As(err, &se) {
+		t.Fatalf("duplicate key: %v (%T), want a *sqlish.ServerError", err, err)
+	}
+	if se.Code != "23505" || se.Constraint != "dup_pk" || se.Table != "dup" || se.Schema != "public" || se.Severity != "ERROR" ||
+		!strings.Contains(se.Detail, "(id)=(1)") || !strings.Contains(se.Msg, "duplicate key") {
+		t.Fatalf("ServerError = %+v", se)
+	}
+	if r := (&connector{}).Classify(err); r != driver.RetryNever {
+		t.Errorf("Classify(23505) = %v, want never", r)
+	}
+	_, err = db.Exec(c, "SELECT * FROM nosuchtable WHERE x = $1", 1)
+	if !errors.As(err, &se) || se.Code != "42P01" || se.Position == 0 {
+		t.Fatalf("missing table: %v", err)
+	}
+	if err := db.QueryRow(c, "SELECT pg_backend_pid()").Scan(&pid2); err != nil || pid2 != pid1 {
+		t.Fatalf("after server errors the backend is %d (%v), was %d: the connection was not kept", pid2, err, pid1)
+	}
+}
+
+// TestTx: commit, rollback, isolation levels and access modes as the
+// server sees them, and a COMMIT answered with ROLLBACK.
+func TestTx(t *testing.T) {
+	srv := primary(t)
+	db := connect(t, srv.DSN())
+	c := ctx(t)
+	if _, err := db.Exec(c, "CREATE TABLE txt (id int PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		var n int
+		if err := db.QueryRow(c, "SELECT count(*) FROM txt").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	tx, err := db.BeginTx(c, driver.TxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(c, "INSERT INTO txt VALUES ($1)", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(c); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("%d rows after Rollback", n)
+	}
+	tx, _ = db.BeginTx(c, driver.TxOptions{})
+	tx.Exec(c, "INSERT INTO txt VALUES ($1)", 1)
+	if err := tx.Commit(c); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d rows after Commit", n)
+	}
+	for _, tc := range []struct {
+		opts          driver.TxOptions
+		level, rdonly string
+		deferrable    string
+	}{
+		{driver.TxOptions{}, "read committed", "off", "off"},
+		{driver.TxOptions{Isolation: driver.LevelSerializable}, "serializable", "off", "off"},
+		{driver.TxOptions{Isolation: driver.LevelRepeatableRead, ReadOnly: true}, "repeatable read", "on", "off"},
+		{driver.TxOptions{Isolation: driver.LevelSerializable, ReadOnly: true, Deferrable: true}, "serializable", "on", "on"},
+		{driver.TxOptions{Isolation: driver.LevelReadCommitted}, "read committed", "off", "off"},
+	} {
+		tx, err := db.BeginTx(c, tc.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var level, rdonly, def string
+		if err := tx.QueryRow(c, "SELECT current_setting('transaction_isolation'), current_setting('transaction_read_only'), current_setting('transaction_deferrable')").
+			Scan(&level, &rdonly, &def); err != nil {
+			t.Fatal(err)
+		}
+		var shown string
+		if err := tx.QueryRow(c, "SHOW transaction_isolation").Scan(&shown); err != nil || shown != level {
+			t.Fatalf("SHOW transaction_isolation = %q, %v", shown, err)
+		}
+		tx.Rollback(c)
+		if level != tc.level || rdonly != tc.rdonly || def != tc.deferrable {
+			t.Errorf("%+v: isolation %q read only %q deferrable %q, want %q %q %q", tc.opts, level, rdonly, def, tc.level, tc.rdonly, tc.deferrable)
+		}
+	}
+	if _, err := db.BeginTx(c, driver.TxOptions{Isolation: driver.LevelSnapshot}); !errors.Is(err, sqlish.ErrNotSupported) {
+		t.Errorf("snapshot isolation: %v, want ErrNotSupported", err)
+	}
+	// A failed statement aborts the transaction: COMMIT rolls it back.
+	tx, _ = db.BeginTx(c, driver.TxOptions{})
+	tx.Exec(c, "INSERT INTO txt VALUES ($1)", 2)
+	if _, err := tx.Exec(c, "INSERT INTO txt VALUES ($1)", 1); err == nil {
+		t.Fatal("duplicate key accepted")
+	}
+	err = tx.Commit(c)
+	var se *sqlish.ServerError
+	if !errors.Is(err, ErrCommitRollback) || !errors.As(err, &se) || se.Code != "25P02" {
+		t.Fatalf("Commit of a failed transaction = %v, want ErrCommitRollback", err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("%d rows after a rolled-back Commit, want 1", n)
+	}
+	// A read-only transaction that writes: 25006, final on a primary.
+	tx, _ = db.BeginTx(c, driver.TxOptions{ReadOnly: true})
+	_, err = tx.Exec(c, "INSERT INTO txt VALUES ($1)", 3)
+	tx.Rollback(c)
+	if !errors.As(err, &se) || se.Code != "25006" {
+		t.Fatalf("write in a read-only transaction: %v", err)
+	}
+	if r := (&connector{}).Classify(err); r != driver.RetryNever {
+		t.Errorf("Classify(25006 on a primary) = %v, want never", r)
+	}
+}
+
+// TestCancel: a statement whose context ends is cancelled on the server,
+// returns at once with the context's error, and its connection is used
+// again (the same backend answers next).
+func TestCancel(t *testing.T) {
+	srv := primary(t)
+	db := connect(t, srv.DSN("max_conns_per_node=1"))
+	c := ctx(t)
+	var pid int
+	if err := db.QueryRow(c, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	for _, how := range []string{"Exec", "QueryRow", "Query", "Conn"} {
+		cctx, cancel := context.WithTimeout(c, 50*time.Millisecond)
+		start := time.Now()
+		var err error
+		switch how {
+		case "Exec":
+			_, err = db.Exec(cctx, "SELECT pg_sleep(10)")
+		case "QueryRow":
+			var s string
+			err = db.QueryRow(cctx, "SELECT pg_sleep($1)::text", 10).Scan(&s)
+		case "Query":
+			var rows *sqlish.Rows
+			if rows, err = db.Query(cctx, "SELECT pg_sleep($1)", 10); err == nil {
+				rows.Close()
+			}
+		case "Conn":
+			cn, cerr := db.Conn(c)
+			if cerr != nil {
+				t.Fatal(cerr)
+			}
+			_, err = cn.Exec(cctx, "SELECT pg_sleep($1)", 10)
+			cn.Close()
+		}
+		took := time.Since(start)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%s: cancelled pg_sleep: %v, want context.DeadlineExceeded", how, err)
+		}
+		t.Logf("%s: cancelled after 50ms, returned after %v: %v", how, took.Round(time.Millisecond), err)
+		if took > 50*time.Millisecond+time.Second/2 {
+			t.Errorf("%s: a statement cancelled after 50ms returned after %v", how, took)
+		}
+		var again int
+		if err := db.QueryRow(c, "SELECT pg_backend_pid()").Scan(&again); err != nil || again != pid {
+			t.Fatalf("%s: after the cancel, backend %d (%v), was %d: the connection was not reused", how, again, err, pid)
+		}
+	}
+}
+
+// TestStatementCache: a cached statement whose result type changed (ALTER
+// TABLE) is prepared again; the cache keeps statement_cache_size
+// statements on the server, closing those it evicts.
+func TestStatementCache(t *testing.T) {
+	srv := primary(t)
+	db := connect(t, srv.DSN("max_conns_per_node=1", "statement_cache_size=3"))
+	c := ctx(t)
+	if _, err := db.Exec(c, "CREATE TABLE sc (id int, a text); INSERT INTO sc VALUES (1, 'x')"); err != nil {
+		t.Fatal(err)
+	}
+	cols := func() []string {
+		rows, err := db.Query(c, "SELECT * FROM sc WHERE id = $1", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		return rows.Columns()
+	}
+	if got := cols(); len(got) != 2 {
+		t.Fatalf("columns %v", got)
+	}
+	if _, err := db.Exec(c, "ALTER TABLE sc ADD COLUMN b int DEFAULT 7"); err != nil {
+		t.Fatal(err)
+	}
+	if got := cols(); len(got) != 3 || got[2] != "b" {
+		t.Fatalf("after ALTER TABLE: columns %v", got)
+	}
+	var a string
+	var b int
+	if err := db.QueryRow(c, "SELECT a, b FROM sc WHERE id = $1", 1).Scan(&a, &b); err != nil || b != 7 {
+		t.Fatalf("QueryRow = %q %d, %v", a, b, err)
+	}
+	// Six statements through a cache of three: the server holds three.
+	for i := range 6 {
+		if _, err := db.Exec(c, fmt.Sprintf("SELECT %d + $1", i), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n int
+	if err := db.QueryRow(c, "SELECT count(*) FROM pg_prepared_statements WHERE $1 > 0", 1).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n > 3 {
+		t.Fatalf("%d statements prepared on the server with statement_cache_size=3", n)
+	}
+	// Without a cache nothing stays prepared.
+	nc := connect(t, srv.DSN("max_conns_per_node=1", "statement_cache_size=0"))
+	for range 3 {
+		if err := nc.QueryRow(c, "SELECT count(*) FROM pg_prepared_statements WHERE $1 > 0", 1).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n != 0 {
+		t.Fatalf("%d statements prepared with statement_cache_size=0", n)
+	}
+}
+
+// TestSessionReset: what a pinned Conn changed does not reach the next
+// user of its connection, and a Conn closed in a transaction rolls it
+// back.
+func TestSessionReset(t *testing.T) {
+	srv := primary(t)
+	db := connect(t, srv.DSN("max_conns_per_node=1", "application_name=tendril-test"))
+	c := ctx(t)
+	if _, err := db.Exec(c, "CREATE SCHEMA IF NOT EXISTS other; CREATE TABLE sr (id int)"); err != nil {
+		t.Fatal(err)
+	}
+	show := func(what string) string {
+		var v string
+		if err := db.QueryRow(c, "SELECT current_setting($1)", what).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	var pid int
+	db.QueryRow(c, "SELECT pg_backend_pid()").Scan(&pid)
+	path, app := show("search_path"), show("application_name")
+	if app != "tendril-test" {
+		t.Fatalf("application_name = %q, want the DSN's", app)
+	}
+	cn, err := db.Conn(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"SET search_path TO other", "SET application_name = 'leak'", "CREATE TEMP TABLE tmp (x int)", "LISTEN ch"} {
+		if _, err := cn.Exec(c, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	var inConn string
+	cn.QueryRow(c, "SELECT current_setting('search_path')").Scan(&inConn)
+	if inConn != "other" {
+		t.Fatalf("search_path on the Conn = %q", inConn)
+	}
+	if _, err := db.Exec(c, "SET search_path TO other"); !errors.Is(err, sqlish.ErrSessionState) {
+		t.Fatalf("SET on the DB: %v, want ErrSessionState", err)
+	}
+	cn.Close()
+	if got := show("search_path"); got != path {
+		t.Errorf("search_path after the Conn = %q, want %q", got, path)
+	}
+	if got := show("application_name"); got != "tendril-test" {
+		t.Errorf("application_name after the Conn = %q, want the DSN's", got)
+	}
+	var temps int
+	if err := db.QueryRow(c, "SELECT count(*) FROM pg_tables WHERE tablename = $1", "tmp").Scan(&temps); err != nil || temps != 0 {
+		t.Errorf("temporary table after the Conn: %d (%v)", temps, err)
+	}
+	var again int
+	if db.QueryRow(c, "SELECT pg_backend_pid()").Scan(&again); again != pid {
+		t.Errorf("backend %d after the reset, was %d: the connection was not reset and reused", again, pid)
+	}
+	// A Conn closed inside a transaction rolls it back.
+	cn, _ = db.Conn(c)
+	tx, err := cn.BeginTx(c, driver.TxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(c, "INSERT INTO sr VALUES ($1)", 1); err != nil {
+		t.Fatal(err)
+	}
+	cn.Close()
+	var n int
+	if err := db.QueryRow(c, "SELECT count(*) FROM sr").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d rows (%v) after a Conn closed in its transaction", n, err)
+	}
+	// BEGIN on a pinned Conn, not closed by COMMIT: reset at Close.
+	cn, _ = db.Conn(c)
+	cn.Exec(c, "BEGIN")
+	cn.Exec(c, "INSERT INTO sr VALUES ($1)", 2)
+	cn.Close()
+	if err := db.QueryRow(c, "SELECT count(*) FROM sr").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d rows (%v) after a Conn closed after BEGIN", n, err)
+	}
+	// Prepared statements survive nothing of a reset: the cache follows.
+	for range 2 {
+		if err := db.QueryRow(c, "SELECT count(*) FROM sr WHERE id > $1", 0).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		cn, _ = db.Conn(c)
+		cn.Exec(c, "SET work_mem = '8MB'")
+		cn.Close()
+	}
+}
