@@ -163,4 +163,3 @@ func TestConvertValue(t *testing.T) {
 		t.Errorf("ConvertValue(*int32) = %v, %v", v, err)
 	}
 }
-
