@@ -834,38 +834,133 @@ func sanitizeCommand(query string, nargs int) string {
 	return b.String()
 }
 
-// sanitizeSQL masks the literals of a SQL statement: quoted strings and
-// numbers become ?.
+// sanitizeSQL masks the literals of a SQL statement: every string
+// constant ('...', E'...' with backslash escapes, B'...', X'...', N'...',
+// U&'...', $$...$$ and $tag$...$tag$) and number (42, 3.5, 1e10, .5)
+// becomes ?. Comments (-- and nested /* */) are dropped: they may hold
+// anything. Placeholders ($1) and quoted identifiers ("a b") are kept.
+// An unterminated literal or comment masks the rest of the statement.
 func sanitizeSQL(query string) string {
 	var b strings.Builder
-	prevIdent := false
-	for i := 0; i < len(query); i++ {
-		c := query[i]
+	b.Grow(len(query))
+	prevIdent := false // the byte before is part of an identifier or keyword
+	q := query
+	for i := 0; i < len(q); {
+		c := q[i]
 		switch {
-		case c == '\'':
-			j := i + 1
-			for j < len(query) {
-				if query[j] == '\'' {
-					if j+1 < len(query) && query[j+1] == '\'' {
-						j += 2
-						continue
+		case c == '-' && i+1 < len(q) && q[i+1] == '-':
+			for i < len(q) && q[i] != '\n' {
+				i++
+			}
+			prevIdent = false
+		case c == '/' && i+1 < len(q) && q[i+1] == '*':
+			depth := 0
+			for i < len(q) {
+				if q[i] == '/' && i+1 < len(q) && q[i+1] == '*' {
+					depth++
+					i += 2
+				} else if q[i] == '*' && i+1 < len(q) && q[i+1] == '/' {
+					depth--
+					i += 2
+					if depth == 0 {
+						break
 					}
-					break
+				} else {
+					i++
+				}
+			}
+			if !strings.HasSuffix(b.String(), " ") {
+				b.WriteByte(' ')
+			}
+			prevIdent = false
+		case c == '"':
+			j := i + 1
+			for j < len(q) && (q[j] != '"' || j+1 < len(q) && q[j+1] == '"') {
+				if q[j] == '"' {
+					j++ // a doubled quote
 				}
 				j++
 			}
-			b.WriteByte('?')
+			j = min(j+1, len(q))
+			b.WriteString(q[i:j])
 			i = j
+			prevIdent = true
+		case c == '\'':
+			i = skipQuoted(q, i, false)
+			b.WriteByte('?')
 			prevIdent = false
-		case c >= '0' && c <= '9' && !prevIdent:
-			for i+1 < len(query) && (query[i+1] >= '0' && query[i+1] <= '9' || query[i+1] == '.') {
-				i++
+		case !prevIdent && i+1 < len(q) && q[i+1] == '\'' && strings.IndexByte("EeBbXxNn", c) >= 0:
+			i = skipQuoted(q, i+1, c == 'E' || c == 'e')
+			b.WriteByte('?')
+			prevIdent = false
+		case !prevIdent && (c == 'U' || c == 'u') && strings.HasPrefix(q[i+1:], "&'"):
+			i = skipQuoted(q, i+2, false)
+			b.WriteByte('?')
+			prevIdent = false
+		case c == '$' && !prevIdent && dollarTag(q, i) > 0:
+			n := dollarTag(q, i)
+			tag := q[i : i+n]
+			if end := strings.Index(q[i+n:], tag); end >= 0 {
+				i += n + end + n
+			} else {
+				i = len(q)
 			}
 			b.WriteByte('?')
+			prevIdent = false
+		case !prevIdent && (c >= '0' && c <= '9' || c == '.' && i+1 < len(q) && q[i+1] >= '0' && q[i+1] <= '9'):
+			i++
+			for i < len(q) {
+				d := q[i]
+				if d >= '0' && d <= '9' || d == '.' || d == '_' || d >= 'a' && d <= 'z' || d >= 'A' && d <= 'Z' {
+					i++ // digits, a fraction, an exponent, 0x1F, 1_000
+				} else if (d == '+' || d == '-') && (q[i-1] == 'e' || q[i-1] == 'E') {
+					i++
+				} else {
+					break
+				}
+			}
+			b.WriteByte('?')
+			prevIdent = false
 		default:
 			b.WriteByte(c)
-			prevIdent = c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '$'
+			prevIdent = c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '$' || c >= 0x80
+			i++
 		}
 	}
 	return b.String()
+}
+
+// skipQuoted returns the index after the literal quoted at q[i] (a ');
+// a doubled quote stands for itself, and with backslash a backslash
+// escapes the next byte (E'...').
+func skipQuoted(q string, i int, backslash bool) int {
+	for j := i + 1; j < len(q); j++ {
+		switch {
+		case backslash && q[j] == '\\':
+			j++
+		case q[j] == '\'' && j+1 < len(q) && q[j+1] == '\'':
+			j++
+		case q[j] == '\'':
+			return j + 1
+		}
+	}
+	return len(q)
+}
+
+// dollarTag returns the length of the dollar-quote tag at q[i] ("$$" or
+// "$name$"), or 0 when there is none ($1 is a placeholder).
+func dollarTag(q string, i int) int {
+	j := i + 1
+	for j < len(q) {
+		c := q[j]
+		switch {
+		case c == '$':
+			return j + 1 - i
+		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80 || c >= '0' && c <= '9' && j > i+1:
+			j++
+		default:
+			return 0
+		}
+	}
+	return 0
 }

@@ -28,8 +28,23 @@ func TestSanitize(t *testing.T) {
 			t.Errorf("sanitizeCommand(%q, %d) = %q, want %q", tc.q, tc.n, got, tc.want)
 		}
 	}
-	if got := sanitizeSQL("SELECT a1 FROM t WHERE id = 42 AND name = 'O''Brien' AND x = $1"); got != "SELECT a1 FROM t WHERE id = ? AND name = ? AND x = $1" {
-		t.Errorf("sanitizeSQL = %q", got)
+	for _, tc := range []struct{ q, want string }{
+		{"SELECT a1 FROM t WHERE id = 42 AND name = 'O''Brien' AND x = $1", "SELECT a1 FROM t WHERE id = ? AND name = ? AND x = $1"},
+		{"SELECT $$secret$$, $tag$x 'y' $ z$tag$ FROM t WHERE a = $1 AND b = $12", "SELECT ?, ? FROM t WHERE a = $1 AND b = $12"},
+		{`SELECT E'it\'s secret', e'\\', x FROM t WHERE b = 'ok'`, "SELECT ?, ?, x FROM t WHERE b = ?"},
+		{"SELECT B'0101', X'1F', N'n', U&'d\\0061t' FROM t", "SELECT ?, ?, ?, ? FROM t"},
+		{"SELECT 1 -- it's a secret 42\nFROM t WHERE c = 'v'", "SELECT ? \nFROM t WHERE c = ?"},
+		{"SELECT /* pw 'x /* nested */ still */a FROM t WHERE d = 2", "SELECT a FROM t WHERE d = ?"},
+		{`SELECT "it's", "a""b" FROM "t1" WHERE e = 'x'`, `SELECT "it's", "a""b" FROM "t1" WHERE e = ?`},
+		{"SELECT x FROM t WHERE y = 3.5e10 AND z = -1.5E-3 AND w = .5 AND v = 1_000 AND u = 0x1F", "SELECT x FROM t WHERE y = ? AND z = -? AND w = ? AND v = ? AND u = ?"},
+		{"SELECT a$b, t2.c3 FROM t$$x", "SELECT a$b, t2.c3 FROM t$$x"},
+		{"SELECT 'unterminated", "SELECT ?"},
+		{"SELECT $$unterminated", "SELECT ?"},
+		{"SELECT 1 /* unterminated", "SELECT ? "},
+	} {
+		if got := sanitizeSQL(tc.q); got != tc.want {
+			t.Errorf("sanitizeSQL(%q) = %q, want %q", tc.q, got, tc.want)
+		}
 	}
 }
 
