@@ -43,17 +43,26 @@ func (c *pgConn) Probe(ctx context.Context) (driver.NodeStatus, error) {
 		return driver.NodeStatus{}, fmt.Errorf("postgres: %s: probe: %d columns, want 3", c.addr, len(vals))
 	}
 	st := driver.NodeStatus{ID: c.addr, ClusterName: vals[0], Role: driver.RolePrimary, Healthy: true}
-	base := 16 // a WAL file name's timeline is hexadecimal
 	if vals[1] == "t" {
-		st.Role, base = driver.RoleReplica, 10
+		st.Role = driver.RoleReplica
 	}
-	tli, err := strconv.ParseUint(vals[2], base, 32)
+	tli, err := timeline(vals[2], st.Role == driver.RoleReplica)
 	if err != nil {
 		return driver.NodeStatus{}, fmt.Errorf("postgres: %s: probe: bad timeline %q", c.addr, vals[2])
 	}
 	st.Epoch = tli
 	c.role = st.Role
 	return st, nil
+}
+
+// timeline reads the probe's timeline: a standby's is a number, a
+// primary's the first 8 hexadecimal digits of a WAL file name.
+func timeline(s string, standby bool) (uint64, error) {
+	base := 16
+	if standby {
+		base = 10
+	}
+	return strconv.ParseUint(s, base, 32)
 }
 
 // Peers implements driver.Prober: a node does not list its peers (a

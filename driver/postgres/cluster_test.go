@@ -62,6 +62,15 @@ func TestProbe(t *testing.T) {
 	if !pc.IsValid() {
 		t.Fatal("a fresh connection is not valid")
 	}
+	for _, tc := range []struct {
+		s       string
+		standby bool
+		want    uint64
+	}{{"00000001", false, 1}, {"0000000A", false, 10}, {"00000010", false, 16}, {"12", true, 12}} {
+		if got, err := timeline(tc.s, tc.standby); err != nil || got != tc.want {
+			t.Errorf("timeline(%q, %v) = %d, %v; want %d", tc.s, tc.standby, got, err, tc.want)
+		}
+	}
 	info, err := pc.Info(context.Background(), "SELECT 1, NULL UNION ALL SELECT 2, 'b'")
 	if err != nil || info != "1\tNULL\n2\tb\n" {
 		t.Fatalf("Info = %q, %v", info, err)

@@ -159,7 +159,7 @@ func (c *pgConn) Query(ctx context.Context, query string, args []driver.Value) (
 	})
 	r := &rows{c: c, ctx: sctx, stop: func() { cancel(nil); stop() }}
 	err := c.run(sctx, query, args, func(e *entry, rr *pgconn.ResultReader) error {
-		r.e, r.rr = c.fit(e, rr.FieldDescriptions()), rr
+		r.e, r.rr, r.done = c.fit(e, rr.FieldDescriptions()), rr, false
 		if rr.NextRow() {
 			r.pending = true
 			return nil

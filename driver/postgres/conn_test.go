@@ -195,6 +195,48 @@ func TestCancel(t *testing.T) {
 	}
 }
 
+// TestRowsStream: rows read after Query returned are not cut when the
+// statement's attempt context ends (the user API cancels it as soon as
+// Query returns), and closing rows early leaves the connection usable.
+func TestRowsStream(t *testing.T) {
+	srv := primary(t)
+	db := connect(t, srv.DSN("max_conns_per_node=1"))
+	c := ctx(t)
+	const n = 200000
+	rows, err := db.Query(c, "SELECT i, repeat('x', 100) FROM generate_series(1, $1) AS i", n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for rows.Next() {
+		var i int
+		var s string
+		if err := rows.Scan(&i, &s); err != nil {
+			t.Fatal(err)
+		}
+		got++
+		if i != got {
+			t.Fatalf("row %d holds %d", got, i)
+		}
+		if got == 1 {
+			time.Sleep(100 * time.Millisecond) // the server is ahead; its output waits
+		}
+	}
+	if err := rows.Err(); err != nil || got != n {
+		t.Fatalf("%d rows of %d, %v", got, n, err)
+	}
+	rows, err = db.Query(c, "SELECT generate_series(1, $1)", n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows.Next()
+	rows.Close()
+	var one int
+	if err := db.QueryRow(c, "SELECT $1::int", 1).Scan(&one); err != nil || one != 1 {
+		t.Fatalf("after rows closed early: %d, %v", one, err)
+	}
+}
+
 // TestStatementCache: a cached statement whose result type changed (ALTER
 // TABLE) is prepared again; the cache keeps statement_cache_size
 // statements on the server, closing those it evicts.
@@ -216,6 +258,10 @@ func TestStatementCache(t *testing.T) {
 	if got := cols(); len(got) != 2 {
 		t.Fatalf("columns %v", got)
 	}
+	var pid int
+	if err := db.QueryRow(c, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := db.Exec(c, "ALTER TABLE sc ADD COLUMN b int DEFAULT 7"); err != nil {
 		t.Fatal(err)
 	}
@@ -226,6 +272,29 @@ func TestStatementCache(t *testing.T) {
 	var b int
 	if err := db.QueryRow(c, "SELECT a, b FROM sc WHERE id = $1", 1).Scan(&a, &b); err != nil || b != 7 {
 		t.Fatalf("QueryRow = %q %d, %v", a, b, err)
+	}
+	// In a batch too: the statement is prepared again and run alone.
+	if _, err := db.Exec(c, "ALTER TABLE sc DROP COLUMN b"); err != nil {
+		t.Fatal(err)
+	}
+	var b2 sqlish.Batch
+	b2.Queue("SELECT * FROM sc WHERE id = $1", 1)
+	b2.Queue("SELECT $1::int", 5)
+	br := db.SendBatch(c, &b2)
+	rows, err := br.Query()
+	if err != nil {
+		t.Fatalf("batch after ALTER TABLE: %v", err)
+	}
+	if got := rows.Columns(); len(got) != 2 {
+		t.Fatalf("batch after ALTER TABLE: columns %v", got)
+	}
+	rows.Close()
+	if err := br.QueryRow().Scan(&b); err != nil || b != 5 {
+		t.Fatalf("batch after ALTER TABLE: %d, %v", b, err)
+	}
+	var again int
+	if err := db.QueryRow(c, "SELECT pg_backend_pid()").Scan(&again); err != nil || again != pid {
+		t.Fatalf("backend %d (%v) after the statements were prepared again, was %d: the connection was not kept", again, err, pid)
 	}
 	// Six statements through a cache of three: the server holds three.
 	for i := range 6 {
