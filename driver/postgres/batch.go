@@ -25,8 +25,8 @@ import (
 // a transaction.)
 func (c *pgConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.BatchResult, error) {
 	out := make([]driver.BatchResult, len(stmts))
-	for _, s := range stmts {
-		c.track(s.Query)
+	for i, s := range stmts {
+		out[i].Err = c.track(s.Query)
 	}
 	ents := make([]*entry, len(stmts))
 	temp, err := c.prepareBatch(ctx, stmts, ents, out)
@@ -129,6 +129,9 @@ func (c *pgConn) prepareBatch(ctx context.Context, stmts []driver.Stmt, ents []*
 	var todo []int
 	first := map[string]int{}
 	for i, s := range stmts {
+		if out[i].Err != nil {
+			continue
+		}
 		if e := c.cache.get(s.Query); e != nil {
 			ents[i] = e
 			continue
@@ -215,7 +218,7 @@ func (c *pgConn) prepareBatch(ctx context.Context, stmts []driver.Stmt, ents []*
 		}
 	}
 	for i, s := range stmts {
-		if ents[i] != nil {
+		if ents[i] != nil || out[i].Err != nil {
 			continue
 		}
 		if err := failed[s.Query]; err != nil {

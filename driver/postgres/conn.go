@@ -44,15 +44,20 @@ func newConn(c *connector, pg *pgconn.PgConn, addr string) *pgConn {
 
 // track records what query does to the session before it runs: a
 // statement that fails may still have changed it (a SET before the
-// failing statement of a multi-statement query).
-func (c *pgConn) track(query string) {
+// failing statement of a multi-statement query). It refuses a COPY
+// through the client (see errCopy), which Route refuses already.
+func (c *pgConn) track(query string) error {
 	a := analyze(query)
+	if a.copy {
+		return errCopy
+	}
 	if a.session {
 		c.changed = true
 	}
 	if a.reset {
 		c.cache.clear()
 	}
+	return nil
 }
 
 // Exec implements driver.Conn. Without arguments the statement goes by
@@ -61,7 +66,9 @@ func (c *pgConn) track(query string) {
 // arguments it is prepared once per connection (see statement_cache_size)
 // and executed by name with binary parameters.
 func (c *pgConn) Exec(ctx context.Context, query string, args []driver.Value) (driver.Result, error) {
-	c.track(query)
+	if err := c.track(query); err != nil {
+		return nil, err
+	}
 	if len(args) == 0 {
 		tag, err := c.simple(ctx, query)
 		if err != nil {
@@ -142,7 +149,9 @@ func stale(err error) bool {
 // stream from the connection as Next is called; the context bounds the
 // statement until Query returns, and its deadline then bounds the rest.
 func (c *pgConn) Query(ctx context.Context, query string, args []driver.Value) (driver.Rows, error) {
-	c.track(query)
+	if err := c.track(query); err != nil {
+		return nil, err
+	}
 	// The caller may cancel ctx as soon as Query returns (a statement's
 	// attempt context): the rows must not be cut by that, only by the
 	// deadline, or by Close.
@@ -182,7 +191,9 @@ func (c *pgConn) Query(ctx context.Context, query string, args []driver.Value) (
 // QueryRow implements driver.RowQueryer: the first row is decoded into
 // row, the rest discarded.
 func (c *pgConn) QueryRow(ctx context.Context, query string, args []driver.Value, row *driver.Row) error {
-	c.track(query)
+	if err := c.track(query); err != nil {
+		return err
+	}
 	found := false
 	err := c.run(ctx, query, args, func(e *entry, rr *pgconn.ResultReader) error {
 		found = rr.NextRow()
@@ -310,7 +321,9 @@ func (c *pgConn) Info(ctx context.Context, cmd string) (string, error) {
 	if strings.TrimSpace(cmd) == "" {
 		cmd = "SELECT version()"
 	}
-	c.track(cmd)
+	if err := c.track(cmd); err != nil {
+		return "", err
+	}
 	mrr := c.pg.Exec(ctx, cmd)
 	var b strings.Builder
 	for mrr.NextResult() {

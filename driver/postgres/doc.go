@@ -24,13 +24,15 @@
 // names a service that does not exist). Driver keys:
 //
 //	sslmode               disable, require, verify-ca or verify-full. The
-//	                      default is disable, or with tls=true (and the
-//	                      other tls_* keys) verify-full (require with
-//	                      tls_insecure_skip_verify). prefer and allow are
-//	                      refused: TLS never falls back to plaintext, and a
-//	                      server without TLS fails the connection.
-//	                      require with a root certificate verifies the
-//	                      chain, as libpq does.
+//	                      default is disable; verify-full with tls=true,
+//	                      tls_ca or sslrootcert (require with
+//	                      tls_insecure_skip_verify, or with only a client
+//	                      certificate). prefer and allow are refused: TLS
+//	                      never falls back to plaintext, and a server
+//	                      without TLS fails the connection. require with a
+//	                      root certificate verifies the chain, as libpq
+//	                      does. verify-full checks the host of the DSN (or
+//	                      tls_server_name, with tls=true).
 //	sslrootcert           the CA file (or "system"); tls_ca also works
 //	sslcert, sslkey       the client certificate and key; or tls_cert and
 //	                      tls_key
@@ -48,7 +50,9 @@
 // statement goes to the primary unless the caller declares a read
 // (sqlish.WithRead) or runs a read-only transaction; with read_preference
 // prefer_replica or replica those go to a standby. A write declared a read
-// fails on the standby with SQLSTATE 25006, and the error says so.
+// fails on the standby with SQLSTATE 25006, and the error says so (the
+// user API retries it until total_timeout first: from the driver's side
+// it cannot be told from a write that met a demoted primary).
 //
 // Statements that change the session (SET other than SET LOCAL, RESET,
 // DISCARD, PREPARE, DEALLOCATE, LISTEN, UNLISTEN, transaction control,
@@ -56,6 +60,9 @@
 // session-level advisory locks) are refused on the DB's shared pool: run
 // them on a pinned sqlish.Conn, whose connection is reset when it goes
 // back (below).
+//
+// COPY FROM STDIN and COPY TO STDOUT are refused (ErrNotSupported): the
+// driver does not speak the copy sub-protocol.
 //
 // Exec without arguments uses the simple query protocol: one round trip,
 // and the string may hold several statements. Otherwise a statement is
@@ -130,9 +137,13 @@
 // # Cancellation and errors
 //
 // A statement whose context ends is cancelled on the server (a
-// CancelRequest): it returns the context's error at once and the
-// connection stays usable. A server that does not act on the cancel
-// within a second has the connection cut instead.
+// CancelRequest on a connection of its own, over TLS when the statement's
+// is): it returns the context's error, a few milliseconds after the
+// context ended, and the connection stays usable. A server that does not
+// act on the cancel within a second has the connection cut instead. The
+// rows of a Query stream from the connection after Query returns: the
+// statement's deadline still bounds them, and closing them early reads
+// and discards the rest.
 //
 // The server's errors are *driver.ServerError (sqlish.ServerError) with
 // the SQLSTATE as Code and the error fields (Detail, Hint, Constraint...),

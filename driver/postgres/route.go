@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/tendril-db/tendril/driver"
@@ -14,6 +15,9 @@ import (
 // placeholders are passed through untouched.
 func (c *connector) Route(query string, _ []driver.Value) (driver.Route, error) {
 	a := analyze(query)
+	if a.copy {
+		return driver.Route{}, errCopy
+	}
 	return driver.Route{
 		Op:        a.op,
 		Partition: driver.AnyPartition,
@@ -30,7 +34,14 @@ type analysis struct {
 	// reset: some statement drops prepared statements (DISCARD ALL,
 	// DEALLOCATE), so the statement cache must be cleared.
 	session, reset bool
+	// copy: some statement is a COPY from the client or to it (FROM
+	// STDIN, TO STDOUT), which needs the copy sub-protocol.
+	copy bool
 }
+
+// errCopy refuses COPY FROM STDIN and COPY TO STDOUT: without the copy
+// sub-protocol the server would wait for data that never comes.
+var errCopy = fmt.Errorf("postgres: COPY FROM STDIN and COPY TO STDOUT need the copy protocol, which the driver does not speak: use INSERT (a batch), or COPY to or from a file on the server: %w", driver.ErrNotSupported)
 
 // analyze scans a query (one statement or several separated by ';') for
 // its operation and what it does to the session. Comments, string
@@ -55,6 +66,7 @@ func analyze(query string) analysis {
 		ses, reset := st.session()
 		a.session = a.session || ses
 		a.reset = a.reset || reset
+		a.copy = a.copy || st.copy()
 	}
 	return a
 }
@@ -91,6 +103,19 @@ func (st *stmt) op() string {
 		}
 	}
 	return op
+}
+
+// copy reports whether the statement is a COPY through the client.
+func (st *stmt) copy() bool {
+	if len(st.words) == 0 || st.words[0] != "COPY" {
+		return false
+	}
+	for _, w := range st.words[1:] {
+		if w == "STDIN" || w == "STDOUT" {
+			return true
+		}
+	}
+	return false
 }
 
 // session reports whether the statement changes the session state, and

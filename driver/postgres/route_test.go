@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -76,6 +78,26 @@ func TestRoute(t *testing.T) {
 		}
 		if r.Intent != driver.Write || !r.Unsure || r.Idempotent || r.Partition != driver.AnyPartition {
 			t.Errorf("Route(%q) = %+v: want an unsure, non-idempotent write to any partition", tc.q, r)
+		}
+	}
+}
+
+// TestCopyRefused: COPY through the client is refused up front (the
+// server would wait for the copy protocol), COPY with a server file is not.
+func TestCopyRefused(t *testing.T) {
+	c := &connector{}
+	for _, q := range []string{"COPY t FROM STDIN", "copy t (a, b) to stdout with (format csv)", "SELECT 1; COPY (SELECT 1) TO STDOUT"} {
+		if _, err := c.Route(q, nil); !errors.Is(err, driver.ErrNotSupported) {
+			t.Errorf("Route(%q) = %v, want ErrNotSupported", q, err)
+		}
+		pc := &pgConn{c: c}
+		if _, err := pc.Exec(context.Background(), q, nil); !errors.Is(err, driver.ErrNotSupported) {
+			t.Errorf("Exec(%q) = %v, want ErrNotSupported", q, err)
+		}
+	}
+	for _, q := range []string{"COPY t FROM '/tmp/x.csv'", "SELECT 'COPY t FROM STDIN'", "COPY t TO PROGRAM 'gzip > /tmp/stdout'"} {
+		if _, err := c.Route(q, nil); err != nil {
+			t.Errorf("Route(%q) = %v", q, err)
 		}
 	}
 }
