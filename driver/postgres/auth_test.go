@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -17,9 +18,12 @@ import (
 // tender does not hammer the server with connection attempts.
 func TestAuthFailure(t *testing.T) {
 	srv := primary(t)
-	srv.MustExec("CREATE ROLE authuser LOGIN PASSWORD 'right-pw'")
+	role := fmt.Sprintf("authuser%d", unique.Add(1))
+	if err := srv.Exec(context.Background(), "CREATE ROLE "+role+" LOGIN PASSWORD 'right-pw'"); err != nil {
+		t.Fatal(err)
+	}
 	const wrong = "wrong-secret-pw"
-	dsn := "postgres://authuser:" + wrong + "@" + srv.Addr + "/postgres"
+	dsn := "postgres://" + role + ":" + wrong + "@" + srv.Addr + "/postgres"
 	var cnt counter
 	cnt.hook(t)
 	c := ctx(t)
@@ -37,7 +41,7 @@ func TestAuthFailure(t *testing.T) {
 		t.Errorf("error does not wrap driver.ErrAuthFailed: %v", err)
 	}
 	var ae *AuthError
-	if !errors.As(err, &ae) || ae.User != "authuser" || ae.Addr != srv.Addr {
+	if !errors.As(err, &ae) || ae.User != role || ae.Addr != srv.Addr {
 		t.Errorf("error is not an *AuthError naming the user and node: %#v", ae)
 	}
 	var se *sqlish.ServerError
@@ -45,7 +49,7 @@ func TestAuthFailure(t *testing.T) {
 		t.Errorf("the server's error (28P01) is not reachable: %v", err)
 	}
 	msg := err.Error()
-	if !strings.Contains(msg, `"authuser"`) || strings.Contains(msg, wrong) {
+	if !strings.Contains(msg, `"`+role+`"`) || strings.Contains(msg, wrong) {
 		t.Errorf("error must name the user and never the password: %s", msg)
 	}
 	if took > time.Second {

@@ -17,7 +17,7 @@ func TestBatch(t *testing.T) {
 	var cnt counter
 	cnt.hook(t)
 	// No tend during the batches: a probe would be a write too.
-	db := connect(t, srv.DSN("max_conns_per_node=1", "tend_interval=1h"))
+	db := connect(t, srv.DSN("max_conns_per_node=1", "tend_interval=1h", isolated(t, srv)))
 	c := ctx(t)
 	if _, err := db.Exec(c, "CREATE TABLE bt (id int PRIMARY KEY, v text)"); err != nil {
 		t.Fatal(err)

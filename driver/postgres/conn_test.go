@@ -17,7 +17,7 @@ import (
 // stays in the pool.
 func TestServerErrors(t *testing.T) {
 	srv := primary(t)
-	db := connect(t, srv.DSN("max_conns_per_node=1"))
+	db := connect(t, srv.DSN("max_conns_per_node=1", isolated(t, srv)))
 	c := ctx(t)
 	if _, err := db.Exec(c, "CREATE TABLE dup (id int CONSTRAINT dup_pk PRIMARY KEY)"); err != nil {
 		t.Fatal(err)
@@ -34,7 +34,7 @@ func TestServerErrors(t *testing.T) {
 	if !errors.As(err, &se) {
 		t.Fatalf("duplicate key: %v (%T), want a *sqlish.ServerError", err, err)
 	}
-	if se.Code != "23505" || se.Constraint != "dup_pk" || se.Table != "dup" || se.Schema != "public" || se.Severity != "ERROR" ||
+	if se.Code != "23505" || se.Constraint != "dup_pk" || se.Table != "dup" || !strings.HasPrefix(se.Schema, "testservererrors_") || se.Severity != "ERROR" ||
 		!strings.Contains(se.Detail, "(id)=(1)") || !strings.Contains(se.Msg, "duplicate key") {
 		t.Fatalf("ServerError = %+v", se)
 	}
@@ -54,7 +54,7 @@ func TestServerErrors(t *testing.T) {
 // server sees them, and a COMMIT answered with ROLLBACK.
 func TestTx(t *testing.T) {
 	srv := primary(t)
-	db := connect(t, srv.DSN())
+	db := connect(t, srv.DSN(isolated(t, srv)))
 	c := ctx(t)
 	if _, err := db.Exec(c, "CREATE TABLE txt (id int PRIMARY KEY)"); err != nil {
 		t.Fatal(err)
@@ -242,7 +242,7 @@ func TestRowsStream(t *testing.T) {
 // statements on the server, closing those it evicts.
 func TestStatementCache(t *testing.T) {
 	srv := primary(t)
-	db := connect(t, srv.DSN("max_conns_per_node=1", "statement_cache_size=3"))
+	db := connect(t, srv.DSN("max_conns_per_node=1", "statement_cache_size=3", isolated(t, srv)))
 	c := ctx(t)
 	if _, err := db.Exec(c, "CREATE TABLE sc (id int, a text); INSERT INTO sc VALUES (1, 'x')"); err != nil {
 		t.Fatal(err)
@@ -326,7 +326,7 @@ func TestStatementCache(t *testing.T) {
 // back.
 func TestSessionReset(t *testing.T) {
 	srv := primary(t)
-	db := connect(t, srv.DSN("max_conns_per_node=1", "application_name=tendril-test"))
+	db := connect(t, srv.DSN("max_conns_per_node=1", "application_name=tendril-test", isolated(t, srv)))
 	c := ctx(t)
 	if _, err := db.Exec(c, "CREATE SCHEMA IF NOT EXISTS other; CREATE TABLE sr (id int)"); err != nil {
 		t.Fatal(err)

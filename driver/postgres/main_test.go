@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -120,6 +121,21 @@ func (f *fixture) cleanup() {
 	for i := len(fns) - 1; i >= 0; i-- {
 		fns[i]()
 	}
+}
+
+var unique atomic.Int64
+
+// isolated returns the DSN parameter that gives the test a schema of its
+// own on the shared server (its first search_path entry), so that its
+// tables meet no other test's, nor its own of an earlier run (go test
+// -count=N).
+func isolated(t *testing.T, srv *pgtest.Server) string {
+	t.Helper()
+	name := fmt.Sprintf("%s_%d", strings.ToLower(t.Name()), unique.Add(1))
+	if err := srv.Exec(context.Background(), "CREATE SCHEMA "+name); err != nil {
+		t.Fatal(err)
+	}
+	return "search_path=" + name
 }
 
 // connect opens a DB on dsn and waits for its first node.

@@ -21,7 +21,7 @@ import (
 // timestamptz, the digits of a numeric, NULLs into Null types.
 func TestRoundTrip(t *testing.T) {
 	srv := primary(t)
-	db := connect(t, srv.DSN())
+	db := connect(t, srv.DSN(isolated(t, srv)))
 	c := ctx(t)
 	if _, err := db.Exec(c, `CREATE TABLE rt (id int8 PRIMARY KEY, s text, b bytea, ts timestamptz, n numeric(20,6),
 		f float8, ok bool, ns text, nt timestamptz, ni int4)`); err != nil {
@@ -108,7 +108,7 @@ func TestRoundTrip(t *testing.T) {
 // basic ones, the column types and RowsAffected.
 func TestTypes(t *testing.T) {
 	srv := primary(t)
-	db := connect(t, srv.DSN())
+	db := connect(t, srv.DSN(isolated(t, srv)))
 	c := ctx(t)
 	id := [16]byte{0xa0, 0xee, 0xbc, 0x99, 0x9c, 0x0b, 0x4e, 0xf8, 0xbb, 0x6d, 0x6b, 0xb9, 0xbd, 0x38, 0x0a, 0x11}
 	if _, err := db.Exec(c, `CREATE TABLE ty (id uuid PRIMARY KEY, i4 int4, i2 int2, ints int8[], names text[], fl float8[],
