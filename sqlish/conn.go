@@ -258,6 +258,9 @@ func (c *Conn) after(st *stmt, err error) error {
 	if st.route.Session {
 		st.l.dirty = true
 	}
+	if err != nil && c.db.classify(err) == driver.RetryDemoted {
+		c.db.tender.Demote(st.l.n, err) // the pinned node no longer takes writes
+	}
 	var re *driver.RedirectError
 	if errors.As(err, &re) {
 		// The partition moved under the pinned connection: the tender

@@ -532,8 +532,13 @@ func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []drive
 		if ctx.Err() != nil {
 			break
 		}
-		v := judge(err, sent, idempotent(ctx, route), db.classify(err))
+		class := db.classify(err)
+		v := judge(err, sent, idempotent(ctx, route), class)
 		switch {
+		case class == driver.RetryDemoted:
+			// A write met a node that no longer takes writes: none goes
+			// there until a probe says it is a primary again.
+			db.tender.Demote(n, err)
 		case v == follow:
 			var re *driver.RedirectError
 			errors.As(err, &re)

@@ -62,7 +62,7 @@ func (rc *redisConn) Probe(ctx context.Context) (driver.NodeStatus, error) {
 	if vs[0].IsError() {
 		if strings.Contains(string(vs[0].Str), "cluster support disabled") {
 			rc.topo = nil
-			return driver.NodeStatus{ID: rc.addr, Role: driver.RolePrimary, Healthy: true}, nil
+			return rc.probeStandalone(ctx)
 		}
 		return driver.NodeStatus{}, fmt.Errorf("CLUSTER MYID: %w", serverError(&vs[0]))
 	}
@@ -96,6 +96,30 @@ func (rc *redisConn) Probe(ctx context.Context) (driver.NodeStatus, error) {
 		}
 	}
 	return status, nil
+}
+
+// probeStandalone reports a standalone server's role from ROLE, so that a
+// DSN naming a primary and its replicas writes to the primary only.
+func (rc *redisConn) probeStandalone(ctx context.Context) (driver.NodeStatus, error) {
+	st := driver.NodeStatus{ID: rc.addr, Role: driver.RolePrimary, Healthy: true}
+	v, err := rc.do(ctx, "ROLE")
+	switch {
+	case err != nil:
+		return driver.NodeStatus{}, err
+	case v.IsError():
+		// A server without ROLE (before 2.8.12) or one that refuses it
+		// (ACL): take it for the primary, as before ROLE was asked.
+		return st, nil
+	case len(v.Elems) > 0:
+		switch string(v.Elems[0].Str) {
+		case "slave", "replica":
+			st.Role = driver.RoleReplica
+		case "master":
+		default: // sentinel
+			return driver.NodeStatus{}, fmt.Errorf("ROLE: %s is a %s, not a data node", rc.addr, v.Elems[0].Str)
+		}
+	}
+	return st, nil
 }
 
 // Peers implements driver.Prober from the last probe's answer.

@@ -450,3 +450,35 @@ func TestBlockingCommandsDoNotBlockTheNode(t *testing.T) {
 		t.Fatalf("GET k after the blocking commands were cancelled = %q", got)
 	}
 }
+
+// A standalone primary and its replica in one DSN: writes go to the
+// primary (ROLE says which is which), reads may go to the replica.
+func TestStandaloneReplicaRole(t *testing.T) {
+	primary := redistest.StartServer(t)
+	replica := redistest.StartServer(t, redistest.WithConfig("replicaof 127.0.0.1 "+fmt.Sprint(primary.Port)))
+	ctx := context.Background()
+	db := connect(t, "redis", "redis://"+replica.Addr+","+primary.Addr+"?read_preference=replica")
+	for range 20 {
+		if _, err := db.Exec(ctx, "INCR n"); err != nil {
+			t.Fatalf("a write with a primary and a replica in the DSN: %v", err)
+		}
+	}
+	roles := map[string]string{}
+	for _, n := range db.Nodes() {
+		roles[n.Addr] = n.Role
+	}
+	if roles[primary.Addr] != "primary" || roles[replica.Addr] != "replica" {
+		t.Fatalf("roles %v", roles)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var n int
+		if err := db.QueryRow(ctx, "GET n").Scan(&n); err == nil && n == 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica never served n = 20")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
