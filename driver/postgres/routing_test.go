@@ -63,6 +63,9 @@ func TestRouting(t *testing.T) {
 		t.Fatalf("a write declared a read: %v, want a 25006 that says it met a standby", err)
 	}
 	t.Logf("a write declared a read failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	if !inRecovery(sqlish.WithRead(c)) || inRecovery(c) {
+		t.Fatal("after a write declared a read, the roles are mixed up")
+	}
 
 	// The standby's probe: same cluster, replica, timeline 1.
 	sc := openConn(t, nil, p.Standby.Addr, p.Standby.User, p.Standby.Password)
