@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -19,12 +20,34 @@ const probeQuery = `SELECT (pg_control_system()).system_identifier::text, pg_is_
     THEN COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), (pg_control_checkpoint()).timeline_id)::text
     ELSE substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) END`
 
+// reducedProbe is probeQuery for a role that may not call the
+// pg_control_* functions (an administrator revoked them from PUBLIC): no
+// cluster name, and a standby's timeline only when it is visible.
+const reducedProbe = `SELECT NULL, pg_is_in_recovery(),
+  CASE WHEN pg_is_in_recovery()
+    THEN (SELECT received_tli FROM pg_stat_wal_receiver)::text
+    ELSE substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) END`
+
 // Probe implements driver.Prober. The node's id is its address; its
 // cluster name the system identifier; its role primary or replica by
 // pg_is_in_recovery(); its epoch the timeline, so that of two nodes that
 // both say they are primary the one promoted last wins.
 func (c *pgConn) Probe(ctx context.Context) (driver.NodeStatus, error) {
-	mrr := c.pg.Exec(ctx, probeQuery)
+	q := probeQuery
+	if c.c.reduced.Load() {
+		q = reducedProbe
+	}
+	st, err := c.probe(ctx, q)
+	var se *driver.ServerError
+	if errors.As(err, &se) && se.Code == "42501" && q == probeQuery { // insufficient_privilege
+		c.c.reduced.Store(true)
+		st, err = c.probe(ctx, reducedProbe)
+	}
+	return st, err
+}
+
+func (c *pgConn) probe(ctx context.Context, q string) (driver.NodeStatus, error) {
+	mrr := c.pg.Exec(ctx, q)
 	var vals []string
 	for mrr.NextResult() {
 		rr := mrr.ResultReader()
@@ -47,6 +70,9 @@ func (c *pgConn) Probe(ctx context.Context) (driver.NodeStatus, error) {
 		st.Role = driver.RoleReplica
 	}
 	tli, err := timeline(vals[2], st.Role == driver.RoleReplica)
+	if vals[2] == "" { // not visible to this role
+		tli, err = 0, nil
+	}
 	if err != nil {
 		return driver.NodeStatus{}, fmt.Errorf("postgres: %s: probe: bad timeline %q", c.addr, vals[2])
 	}

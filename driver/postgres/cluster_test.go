@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"sync"
@@ -69,6 +70,19 @@ func TestProbe(t *testing.T) {
 	}{{"00000001", false, 1}, {"0000000A", false, 10}, {"00000010", false, 16}, {"12", true, 12}} {
 		if got, err := timeline(tc.s, tc.standby); err != nil || got != tc.want {
 			t.Errorf("timeline(%q, %v) = %d, %v; want %d", tc.s, tc.standby, got, err, tc.want)
+		}
+	}
+	// A role that may not call pg_control_system(): probed without it.
+	role := fmt.Sprintf("probeuser%d", unique.Add(1))
+	if err := srv.Exec(context.Background(), "CREATE ROLE "+role+" LOGIN PASSWORD 'pw'; "+
+		"REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC"); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Exec(context.Background(), "GRANT EXECUTE ON FUNCTION pg_control_system() TO PUBLIC")
+	rc := openConn(t, nil, srv.Addr, role, "pw")
+	for range 2 {
+		if st, err := rc.Probe(context.Background()); err != nil || st.Role != driver.RolePrimary || st.ClusterName != "" || st.Epoch != 1 {
+			t.Fatalf("Probe without pg_control_system() = %+v, %v", st, err)
 		}
 	}
 	info, err := pc.Info(context.Background(), "SELECT 1, NULL UNION ALL SELECT 2, 'b'")

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -274,6 +275,10 @@ type connector struct {
 	// came from, for TLS verification (verify-full) and SNI.
 	mu    sync.Mutex
 	names map[string]string
+
+	// reduced is set once a probe was refused the pg_control_* functions:
+	// probes then do without them.
+	reduced atomic.Bool
 
 	// wrap, when set (by tests), wraps each connection's socket.
 	wrap func(net.Conn) net.Conn
