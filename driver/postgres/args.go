@@ -65,6 +65,12 @@ func (c *connector) ConvertValue(v any) (driver.Value, error) {
 
 var pgtypePath = reflect.TypeFor[pgtype.Text]().PkgPath()
 
+// errArgs is wrapped by the error of arguments that do not fit the
+// statement's parameters. Nothing was sent: the statement did not run, and
+// another attempt would fail alike. driver.ErrNotSupported is the one
+// error of the contract that says so (final, the connection in sync).
+var errArgs = fmt.Errorf("arguments refused before sending: %w", driver.ErrNotSupported)
+
 // encoder encodes a statement's arguments for its parameters.
 type encoder struct {
 	buf     []byte
@@ -77,7 +83,7 @@ type encoder struct {
 // values stay valid until the next encode.
 func (e *encoder) encode(m *pgtype.Map, oids []uint32, args []driver.Value) error {
 	if len(args) != len(oids) {
-		return fmt.Errorf("postgres: the statement has %d parameters ($1...$%d), got %d arguments", len(oids), len(oids), len(args))
+		return fmt.Errorf("postgres: the statement has %d parameters ($1...$%d), got %d arguments: %w", len(oids), len(oids), len(args), errArgs)
 	}
 	if e.buf == nil {
 		e.buf = make([]byte, 0, 256)
@@ -93,7 +99,7 @@ func (e *encoder) encode(m *pgtype.Map, oids []uint32, args []driver.Value) erro
 		start := len(e.buf)
 		b, err := m.Encode(oid, f, a, e.buf)
 		if err != nil {
-			return fmt.Errorf("postgres: argument %d ($%d): %w", i+1, i+1, err)
+			return fmt.Errorf("postgres: argument %d ($%d): %w (%w)", i+1, i+1, err, errArgs)
 		}
 		if b == nil {
 			e.values = append(e.values, nil) // NULL

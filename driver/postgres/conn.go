@@ -244,8 +244,14 @@ func (c *pgConn) fillRow(e *entry, vals [][]byte, row *driver.Row) error {
 }
 
 func (c *pgConn) decodeError(e *entry, i int, err error) error {
-	return fmt.Errorf("postgres: %s: decoding column %d (%s, %s): %w", c.addr, i, e.names[i], e.types[i].DatabaseType, err)
+	return &decodeError{fmt.Errorf("postgres: decoding column %d (%s, %s): %w", i, e.names[i], e.types[i].DatabaseType, err)}
 }
+
+// decodeError is a value the driver could not decode: the connection is
+// in sync (the rest of the result was read), fail leaves it as it is.
+type decodeError struct{ error }
+
+func (e *decodeError) Unwrap() error { return e.error }
 
 // rows streams a statement's rows from the connection.
 type rows struct {

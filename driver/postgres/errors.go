@@ -47,8 +47,9 @@ func (e *StatementError) Unwrap() error { return e.Err }
 // wraps ctx's error; a failure before anything was sent wraps
 // driver.ErrBadConn (safe to retry anywhere).
 func (c *pgConn) fail(ctx context.Context, err error) error {
-	if err == nil {
-		return nil
+	var de *decodeError
+	if err == nil || errors.As(err, &de) {
+		return err
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
