@@ -80,7 +80,10 @@
 // [16]byte (a UUID), slices ([]int64, []string, [][]byte... for arrays),
 // json.RawMessage, time.Duration (an interval), netip.Addr and
 // netip.Prefix, pgtype values and database/sql Valuers. A string is sent
-// as text, which the server parses into the parameter's type.
+// as text, which the server parses into the parameter's type. Arguments
+// that do not fit the parameters (a type pgtype cannot encode for the
+// parameter's type, a wrong count) fail before anything is sent, with an
+// error wrapping sqlish.ErrNotSupported.
 //
 // # Results
 //
