@@ -144,11 +144,13 @@ func checkNotRepeated(t T, e *env) {
 		t.Errorf("Incr that timed out: %v; want an error wrapping sqlish.ErrOutcomeUnknown", errString(err))
 	}
 	f.Unhang(primary)
+	// The statement ran once, or not at all (a SQL server may cancel it
+	// when its caller gives up); never twice.
 	var n int
-	eventually(3*time.Second, func() bool { return e.get(ctx, db, k, &n) == nil && n >= 1 })
+	eventually(2*time.Second, func() bool { return e.get(ctx, db, k, &n) == nil && n >= 1 })
 	time.Sleep(200 * time.Millisecond) // a repeat would land after the first
-	if err := e.get(ctx, db, k, &n); err != nil || n != 1 {
-		t.Errorf("after one Incr that timed out the value is %d (%v), want 1: the statement ran more than once, or not at all", n, errString(err))
+	if err := e.get(ctx, db, k, &n); err != nil || n > 1 {
+		t.Errorf("after one Incr that timed out the value is %d (%v), want at most 1: the statement ran more than once", n, errString(err))
 	}
 }
 

@@ -533,6 +533,11 @@ func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []drive
 			break
 		}
 		class := db.classify(err)
+		if class == driver.RetryDemoted && n.Role() == driver.RoleReplica {
+			// A write sent where the caller said a read may go (WithRead):
+			// the replica refusing it is the statement's own outcome.
+			class = driver.RetryNever
+		}
 		v := judge(err, sent, idempotent(ctx, route), class)
 		switch {
 		case class == driver.RetryDemoted:
@@ -592,7 +597,17 @@ func (db *DB) classify(err error) driver.Retry {
 // node: n is the unhealthy node picked, or nil.
 func (db *DB) noNode(route driver.Route, n *topology.Node) error {
 	what := "the statement"
-	if route.Partition != driver.AnyPartition && db.tender.Snapshot().Partitions() > 0 {
+	snap := db.tender.Snapshot()
+	if n == nil && snap.Partitions() == 0 && route.Intent == driver.Write {
+		// A primary/standby backend: name the primary that is down.
+		for _, x := range snap.Nodes() {
+			if x.Role() == driver.RolePrimary && !x.Healthy() {
+				n = x
+				break
+			}
+		}
+	}
+	if route.Partition != driver.AnyPartition && snap.Partitions() > 0 {
 		what = fmt.Sprintf("partition %d", route.Partition)
 	}
 	if n != nil {

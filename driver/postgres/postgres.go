@@ -40,8 +40,11 @@ const maxStatementCacheSize = 1 << 16
 
 // cancelGrace is how long a cancelled statement waits for the server to
 // act on the cancel request before the connection is cut (and closed): a
-// node that does not answer a cancel within it is not answering at all.
-const cancelGrace = time.Second
+// live server acts within a round trip (a few ms here), and a node that
+// does not answer a cancel quickly is not answering at all. It is short so
+// that a hung node cannot hold a caller much past its deadline (the user
+// API promises total_timeout + 100 ms).
+const cancelGrace = 80 * time.Millisecond
 
 // Driver is the PostgreSQL driver.
 type Driver struct{}
