@@ -1,0 +1,173 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tendril-db/tendril/internal/pgtest"
+	"github.com/tendril-db/tendril/sqlish"
+)
+
+// TestFailover: kill -9 of the primary under 16 writers, the standby
+// promoted a second later (by the test, as an orchestrator would): writes
+// resume within 200 ms of the promotion (tend_interval=100ms), no call
+// outlives total_timeout + 100 ms, and the old primary — restarted first
+// as it was (a primary of the old timeline), then rebuilt as a standby —
+// receives no write.
+func TestFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills and promotes servers")
+	}
+	p := pgtest.StartPair(t)
+	ctx := context.Background()
+	const total = 5 * time.Second
+	db, err := sqlish.Connect(ctx, "postgres", p.DSN("tend_interval=100ms", "total_timeout="+total.String(), "socket_timeout=2s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(ctx, "CREATE TABLE fo (id bigserial PRIMARY KEY, w int, at timestamptz DEFAULT now())"); err != nil {
+		t.Fatal(err)
+	}
+	p.Standby.WaitReplayed(p.Primary)
+
+	var (
+		stop       atomic.Bool
+		ok, failed atomic.Int64
+		unknown    atomic.Int64
+		maxCall    atomic.Int64
+		mu         sync.Mutex
+		okTimes    []time.Time // completion of each successful write
+		firstErr   error
+	)
+	var wg sync.WaitGroup
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				start := time.Now()
+				_, err := db.Exec(ctx, "INSERT INTO fo (w) VALUES ($1)", w)
+				d := time.Since(start)
+				for m := maxCall.Load(); int64(d) > m && !maxCall.CompareAndSwap(m, int64(d)); m = maxCall.Load() {
+				}
+				end := time.Now()
+				if err != nil {
+					failed.Add(1)
+					if errors.Is(err, sqlish.ErrOutcomeUnknown) {
+						unknown.Add(1)
+					}
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					continue
+				}
+				ok.Add(1)
+				mu.Lock()
+				okTimes = append(okTimes, end)
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(time.Second)
+	oldPrimary, newPrimary := p.Primary, p.Standby
+	oldPrimary.Kill()
+	killed := time.Now()
+	time.Sleep(time.Second)
+	newPrimary.Promote() // returns once the standby accepts writes
+	promoted := time.Now()
+	time.Sleep(time.Second)
+
+	// The old primary comes back as it was: a primary of the old timeline.
+	// Writes must stay on the new one (newer timeline).
+	restarted := time.Now()
+	oldPrimary.Restart()
+	time.Sleep(time.Second)
+	if n := rowsSince(t, oldPrimary, restarted); n != 0 {
+		t.Errorf("the old primary, back on the old timeline, received %d writes", n)
+	}
+	// Rebuilt as a standby of the new primary, it receives none either.
+	oldPrimary.RebuildStandby(newPrimary)
+	time.Sleep(time.Second)
+	stop.Store(true)
+	wg.Wait()
+
+	mu.Lock()
+	var resumed time.Duration = -1
+	for _, at := range okTimes {
+		if at.After(promoted) {
+			resumed = at.Sub(promoted)
+			break
+		}
+	}
+	var lost int
+	for _, at := range okTimes {
+		if at.After(killed) && at.Before(promoted) {
+			lost++ // acknowledged by a node that is dead: impossible
+		}
+	}
+	mu.Unlock()
+	t.Logf("failover: %d writes, %d failed (%d of unknown outcome, first: %v); first write %v after the promotion; longest call %v",
+		ok.Load(), failed.Load(), unknown.Load(), firstErr, resumed, time.Duration(maxCall.Load()).Round(time.Millisecond))
+	switch {
+	case resumed < 0:
+		t.Fatalf("no write succeeded after the promotion")
+	case resumed > 200*time.Millisecond:
+		t.Errorf("writes resumed %v after the promotion, want within 200ms (tend_interval=100ms)", resumed)
+	}
+	if lost > 0 {
+		t.Errorf("%d writes acknowledged between the kill and the promotion", lost)
+	}
+	if d := time.Duration(maxCall.Load()); d > total+100*time.Millisecond {
+		t.Errorf("a call took %v, over total_timeout %v + 100ms", d, total)
+	}
+	// Only writes in flight at the kill may fail, and they say their
+	// outcome is unknown.
+	if n := failed.Load() - unknown.Load(); n > 0 {
+		t.Errorf("%d writes failed otherwise than with an unknown outcome (first: %v)", n, firstErr)
+	}
+	if n := unknown.Load(); n > 16 {
+		t.Errorf("%d writes of unknown outcome, more than the 16 that could be in flight at the kill", n)
+	}
+	for _, n := range db.Nodes() {
+		want := "replica"
+		if n.Addr == newPrimary.Addr {
+			want = "primary"
+		}
+		if n.Role != want {
+			t.Errorf("node %s is %s, want %s: %v", n.Addr, n.Role, want, db.Nodes())
+		}
+	}
+}
+
+// rowsSince counts the rows of fo that s received after t.
+func rowsSince(t *testing.T, s *pgtest.Server, since time.Time) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	q := fmt.Sprintf("SELECT count(*) FROM fo WHERE at > to_timestamp(%f)", float64(since.UnixMicro())/1e6)
+	var out string
+	var err error
+	for range 50 { // the restarted server may still be recovering
+		if out, err = s.QueryString(ctx, q); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("counting rows on %s: %v", s.Addr, err)
+	}
+	n, err := strconv.Atoi(out)
+	if err != nil {
+		t.Fatalf("count %q: %v", out, err)
+	}
+	return n
+}
