@@ -312,7 +312,9 @@ func (t *Tender) Wait(ctx context.Context) (*Snapshot, error) {
 		case <-ch:
 		case <-ctx.Done():
 			if last == nil {
-				return nil, fmt.Errorf("waiting for a healthy node: %w", ctx.Err())
+				// The first tend can outlast a short context (thousands of
+				// seeds that do not answer): say so rather than nothing.
+				return nil, fmt.Errorf("waiting for a healthy node: %w (the first tend has not finished)", ctx.Err())
 			}
 			return nil, fmt.Errorf("waiting for a healthy node: %w (last tend: %w)", ctx.Err(), last)
 		case <-t.ctx.Done():

@@ -388,16 +388,23 @@ func TestManySeedsErrorIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	start := time.Now()
-	err = db.Ping(ctx)
-	took := time.Since(start)
-	if err == nil {
-		t.Fatal("Ping succeeded with no node")
-	}
-	if took > 3*time.Second {
-		t.Errorf("Ping with a 2s context took %v", took)
+	// On a loaded machine the first tend of 10,000 seeds can outlast one
+	// 2 s Ping; each Ping must still return on time.
+	for i := 0; ; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		start := time.Now()
+		err = db.Ping(ctx)
+		took := time.Since(start)
+		cancel()
+		if err == nil {
+			t.Fatal("Ping succeeded with no node")
+		}
+		if took > 3*time.Second {
+			t.Errorf("Ping with a 2s context took %v", took)
+		}
+		if !strings.Contains(err.Error(), "first tend has not finished") || i == 4 {
+			break
+		}
 	}
 	if n := len(err.Error()); n > 8<<10 {
 		t.Errorf("the error is %d bytes long", n)
