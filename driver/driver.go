@@ -299,10 +299,13 @@ type Pinger interface {
 
 // SessionResetter is implemented by Conns that hold session state which
 // must be reset before the connection is reused by another caller. The
-// user API calls it every time a pinned connection (a Conn, a Tx, Rows
-// holding a connection) goes back to its pool, so it must be cheap when
-// there is nothing to reset. An error means the session could not be
-// restored: the connection is closed, never reused.
+// user API calls it every time a connection it used alone (a Conn, a Tx,
+// Rows holding a connection, any statement of a backend without
+// multiplexing) goes back to its pool, so it must be cheap — no I/O, no
+// allocation — when there is nothing to reset. ctx carries no deadline of
+// its own: a reset that does I/O bounds it by Config.SocketTimeout (or a
+// default of the driver's when that is 0). An error means the session
+// could not be restored: the connection is closed, never reused.
 type SessionResetter interface {
 	ResetSession(ctx context.Context) error
 }

@@ -495,11 +495,11 @@ func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []drive
 		var l *lease
 		var err error
 		switch {
-		case exclusive:
+		case exclusive && db.multiplexed:
 			if err = bound(); err == nil {
 				l, err = db.acquireExclusive(ctx, n)
 			}
-		default:
+		default: // shared, or a driver whose connections are never lent
 			if l = db.tryAcquire(ctx, n); l == nil {
 				if err = bound(); err == nil {
 					l, err = db.acquire(ctx, n)
@@ -519,7 +519,7 @@ func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []drive
 				actx, ask = driver.WithAsk(actx), false
 			}
 			err = fn(actx, l, dargs)
-			if l.shared {
+			if l.shared || l.res == nil {
 				db.recycle(l) // released by fn, and held by no Rows
 			}
 			cancel()

@@ -189,9 +189,6 @@ func (l *lease) share() {
 	l.shared = true
 }
 
-// resetTimeout bounds a session reset when no socket_timeout is set.
-const resetTimeout = 5 * time.Second
-
 // release ends the lease. A lent connection's loan is returned. A
 // connection used alone goes back to its pool only when it can be trusted
 // to carry nothing of this use: err leaves it in sync (nil, a server error,
@@ -212,16 +209,13 @@ func (l *lease) release(err error) {
 	cn := l.res.Value()
 	if reuse {
 		if r, ok := cn.(driver.SessionResetter); ok {
-			t := l.db.cfg.Policy.SocketTimeout
-			if t <= 0 {
-				t = resetTimeout
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), t)
-			if rerr := r.ResetSession(ctx); rerr != nil {
+			// No deadline of ours: a reset with nothing to do must cost
+			// nothing, and one that does I/O is bounded by the driver
+			// (see driver.SessionResetter).
+			if rerr := r.ResetSession(context.Background()); rerr != nil {
 				reuse = false
 				l.db.log.Debug("tendril: connection closed: its session could not be reset", "addr", l.n.Addr(), "err", rerr)
 			}
-			cancel()
 		} else if l.dirty {
 			reuse = false // the driver cannot undo what the statement changed
 		}
@@ -233,6 +227,7 @@ func (l *lease) release(err error) {
 	}
 	if reuse {
 		l.res.Release()
+		l.res = nil
 		return
 	}
 	if !trusted && !errors.Is(err, driver.ErrBadConn) {
@@ -242,6 +237,7 @@ func (l *lease) release(err error) {
 		l.db.log.Warn("tendril: connection closed, possibly out of sync after an error", "addr", l.n.Addr(), "error.type", errType)
 	}
 	l.res.Destroy()
+	l.res = nil
 }
 
 func keepsConn(err error) bool {

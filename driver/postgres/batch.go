@@ -24,6 +24,8 @@ import (
 // it and skip those after; a batch that must be all or nothing belongs in
 // a transaction.)
 func (c *pgConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.BatchResult, error) {
+	c.arm()
+	defer c.disarm()
 	out := make([]driver.BatchResult, len(stmts))
 	for i, s := range stmts {
 		out[i].Err = c.track(s.Query)

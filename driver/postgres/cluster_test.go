@@ -39,7 +39,7 @@ func openConn(t *testing.T, dsnParams map[string]string, addr, user, password st
 func TestProbe(t *testing.T) {
 	srv := primary(t)
 	pc := openConn(t, nil, srv.Addr, srv.User, srv.Password)
-	if got := driver.Implemented(pc) | driver.CapClusterName; got != pc.c.Backend().Caps {
+	if got := driver.Implemented(pc) | driver.CapClusterName | driver.CapRequestTimeout; got != pc.c.Backend().Caps {
 		t.Fatalf("implemented %v, declared %v", got, pc.c.Backend().Caps)
 	}
 	st, err := pc.Probe(context.Background())

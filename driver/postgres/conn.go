@@ -32,6 +32,28 @@ type pgConn struct {
 	standby, known bool
 	// role is what the last probe on this connection said.
 	role driver.Role
+	// armed is set while a statement's socket_timeout deadline is on the
+	// socket (see arm).
+	armed bool
+}
+
+// arm bounds the statement about to run by socket_timeout with a deadline
+// on the socket (driver.CapRequestTimeout): free, where a context per
+// statement costs allocations and a timer. A statement that outlives it
+// fails the read, and pgconn closes the connection. disarm lifts it once
+// the statement's result is read.
+func (c *pgConn) arm() {
+	if t := c.c.cfg.SocketTimeout; t > 0 {
+		c.pg.Conn().SetDeadline(time.Now().Add(t))
+		c.armed = true
+	}
+}
+
+func (c *pgConn) disarm() {
+	if c.armed {
+		c.armed = false
+		c.pg.Conn().SetDeadline(time.Time{})
+	}
 }
 
 func newConn(c *connector, pg *pgconn.PgConn, addr string) *pgConn {
@@ -47,7 +69,7 @@ func newConn(c *connector, pg *pgconn.PgConn, addr string) *pgConn {
 // failing statement of a multi-statement query). It refuses a COPY
 // through the client (see errCopy), which Route refuses already.
 func (c *pgConn) track(query string) error {
-	a := analyze(query)
+	a := c.c.analyze(query)
 	if a.copy {
 		return errCopy
 	}
@@ -69,6 +91,8 @@ func (c *pgConn) Exec(ctx context.Context, query string, args []driver.Value) (d
 	if err := c.track(query); err != nil {
 		return nil, err
 	}
+	c.arm()
+	defer c.disarm()
 	if len(args) == 0 {
 		tag, err := c.simple(ctx, query)
 		if err != nil {
@@ -152,21 +176,29 @@ func (c *pgConn) Query(ctx context.Context, query string, args []driver.Value) (
 	if err := c.track(query); err != nil {
 		return nil, err
 	}
-	// The caller may cancel ctx as soon as Query returns (a statement's
-	// attempt context): the rows must not be cut by that, only by the
-	// deadline, or by Close.
-	sctx := context.WithoutCancel(ctx)
-	var stop context.CancelFunc = func() {}
-	if dl, ok := ctx.Deadline(); ok {
-		sctx, stop = context.WithDeadline(sctx, dl)
-	}
-	sctx, cancel := context.WithCancelCause(sctx)
-	detach := context.AfterFunc(ctx, func() {
-		if ctx.Err() != context.DeadlineExceeded { // sctx's own deadline says that one
-			cancel(context.Cause(ctx))
+	// The statement and its rows are bounded by socket_timeout (a deadline
+	// on the socket, lifted when the rows are done).
+	c.arm()
+	sctx, detach := ctx, func() bool { return false }
+	r := &rows{c: c, ctx: ctx, stop: c.disarm}
+	if ctx.Done() != nil {
+		// The caller may cancel ctx as soon as Query returns (a statement's
+		// attempt context): the rows must not be cut by that, only by the
+		// deadline, or by Close.
+		sctx = context.WithoutCancel(ctx)
+		var stop context.CancelFunc = func() {}
+		if dl, ok := ctx.Deadline(); ok {
+			sctx, stop = context.WithDeadline(sctx, dl)
 		}
-	})
-	r := &rows{c: c, ctx: sctx, stop: func() { cancel(nil); stop() }}
+		var cancel context.CancelCauseFunc
+		sctx, cancel = context.WithCancelCause(sctx)
+		detach = context.AfterFunc(ctx, func() {
+			if ctx.Err() != context.DeadlineExceeded { // sctx's own deadline says that one
+				cancel(context.Cause(ctx))
+			}
+		})
+		r.ctx, r.stop = sctx, func() { cancel(nil); stop(); c.disarm() }
+	}
 	err := c.run(sctx, query, args, func(e *entry, rr *pgconn.ResultReader) error {
 		r.e, r.rr, r.done = c.fit(e, rr.FieldDescriptions()), rr, false
 		if rr.NextRow() {
@@ -194,6 +226,8 @@ func (c *pgConn) QueryRow(ctx context.Context, query string, args []driver.Value
 	if err := c.track(query); err != nil {
 		return err
 	}
+	c.arm()
+	defer c.disarm()
 	found := false
 	err := c.run(ctx, query, args, func(e *entry, rr *pgconn.ResultReader) error {
 		found = rr.NextRow()

@@ -408,3 +408,45 @@ func TestSessionReset(t *testing.T) {
 		cn.Close()
 	}
 }
+
+// socket_timeout bounds a statement with a deadline on the socket (the
+// driver declares CapRequestTimeout, so the user API makes no context for
+// it): a statement that outlives it fails with context.DeadlineExceeded
+// naming the limit, its connection is closed, and the next statement runs
+// on a new one.
+func TestSocketTimeout(t *testing.T) {
+	srv := primary(t)
+	ctx := context.Background()
+	db, err := sqlish.Open("postgres", srv.DSN("socket_timeout=200ms", "max_conns_per_node=1", "max_retries=0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	start := time.Now()
+	_, err = db.Exec(ctx, "SELECT pg_sleep($1)", 2)
+	took := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "socket_timeout 200ms") {
+		t.Fatalf("a statement longer than socket_timeout: %v", err)
+	}
+	if took > time.Second {
+		t.Errorf("the statement returned after %v, want about socket_timeout (200ms)", took)
+	}
+	var n int
+	if err := db.QueryRow(ctx, "SELECT $1::int", 7).Scan(&n); err != nil || n != 7 {
+		t.Fatalf("the next statement: %d, %v", n, err)
+	}
+	if st := db.Stats().Nodes[0].Pool; st.ClosedError < 1 {
+		t.Errorf("the timed-out connection was not closed: %+v", st)
+	}
+	// Rows stream under the same deadline: a slow result is cut.
+	rows, err := db.Query(ctx, "SELECT i, pg_sleep(0.1) FROM generate_series(1, 10) AS i")
+	if err == nil {
+		for rows.Next() {
+		}
+		err = rows.Err()
+		rows.Close()
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("rows slower than socket_timeout: %v; want context.DeadlineExceeded", err)
+	}
+}

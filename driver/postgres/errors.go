@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -67,6 +68,11 @@ func (c *pgConn) fail(ctx context.Context, err error) error {
 			return fmt.Errorf("postgres: %w", err)
 		}
 		return fmt.Errorf("postgres: %w (%w)", context.Cause(ctx), err)
+	}
+	if c.armed && (pgconn.Timeout(err) || errors.Is(err, os.ErrDeadlineExceeded)) {
+		// arm's deadline: socket_timeout passed; pgconn closed the
+		// connection (the reply may still come).
+		return fmt.Errorf("postgres: %s: no reply within socket_timeout %v: %w (%w)", c.addr, c.c.cfg.SocketTimeout, context.DeadlineExceeded, err)
 	}
 	if pgconn.SafeToRetry(err) {
 		return fmt.Errorf("postgres: %w: %w", driver.ErrBadConn, err)

@@ -46,7 +46,7 @@ type sharedServer struct {
 
 // primary returns the shared server, started on first use. Without
 // PostgreSQL the test is skipped, or fails when CI=true (pgtest.Require).
-func primary(t *testing.T) *pgtest.Server {
+func primary(t testing.TB) *pgtest.Server {
 	t.Helper()
 	shared.once.Do(func() {
 		shared.fx = &fixture{}

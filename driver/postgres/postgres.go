@@ -283,6 +283,10 @@ type connector struct {
 	// probes then do without them.
 	reduced atomic.Bool
 
+	// analyses caches analyze's answers by query (see connector.analyze).
+	analyses  sync.Map
+	nanalyses atomic.Int64
+
 	// wrap, when set (by tests), wraps each connection's socket.
 	wrap func(net.Conn) net.Conn
 }
@@ -297,10 +301,13 @@ func (c *connector) Backend() driver.Backend {
 }
 
 // caps are the capabilities of every Conn: no CapMultiplex (a PostgreSQL
-// connection runs one statement at a time), no CapRequestTimeout (a
-// statement is bounded by its context, which cancels it on the server).
+// connection runs one statement at a time). CapRequestTimeout: each
+// statement is bounded by socket_timeout with a deadline on the socket
+// (free, where a context per statement costs allocations and a timer); a
+// statement that outlives it closes its connection. A context that ends
+// first cancels the statement on the server and keeps the connection.
 const caps = driver.CapPing | driver.CapResetSession | driver.CapValidate | driver.CapBatch | driver.CapTx |
-	driver.CapInfo | driver.CapTopology | driver.CapClusterName
+	driver.CapInfo | driver.CapTopology | driver.CapClusterName | driver.CapRequestTimeout
 
 // Resolve implements driver.Resolver: the default port is added and a host
 // name stands for every address DNS gives it (the name is kept for TLS).

@@ -14,7 +14,7 @@ import (
 // or runs a read-only transaction. None is idempotent. Native $1
 // placeholders are passed through untouched.
 func (c *connector) Route(query string, _ []driver.Value) (driver.Route, error) {
-	a := analyze(query)
+	a := c.analyze(query)
 	if a.copy {
 		return driver.Route{}, errCopy
 	}
@@ -42,6 +42,25 @@ type analysis struct {
 // errCopy refuses COPY FROM STDIN and COPY TO STDOUT: without the copy
 // sub-protocol the server would wait for data that never comes.
 var errCopy = fmt.Errorf("postgres: COPY FROM STDIN and COPY TO STDOUT need the copy protocol, which the driver does not speak: use INSERT (a batch), or COPY to or from a file on the server: %w", driver.ErrNotSupported)
+
+// maxAnalyses bounds the analyses a connector keeps: an application runs
+// a bounded set of statements, but one that builds its SQL with literals in
+// it would otherwise grow the cache without end.
+const maxAnalyses = 4096
+
+// analyze is analyze with a cache: a statement is scanned once per
+// connector, not twice per run (to route it, and to track its session
+// effects on the connection).
+func (c *connector) analyze(query string) analysis {
+	if a, ok := c.analyses.Load(query); ok {
+		return a.(analysis)
+	}
+	a := analyze(query)
+	if c.nanalyses.Add(1) <= maxAnalyses {
+		c.analyses.Store(query, a)
+	}
+	return a
+}
 
 // analyze scans a query (one statement or several separated by ';') for
 // its operation and what it does to the session. Comments, string

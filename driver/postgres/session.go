@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -74,6 +75,9 @@ func (t *tx) Rollback(ctx context.Context) error {
 	return err
 }
 
+// defaultResetTimeout bounds a session reset when socket_timeout is 0.
+const defaultResetTimeout = 5 * time.Second
+
 // ResetSession implements driver.SessionResetter. Nothing is sent when the
 // session is as the connection began it: no statement changed it and no
 // transaction is open (the common case, checked without a round trip).
@@ -94,6 +98,13 @@ func (c *pgConn) ResetSession(ctx context.Context) error {
 	if !inTx && !c.changed {
 		return nil
 	}
+	// The user API gives no deadline: the reset's own is socket_timeout.
+	t := c.c.cfg.SocketTimeout
+	if t <= 0 {
+		t = defaultResetTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, t)
+	defer cancel()
 	p := c.pg.StartPipeline(ctx)
 	if inTx {
 		p.SendQueryParams("ROLLBACK", nil, nil, nil, nil)

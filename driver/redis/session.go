@@ -165,7 +165,11 @@ func (rc *redisConn) ResetSession(ctx context.Context) error {
 		add("CLIENT", "SETNAME", cfg.clientName)
 	}
 	s.mu.Unlock()
-	vs, err := rc.c.Do(ctx, frame, n)
+	timeout := cfg.cfg.SocketTimeout
+	if timeout <= 0 {
+		timeout = DefaultWriteTimeout
+	}
+	vs, err := rc.c.DoTimeout(ctx, frame, n, timeout)
 	if err != nil {
 		return rc.transportError(err)
 	}
