@@ -46,6 +46,9 @@ var (
 	foWrite       = flag.String("failover-write", "set", "-failover: the write of the 80/20 load: set (idempotent) or incr (must not be repeated)")
 	verbose       = flag.Bool("v", false, "log redistest's and go-redis' messages")
 
+	pgBench      = flag.Bool("pg", false, "PostgreSQL comparison instead: tendril vs pgxpool vs database/sql+pgx on a local PostgreSQL 15 (SELECT $1::int and 100-statement batches)")
+	pgGoroutines = flag.String("pg-goroutines", "1,16,64", "-pg: comma-separated concurrency levels (each client gets as many connections)")
+
 	chaos            = flag.Bool("chaos", false, "chaos run instead of throughput: tendril under a checked GET/SET load while random nodes are killed, restarted, stopped and continued")
 	chaosDuration    = flag.Duration("chaos-duration", 60*time.Second, "-chaos: length of the run")
 	chaosGoroutines  = flag.Int("chaos-goroutines", 64, "-chaos: goroutines of the load")
@@ -101,6 +104,8 @@ func main() {
 		}()
 		var err error
 		switch {
+		case *pgBench:
+			err = runPG()
 		case *chaos:
 			err = runChaos()
 		case *failover:
