@@ -328,24 +328,27 @@ func text(src driver.Value) (string, bool) {
 	return "", false
 }
 
+// sized names a sized Go type for errors ("int32"); built only when an
+// error is, it costs the hot path nothing.
+func sized(kind string, bits int) string { return kind + strconv.Itoa(bits) }
+
 func asInt(src driver.Value, bits int) (int64, error) {
-	want := "int" + strconv.Itoa(bits)
 	switch s := src.(type) {
 	case nil:
-		return 0, errNull(want)
+		return 0, errNull(sized("int", bits))
 	case int64:
 		if bits < 64 && (s < -1<<(bits-1) || s > 1<<(bits-1)-1) {
-			return 0, fmt.Errorf("value %d overflows %s", s, want)
+			return 0, fmt.Errorf("value %d overflows %s", s, sized("int", bits))
 		}
 		return s, nil
 	case uint64:
 		if s > math.MaxInt64>>(64-bits) {
-			return 0, fmt.Errorf("value %d overflows %s", s, want)
+			return 0, fmt.Errorf("value %d overflows %s", s, sized("int", bits))
 		}
 		return int64(s), nil
 	case float64:
 		if limit := math.Ldexp(1, bits-1); s != math.Trunc(s) || s < -limit || s >= limit {
-			return 0, fmt.Errorf("value %v is not representable as %s", s, want)
+			return 0, fmt.Errorf("value %v is not representable as %s", s, sized("int", bits))
 		}
 		return int64(s), nil
 	case bool:
@@ -357,26 +360,25 @@ func asInt(src driver.Value, bits int) (int64, error) {
 	if t, ok := text(src); ok {
 		n, err := strconv.ParseInt(t, 10, bits)
 		if err != nil {
-			return 0, fmt.Errorf("cannot scan %q into %s: %w", t, want, err.(*strconv.NumError).Err)
+			return 0, fmt.Errorf("cannot scan %q into %s: %w", t, sized("int", bits), err.(*strconv.NumError).Err)
 		}
 		return n, nil
 	}
-	return 0, fmt.Errorf("cannot scan %T into %s", src, want)
+	return 0, fmt.Errorf("cannot scan %T into %s", src, sized("int", bits))
 }
 
 func asUint(src driver.Value, bits int) (uint64, error) {
-	want := "uint" + strconv.Itoa(bits)
 	switch s := src.(type) {
 	case nil:
-		return 0, errNull(want)
+		return 0, errNull(sized("uint", bits))
 	case int64:
 		if s < 0 || (bits < 64 && uint64(s) > 1<<bits-1) {
-			return 0, fmt.Errorf("value %d overflows %s", s, want)
+			return 0, fmt.Errorf("value %d overflows %s", s, sized("uint", bits))
 		}
 		return uint64(s), nil
 	case uint64:
 		if bits < 64 && s > 1<<bits-1 {
-			return 0, fmt.Errorf("value %d overflows %s", s, want)
+			return 0, fmt.Errorf("value %d overflows %s", s, sized("uint", bits))
 		}
 		return s, nil
 	case bool:
@@ -388,18 +390,17 @@ func asUint(src driver.Value, bits int) (uint64, error) {
 	if t, ok := text(src); ok {
 		n, err := strconv.ParseUint(t, 10, bits)
 		if err != nil {
-			return 0, fmt.Errorf("cannot scan %q into %s: %w", t, want, err.(*strconv.NumError).Err)
+			return 0, fmt.Errorf("cannot scan %q into %s: %w", t, sized("uint", bits), err.(*strconv.NumError).Err)
 		}
 		return n, nil
 	}
-	return 0, fmt.Errorf("cannot scan %T into %s", src, want)
+	return 0, fmt.Errorf("cannot scan %T into %s", src, sized("uint", bits))
 }
 
 func asFloat(src driver.Value, bits int) (float64, error) {
-	want := "float" + strconv.Itoa(bits)
 	switch s := src.(type) {
 	case nil:
-		return 0, errNull(want)
+		return 0, errNull(sized("float", bits))
 	case float64:
 		return s, nil
 	case int64:
@@ -410,11 +411,11 @@ func asFloat(src driver.Value, bits int) (float64, error) {
 	if t, ok := text(src); ok {
 		f, err := strconv.ParseFloat(t, bits)
 		if err != nil {
-			return 0, fmt.Errorf("cannot scan %q into %s: %w", t, want, err.(*strconv.NumError).Err)
+			return 0, fmt.Errorf("cannot scan %q into %s: %w", t, sized("float", bits), err.(*strconv.NumError).Err)
 		}
 		return f, nil
 	}
-	return 0, fmt.Errorf("cannot scan %T into %s", src, want)
+	return 0, fmt.Errorf("cannot scan %T into %s", src, sized("float", bits))
 }
 
 func asBool(src driver.Value) (bool, error) {
