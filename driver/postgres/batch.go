@@ -12,17 +12,32 @@ import (
 )
 
 // Batch implements driver.Batcher in pipeline mode: every statement is
-// sent, each followed by its own Sync, in one write, and the results are
-// read in order: one round trip. Statements not yet prepared on the
-// connection are prepared first, all together in one more round trip.
+// sent in one write and the results are read in order: one round trip.
+// Statements not yet prepared on the connection are prepared first, all
+// together in one more round trip.
 //
-// Each statement is its own implicit transaction, as if run alone (unless
-// an explicit transaction is open): one that fails reports its error in
-// its BatchResult and the others run and commit all the same. (pgconn's
-// ExecBatch sends one Sync for the whole batch, which makes it one
-// implicit transaction: a failure would roll back the statements before
-// it and skip those after; a batch that must be all or nothing belongs in
-// a transaction.)
+// Each statement's outcome is as if it ran alone, in its own implicit
+// transaction (unless an explicit transaction is open): one that fails
+// reports its error in its BatchResult and the others run and commit all
+// the same. Two ways get there:
+//
+//   - grouped, when no transaction is open and every statement is plain
+//     DML (SELECT, INSERT, UPDATE, DELETE, MERGE, VALUES, TABLE, or WITH
+//     one of them) that changes nothing of the session: the statements
+//     share one Sync, so the server answers them in one flush (a Sync per
+//     statement makes it flush per statement, and the client read as
+//     often: 3.5 times pgx's CPU per batch). They run as one implicit
+//     transaction; if any fails, that transaction rolled back and nothing
+//     of the batch took effect, so the batch runs again the second way.
+//     What shows of the grouping: the statements see one now(), hold
+//     their locks until the batch ends, and a failed first try may have
+//     used sequence values (nextval is not rolled back). Functions with
+//     effects outside the transaction (dblink) do not belong in a batch;
+//   - a Sync after each statement, otherwise.
+//
+// (pgconn's ExecBatch sends one Sync for the whole batch and stops there:
+// a failure rolls back the statements before it and skips those after; a
+// batch that must be all or nothing belongs in a transaction.)
 func (c *pgConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.BatchResult, error) {
 	c.arm()
 	defer c.disarm()
@@ -34,6 +49,12 @@ func (c *pgConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.Batch
 	temp, err := c.prepareBatch(ctx, stmts, ents, out)
 	if err != nil {
 		return nil, err
+	}
+	if len(temp) == 0 && c.pg.TxStatus() == 'I' && c.groupable(stmts, out) {
+		done, err := c.grouped(ctx, stmts, ents, out)
+		if err != nil || done {
+			return out, err
+		}
 	}
 	p := c.pg.StartPipeline(ctx)
 	sent := make([]int, 0, len(stmts))
@@ -120,6 +141,84 @@ func (c *pgConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.Batch
 		out[i] = r
 	}
 	return out, nil
+}
+
+// groupable reports whether the statements to send (those without an
+// error yet), two or more, may share one implicit transaction (see Batch).
+func (c *pgConn) groupable(stmts []driver.Stmt, out []driver.BatchResult) bool {
+	n := 0
+	for i, s := range stmts {
+		if out[i].Err != nil {
+			continue
+		}
+		if !c.c.analyze(s.Query).plain {
+			return false
+		}
+		n++
+	}
+	return n > 1
+}
+
+// grouped runs the batch's statements under one Sync (see Batch). done is
+// false, with out as it came, when a statement failed: the implicit
+// transaction rolled back, nothing of the batch took effect, and it is to
+// run again statement by statement. err is a failure of the connection.
+func (c *pgConn) grouped(ctx context.Context, stmts []driver.Stmt, ents []*entry, out []driver.BatchResult) (done bool, err error) {
+	p := c.pg.StartPipeline(ctx)
+	sent := make([]int, 0, len(stmts))
+	for i, s := range stmts {
+		if out[i].Err != nil {
+			continue
+		}
+		if err := c.enc.encode(c.m, ents[i].sd.ParamOIDs, s.Args); err != nil {
+			out[i].Err = err // never sent: run again, it fails the same
+			continue
+		}
+		p.SendQueryStatement(ents[i].sd, c.enc.values, c.enc.formats, ents[i].formats)
+		sent = append(sent, i)
+	}
+	p.SendPipelineSync()
+	if err := p.Flush(); err != nil {
+		p.Close()
+		return false, c.fail(ctx, err)
+	}
+	rolledBack := func(err error) (bool, error) {
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) {
+			p.Close()
+			return false, c.fail(ctx, err)
+		}
+		// The server skips the rest until the Sync, which rolls back.
+		if err := p.Close(); err != nil && !errors.As(err, &pe) {
+			return false, c.fail(ctx, err)
+		}
+		for _, i := range sent {
+			out[i] = driver.BatchResult{}
+		}
+		return false, nil
+	}
+	for _, i := range sent {
+		res, err := p.GetResults()
+		if err == nil {
+			rr, ok := res.(*pgconn.ResultReader)
+			if !ok {
+				p.Close()
+				return false, c.fail(ctx, errors.New("pipeline: unexpected result for statement "+strconv.Itoa(i)))
+			}
+			err = c.collect(ents[i], rr, &out[i])
+		}
+		if err != nil {
+			return rolledBack(err)
+		}
+	}
+	// The Sync commits: a deferred constraint fails there.
+	if err := syncResult(p); err != nil {
+		return rolledBack(err)
+	}
+	if err := p.Close(); err != nil {
+		return rolledBack(err)
+	}
+	return true, nil
 }
 
 // prepareBatch finds the batch's statements in the cache and prepares the
@@ -233,8 +332,9 @@ func (c *pgConn) prepareBatch(ctx context.Context, stmts []driver.Stmt, ents []*
 }
 
 // collect reads a statement's result into r, and closes rr: its rows, in
-// memory, or, for a statement without result columns, the count of its
-// command tag.
+// memory (one row as a driver.Row, which saves the Rows object and the
+// user API's copy), or, for a statement without result columns, the count
+// of its command tag. Decoded values have memory of their own.
 func (c *pgConn) collect(e *entry, rr *pgconn.ResultReader, r *driver.BatchResult) error {
 	e = c.fit(e, rr.FieldDescriptions())
 	if len(e.cols) == 0 {
@@ -245,22 +345,46 @@ func (c *pgConn) collect(e *entry, rr *pgconn.ResultReader, r *driver.BatchResul
 		r.Result = driver.RowsAffected(tag.RowsAffected())
 		return nil
 	}
-	m := &memRows{e: e}
+	var first driver.Row
+	var m *memRows
+	n := 0
 	for rr.NextRow() {
+		if n == 1 { // a second row: the rows go to memRows
+			m = &memRows{e: e}
+			for i := range e.cols {
+				m.vals = append(m.vals, first.Value(i))
+			}
+		}
 		for i, v := range rr.Values() {
 			d, err := decode(c.m, e.cols[i], v)
 			if err != nil {
 				rr.Close()
 				return c.decodeError(e, i, err)
 			}
-			m.vals = append(m.vals, d)
+			switch {
+			case m != nil:
+				m.vals = append(m.vals, d)
+			case i < driver.InlineColumns:
+				first.Values[i] = d
+			default:
+				first.More = append(first.More, d)
+			}
 		}
-		m.n++
+		n++
 	}
 	if _, err := rr.Close(); err != nil {
 		return err
 	}
-	r.Rows = m
+	switch {
+	case n == 1:
+		first.Columns, first.Types = e.names, e.types
+		r.Row = first
+	case m == nil:
+		r.Rows = &memRows{e: e}
+	default:
+		m.n = n
+		r.Rows = m
+	}
 	return nil
 }
 

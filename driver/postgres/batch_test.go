@@ -4,14 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/tendril-db/tendril/sqlish"
 )
 
-// TestBatch: a 100-statement batch is one round trip once its statements
-// are prepared (two the first time: one to prepare them all), its
-// results come in order, and a statement that fails reports its error
-// while the others run and commit.
+// TestBatch: a batch's results come in order, and a statement that fails
+// reports its error while the others run and commit.
 func TestBatch(t *testing.T) {
 	srv := primary(t)
 	var cnt counter
@@ -74,11 +73,14 @@ func TestBatch(t *testing.T) {
 		br.Close()
 		return writes
 	}
-	if w := run(1); w != 2 {
-		t.Errorf("first batch: %d round trips, want 2 (prepare, run)", w)
+	// The statements are plain DML: they are sent under one Sync first;
+	// one fails, so that implicit transaction rolls back and the batch
+	// runs again with a Sync per statement.
+	if w := run(1); w != 3 {
+		t.Errorf("first batch: %d round trips, want 3 (prepare, run grouped, run again)", w)
 	}
-	if w := run(2); w != 1 {
-		t.Errorf("second batch: %d round trips, want 1", w)
+	if w := run(2); w != 2 {
+		t.Errorf("second batch: %d round trips, want 2", w)
 	}
 	var rows int
 	if err := db.QueryRow(c, "SELECT count(*) FROM bt").Scan(&rows); err != nil || rows != 2*(n-n/10-1) {
@@ -108,5 +110,130 @@ func TestBatch(t *testing.T) {
 	}
 	if err := nc.QueryRow(c, "SELECT count(*) FROM pg_prepared_statements").Scan(&prepared); err != nil || prepared != 0 {
 		t.Errorf("%d prepared statements after the batch, %v", prepared, err)
+	}
+}
+
+// TestBatchGrouped: a batch of plain DML outside a transaction is one
+// round trip under one Sync, its statements in one implicit transaction
+// (they see one now()); a failure, even one the commit finds (a deferred
+// constraint), runs the batch again statement by statement, so that each
+// statement's outcome is its own; a batch with a statement that changes
+// the session, or in a transaction, is never grouped.
+func TestBatchGrouped(t *testing.T) {
+	srv := primary(t)
+	var cnt counter
+	cnt.hook(t)
+	db := connect(t, srv.DSN("max_conns_per_node=1", "tend_interval=1h", isolated(t, srv)))
+	c := ctx(t)
+	for _, q := range []string{
+		"CREATE TABLE gp (id int PRIMARY KEY)",
+		"CREATE TABLE gc (id int PRIMARY KEY, p int REFERENCES gp DEFERRABLE INITIALLY DEFERRED)",
+		"INSERT INTO gp VALUES (1)",
+	} {
+		if _, err := db.Exec(c, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send := func(b *sqlish.Batch) (*sqlish.BatchResults, int64) {
+		before := cnt.writes.Load()
+		br := db.SendBatch(c, b)
+		return br, cnt.writes.Load() - before
+	}
+	warm := func(qs ...string) { // prepared, so that a batch is one round trip
+		for _, q := range qs {
+			var b sqlish.Batch
+			b.Queue(q, 0)
+			db.SendBatch(c, &b).Close()
+		}
+	}
+	warm("SELECT now(), $1::int", "INSERT INTO gc VALUES ($1, 1)", "INSERT INTO gc VALUES ($1, 2)")
+	db.Exec(c, "DELETE FROM gc")
+
+	var b sqlish.Batch
+	b.Queue("SELECT now(), $1::int", 1)
+	b.Queue("INSERT INTO gc VALUES ($1, 1)", 10)
+	b.Queue("SELECT now(), $1::int", 2)
+	br, w := send(&b)
+	var t1, t2 time.Time
+	var i int
+	err1 := br.QueryRow().Scan(&t1, &i)
+	_, err2 := br.Exec()
+	err3 := br.QueryRow().Scan(&t2, &i)
+	br.Close()
+	if err1 != nil || err2 != nil || err3 != nil || w != 1 || !t1.Equal(t2) {
+		t.Errorf("plain batch: %d round trips, now() %v then %v, errors %v %v %v; want one round trip, one transaction",
+			w, t1, t2, err1, err2, err3)
+	}
+
+	// Results of zero, one and several rows, narrow and wide.
+	b = sqlish.Batch{}
+	b.Queue("SELECT i, i * 10, -i FROM generate_series(1, $1::int) AS i", 3)
+	b.Queue("SELECT i, i * 10, -i FROM generate_series(1, $1::int) AS i", 1)
+	b.Queue("SELECT i FROM generate_series(1, $1::int) AS i", 0)
+	br = db.SendBatch(c, &b)
+	for _, want := range []int{3, 1, 0} {
+		rows, err := br.Query()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		for rows.Next() {
+			var a, b, c int
+			if want == 0 {
+				rows.Scan(&a)
+			} else if err := rows.Scan(&a, &b, &c); err != nil || b != 10*a || c != -a {
+				t.Errorf("row %d %d %d: %v", a, b, c, err)
+			}
+			got = append(got, a)
+		}
+		if rows.Close(); len(got) != want || want > 0 && got[want-1] != want {
+			t.Errorf("rows %v, want 1..%d", got, want)
+		}
+	}
+	br.Close()
+
+	// 11 breaks the deferred foreign key: the commit fails, which rolls
+	// back 12 and 13 too; run again alone, they commit.
+	b = sqlish.Batch{}
+	b.Queue("INSERT INTO gc VALUES ($1, 1)", 12)
+	b.Queue("INSERT INTO gc VALUES ($1, 2)", 11)
+	b.Queue("INSERT INTO gc VALUES ($1, 1)", 13)
+	br, w = send(&b)
+	_, err1 = br.Exec()
+	_, err2 = br.Exec()
+	_, err3 = br.Exec()
+	br.Close()
+	var se *sqlish.ServerError
+	if err1 != nil || !errors.As(err2, &se) || se.Code != "23503" || err3 != nil || w != 2 {
+		t.Errorf("deferred failure: %v / %v / %v in %d round trips; want only the second to fail (23503), in 2", err1, err2, err3, w)
+	}
+	var ids []int
+	rows, err := db.Query(c, "SELECT id FROM gc ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id int
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if fmt.Sprint(ids) != "[10 12 13]" {
+		t.Errorf("rows %v, want [10 12 13]", ids)
+	}
+
+	// A statement other than plain DML (here VACUUM, which refuses to run
+	// in a transaction block): a Sync each, as if alone.
+	b = sqlish.Batch{}
+	b.Queue("SELECT now(), $1::int", 1)
+	b.Queue("VACUUM gc")
+	b.Queue("SELECT now(), $1::int", 2)
+	br = db.SendBatch(c, &b)
+	err1 = br.QueryRow().Scan(&t1, &i)
+	_, err2 = br.Exec()
+	err3 = br.QueryRow().Scan(&t2, &i)
+	br.Close()
+	if err1 != nil || err2 != nil || err3 != nil || t1.Equal(t2) {
+		t.Errorf("a batch with VACUUM: now() %v then %v, errors %v %v %v; want three transactions", t1, t2, err1, err2, err3)
 	}
 }

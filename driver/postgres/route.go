@@ -37,6 +37,10 @@ type analysis struct {
 	// copy: some statement is a COPY from the client or to it (FROM
 	// STDIN, TO STDOUT), which needs the copy sub-protocol.
 	copy bool
+	// plain: one statement of plain DML (see keywords) that changes
+	// nothing of the session; a batch may group it with others in one
+	// implicit transaction.
+	plain bool
 }
 
 // errCopy refuses COPY FROM STDIN and COPY TO STDOUT: without the copy
@@ -70,7 +74,7 @@ func (c *connector) analyze(query string) analysis {
 func analyze(query string) analysis {
 	var a analysis
 	s := scanner{q: query}
-	first := true
+	n := 0
 	for {
 		st, ok := s.statement()
 		if !ok {
@@ -79,14 +83,15 @@ func analyze(query string) analysis {
 		if st.first == "" {
 			continue
 		}
-		if first {
-			a.op, first = st.op(), false
+		if n++; n == 1 {
+			a.op = st.op()
 		}
 		ses, reset := st.session()
 		a.session = a.session || ses
 		a.reset = a.reset || reset
 		a.copy = a.copy || st.copy()
 	}
+	a.plain = n == 1 && keywords[a.op] && !a.session
 	return a
 }
 

@@ -185,3 +185,28 @@ func TestConvertValue(t *testing.T) {
 		t.Errorf("ConvertValue(*int32) = %v, %v", v, err)
 	}
 }
+
+// Only one statement of plain DML that leaves the session alone may share
+// an implicit transaction with others in a batch.
+func TestPlain(t *testing.T) {
+	for q, want := range map[string]bool{
+		"SELECT $1::int":                                     true,
+		"insert into t values ($1)":                          true,
+		"WITH d AS (DELETE FROM t RETURNING *) SELECT 1":     true,
+		"UPDATE t SET v = 1":                                 true,
+		"SELECT * FROM t FOR UPDATE":                         true,
+		"VACUUM t":                                           false,
+		"CREATE TABLE x (a int)":                             false,
+		"SET search_path TO x":                               false,
+		"BEGIN":                                              false,
+		"SELECT 1; SELECT 2":                                 false,
+		"SELECT set_config('a.b', 'c', false)":               false,
+		"SELECT pg_advisory_lock(1)":                         false,
+		"SELECT 1 INTO TEMP t2":                              false,
+		"WITH RECURSIVE r AS (SELECT 1) CREATE TABLE x AS r": false,
+	} {
+		if got := analyze(q).plain; got != want {
+			t.Errorf("%q: plain %v, want %v", q, got, want)
+		}
+	}
+}
