@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CI smoke run of the benchmark harness: vet, unit tests of the harness, and
 # `go run . -short` (a local 3+3 cluster, GET at 1 and 16 goroutines, 200 ms
-# per point; fails on any failed operation). Takes about 15 s once built.
+# per point; fails on any failed operation), and `go run . -pg -short` (the
+# PostgreSQL comparison, likewise). Takes about 25 s once built.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -28,3 +29,5 @@ echo "== bench: go test"
 go test -count=1 ./...
 echo "== bench: go run . -short"
 go run . -short -out "$out/results.md"
+echo "== bench: go run . -pg -short"
+go run . -pg -short -out "$out/pg.md"

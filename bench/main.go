@@ -75,6 +75,7 @@ func main() {
 		def("warmup", func() { *warmupFlag = 50 * time.Millisecond })
 		def("goroutines", func() { *goroutinesF = "1,16" })
 		def("workloads", func() { *workloadsF = "get" })
+		def("pg-goroutines", func() { *pgGoroutines = "1,16" })
 	}
 
 	// Cleanups (killing redis-server processes, removing temp dirs) run on

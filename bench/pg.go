@@ -45,6 +45,16 @@ func openPGClients(ctx context.Context, srv *pgtest.Server, conns int) ([]pgClie
 	if err != nil {
 		return nil, fmt.Errorf("tendril: %w", err)
 	}
+	// min_conns_per_node fills the pool in the background, max_connecting
+	// (2) dials at a time: wait for it, as pgxpool is given its MinConns.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if st := db.Stats(); len(st.Nodes) > 0 && st.Nodes[0].Pool.Idle >= int32(conns) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("tendril: the pool did not reach %d idle connections in 30s: %+v", conns, db.Stats().Nodes)
+		}
+	}
 	out = append(out, pgClient{
 		name: "tendril",
 		sel: func(ctx context.Context, n int32) error {
@@ -83,6 +93,11 @@ func openPGClients(ctx context.Context, srv *pgtest.Server, conns int) ([]pgClie
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("pgxpool: %w", err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); pool.Stat().IdleConns() < int32(conns); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("pgxpool: %d idle connections after 30s, want %d", pool.Stat().IdleConns(), conns)
+		}
 	}
 	out = append(out, pgClient{
 		name: "pgxpool",
@@ -206,6 +221,7 @@ func runPG() error {
 		}
 	}
 	median := func(rs []pointResult) pointResult {
+		rs = slices.Clone(rs) // the rounds keep their order, for the per-round ratios
 		sort.Slice(rs, func(i, j int) bool { return rs[i].opsPerSec() < rs[j].opsPerSec() })
 		return rs[len(rs)/2]
 	}
@@ -213,17 +229,18 @@ func runPG() error {
 	fmt.Fprintf(&b, "# tendril vs pgxpool vs database/sql+pgx on PostgreSQL 15\n\n%s\n\n", machineLine())
 	fmt.Fprintf(&b, "One local PostgreSQL 15 server (internal/pgtest, fsync off). `select` = `SELECT $1::int` with a fresh argument, "+
 		"the result checked; `batch` = 100 of them pipelined in one batch (one op); each client has as many connections as "+
-		"goroutines. %d round(s) of %s after %s of warm-up, clients interleaved, median; p99 in brackets.\n\n",
+		"goroutines. %d round(s) of %s after %s of warm-up, clients interleaved, median; p99 in brackets; the last column is "+
+		"the lowest and highest ratio within one round.\n\n",
 		*rounds, *duration, *warmupFlag)
 	b.WriteString("| workload | goroutines |")
 	for _, n := range names {
 		fmt.Fprintf(&b, " %s ops/s (p99) | allocs/op |", n)
 	}
-	b.WriteString(" tendril ÷ pgxpool | tendril ÷ database/sql |\n|---|---:|")
+	b.WriteString(" tendril ÷ pgxpool | tendril ÷ database/sql | tendril ÷ pgxpool, per round |\n|---|---:|")
 	for range names {
 		b.WriteString("---:|---:|")
 	}
-	b.WriteString("---:|---:|\n")
+	b.WriteString("---:|---:|---:|\n")
 	var errs uint64
 	for _, wl := range []string{"select", "batch"} {
 		for _, g := range gs {
@@ -248,6 +265,20 @@ func runPG() error {
 				} else {
 					b.WriteString(" — |")
 				}
+			}
+			// Ratios within each round (the clients ran seconds apart):
+			// their spread says how far the medians' ratio can be trusted.
+			var per []float64
+			ts, ps := res[key{wl, g, "tendril"}], res[key{wl, g, "pgxpool"}]
+			for i := range min(len(ts), len(ps)) {
+				if ps[i].opsPerSec() > 0 {
+					per = append(per, ts[i].opsPerSec()/ps[i].opsPerSec())
+				}
+			}
+			if len(per) > 0 {
+				fmt.Fprintf(&b, " %.2f–%.2fx |", slices.Min(per), slices.Max(per))
+			} else {
+				b.WriteString(" — |")
 			}
 			b.WriteString("\n")
 		}

@@ -115,12 +115,19 @@
 //
 // # Batches
 //
-// sqlish.DB.SendBatch sends a node's statements in pipeline mode, each
-// followed by its own Sync, in one round trip (plus one to prepare the
-// statements the connection has not prepared yet). Each statement is its
-// own implicit transaction, as if run alone: one that fails reports its
-// error on its result, and those after it run all the same. Put
-// statements that must succeed or fail together in a transaction.
+// sqlish.DB.SendBatch sends a node's statements in pipeline mode in one
+// round trip (plus one to prepare the statements the connection has not
+// prepared yet). Each statement's outcome is as if it ran alone, in its
+// own implicit transaction: one that fails reports its error on its
+// result, and the others run and commit all the same. When every
+// statement is plain DML (SELECT, INSERT, UPDATE, DELETE, MERGE, VALUES,
+// TABLE, or WITH one of them), they share one Sync, so that the server
+// answers in one flush: one implicit transaction, which on any failure
+// (the commit's included) rolls back, and the batch runs again with a
+// Sync per statement. What shows: the statements see one now(), hold their
+// locks until the batch ends, and a failed first try may have used
+// sequence values. Other statements (DDL, VACUUM...) get a Sync each.
+// Put statements that must succeed or fail together in a transaction.
 //
 // # Transactions and sessions
 //
@@ -143,7 +150,11 @@
 // CancelRequest on a connection of its own, over TLS when the statement's
 // is): it returns the context's error, a few milliseconds after the
 // context ended, and the connection stays usable. A server that does not
-// act on the cancel within a second has the connection cut instead. The
+// act on the cancel within 80 ms has the connection cut instead.
+// socket_timeout bounds each statement with a deadline on the socket (no
+// context or timer per statement): a statement that outlives it fails
+// with an error wrapping context.DeadlineExceeded that names the limit,
+// and its connection is closed. The
 // rows of a Query stream from the connection after Query returns: the
 // statement's deadline still bounds them, and closing them early reads
 // and discards the rest.
