@@ -213,6 +213,9 @@ type Conn[R any] struct {
 	cerr  *CloseError // set once, when closing
 	// writing is set while a caller writes for everyone (see flush).
 	writing bool
+	// wfree, when not nil, is closed when writing ends: DoV callers wait
+	// on it for the writer's role.
+	wfree chan struct{}
 	// draining is set by Shutdown, or when a request times out (retire):
 	// no new requests; close when the last pending one is answered. drain
 	// is the error new requests get, and of a retired Conn the close error.
@@ -425,7 +428,7 @@ func (c *Conn[R]) DoTimeout(ctx context.Context, frame []byte, n int, timeout ti
 	if n < 1 {
 		return nil, fmt.Errorf("%w: Do needs n >= 1 replies, got %d", ErrNotSent, n)
 	}
-	return c.do(ctx, frame, n, nil, timeout)
+	return c.do(ctx, frame, nil, n, nil, timeout)
 }
 
 // DoInto is DoTimeout that stores the len(dst) replies in dst instead of a
@@ -435,13 +438,38 @@ func (c *Conn[R]) DoInto(ctx context.Context, frame []byte, dst []R, timeout tim
 	if len(dst) < 1 {
 		return fmt.Errorf("%w: DoInto needs room for >= 1 replies", ErrNotSent)
 	}
-	_, err := c.do(ctx, frame, len(dst), dst, timeout)
+	_, err := c.do(ctx, frame, nil, len(dst), dst, timeout)
 	return err
 }
 
-func (c *Conn[R]) do(ctx context.Context, frame []byte, n int, dst []R, timeout time.Duration) ([]R, error) {
+// DoV is DoInto for a frame in pieces, written in order with one vectored
+// write (writev) and never copied: a large argument goes from the caller's
+// memory to the socket. The caller writes the frame itself, after waiting
+// for the writer of the moment (frames queued before it go in the same
+// write), so that Conn holds no reference to the pieces once DoV returns,
+// whatever happens: the caller may reuse them at once. If ctx ends during
+// the write, the write is cut and the Conn closes (part of a frame went
+// out). Until DoV returns the pieces must not change.
+func (c *Conn[R]) DoV(ctx context.Context, pieces [][]byte, dst []R, timeout time.Duration) error {
+	if len(dst) < 1 {
+		return fmt.Errorf("%w: DoV needs room for >= 1 replies", ErrNotSent)
+	}
+	if len(pieces) == 1 {
+		_, err := c.do(ctx, pieces[0], nil, len(dst), dst, timeout)
+		return err
+	}
+	_, err := c.do(ctx, nil, pieces, len(dst), dst, timeout)
+	return err
+}
+
+func (c *Conn[R]) do(ctx context.Context, frame []byte, pieces [][]byte, n int, dst []R, timeout time.Duration) ([]R, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, notSent(err)
+	}
+	if pieces != nil {
+		if err := c.claimWriter(ctx); err != nil {
+			return nil, notSent(err)
+		}
 	}
 	reserved := false // the read token, taken by checkIdle
 	if c.npending.Load() == 0 && !c.alwaysRead {
@@ -462,6 +490,9 @@ func (c *Conn[R]) do(ctx context.Context, frame []byte, n int, dst []R, timeout 
 		if reserved {
 			c.reading = false
 		}
+		if pieces != nil {
+			c.writerDoneLocked()
+		}
 		ce := c.cerr
 		if ce == nil {
 			ce = c.drain
@@ -472,9 +503,23 @@ func (c *Conn[R]) do(ctx context.Context, frame []byte, n int, dst []R, timeout 
 	}
 	c.seq++
 	req.seq = c.seq
-	req.off = len(c.wbuf)
-	c.wbuf = append(c.wbuf, frame...)
-	req.end = len(c.wbuf)
+	var queued []byte // with pieces: the frames queued before them
+	var prev uint64
+	if pieces != nil {
+		// The frames queued so far, then this one, are this caller's to
+		// write (it holds the writer's role).
+		queued, c.wbuf = c.wbuf, c.spare[:0]
+		req.off = len(queued)
+		req.end = req.off
+		for _, p := range pieces {
+			req.end += len(p)
+		}
+		prev, c.taken = c.taken, c.seq
+	} else {
+		req.off = len(c.wbuf)
+		c.wbuf = append(c.wbuf, frame...)
+		req.end = len(c.wbuf)
+	}
 	if c.qh > 0 && len(c.q) == cap(c.q) { // compact before growing
 		k := copy(c.q, c.q[c.qh:])
 		clear(c.q[k:])
@@ -512,7 +557,10 @@ func (c *Conn[R]) do(ctx context.Context, frame []byte, n int, dst []R, timeout 
 	c.writing = true
 	c.mu.Unlock()
 
-	if write {
+	if pieces != nil {
+		c.writeV(ctx, queued, pieces, prev)
+		c.flush() // what was queued meanwhile; gives the writer's role back
+	} else if write {
 		c.flush()
 	}
 	if lone {
@@ -808,7 +856,7 @@ func (c *Conn[R]) flush() {
 	for {
 		c.mu.Lock()
 		if c.cerr != nil || len(c.wbuf) == 0 { // closed, or everything withdrawn
-			c.writing = false
+			c.writerDoneLocked()
 			c.mu.Unlock()
 			return
 		}
@@ -838,6 +886,93 @@ func (c *Conn[R]) flush() {
 			buf = nil
 		}
 		c.spare = buf[:0]
+	}
+}
+
+// claimWriter waits until nobody writes, then takes the writer's role (for
+// DoV, whose caller writes its own frame). Waiting ends with ctx.
+func (c *Conn[R]) claimWriter(ctx context.Context) error {
+	c.mu.Lock()
+	for c.writing {
+		if c.wfree == nil {
+			c.wfree = make(chan struct{})
+		}
+		ch := c.wfree
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		c.mu.Lock()
+	}
+	c.writing = true
+	c.mu.Unlock()
+	return nil
+}
+
+// writerDoneLocked gives the writer's role back, waking DoV callers that
+// wait for it. Called with mu held.
+func (c *Conn[R]) writerDoneLocked() {
+	c.writing = false
+	if c.wfree != nil {
+		close(c.wfree)
+		c.wfree = nil
+	}
+}
+
+// writeV writes the frames queued before a DoV's frame, then its pieces,
+// in one vectored write, bounded by WriteTimeout and by ctx: when ctx ends
+// first the write is cut (its deadline moved to the past), and the Conn
+// closes, as after any failed write. It returns only once the write is
+// over, so that nothing of the pieces is read after DoV returns.
+func (c *Conn[R]) writeV(ctx context.Context, queued []byte, pieces [][]byte, prev uint64) {
+	bufs := make(net.Buffers, 0, len(pieces)+1)
+	if len(queued) > 0 {
+		bufs = append(bufs, queued)
+	}
+	bufs = append(bufs, pieces...)
+	total := 0
+	for _, b := range bufs {
+		total += len(b)
+	}
+	if c.writeTimeout > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	}
+	var cut chan struct{}
+	stop := func() bool { return true }
+	if ctx.Done() != nil {
+		cut = make(chan struct{})
+		stop = context.AfterFunc(ctx, func() {
+			c.nc.SetWriteDeadline(time.Unix(1, 0))
+			close(cut)
+		})
+	}
+	n, err := bufs.WriteTo(c.nc)
+	if !stop() {
+		<-cut
+		if err == nil {
+			c.nc.SetWriteDeadline(time.Time{}) // the write finished first
+		}
+	}
+	if err != nil {
+		if c.nc == c.raw {
+			c.untake(prev, int(n))
+		}
+		reason, op := ReasonBroken, "write"
+		switch {
+		case ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded):
+			reason, op = ReasonTimeout, fmt.Sprintf("write of %d bytes cut after %d by its context", total, n)
+			err = fmt.Errorf("%w (%w)", ctx.Err(), err) // the caller's error says why
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			reason, op = ReasonTimeout, fmt.Sprintf("write of %d bytes not done within WriteTimeout %v", total, c.writeTimeout)
+		}
+		c.CloseWithReason(reason, &ioError{op: op, err: err})
+		return
+	}
+	c.armReadAfterWrite()
+	if cap(queued) <= maxSpareBuffer {
+		c.spare = queued[:0]
 	}
 }
 

@@ -145,7 +145,7 @@ func (rc *redisConn) run(ctx context.Context, query string, args []driver.Value)
 func (rc *redisConn) runValue(ctx context.Context, query string, args []driver.Value) (resp.Value, error) {
 	cmd := rediscmd.Get()
 	defer rediscmd.Put(cmd)
-	if err := cmd.Parse(query, args); err != nil {
+	if err := cmd.ParseRef(query, args, rediscmd.BigArg); err != nil {
 		return resp.Value{}, err
 	}
 	frame := cmd.Frame[:0]
@@ -154,8 +154,9 @@ func (rc *redisConn) runValue(ctx context.Context, query string, args []driver.V
 		frame = resp.AppendCommandString(frame, "ASKING")
 		n = 2
 	}
-	frame = resp.AppendCommand(frame, cmd.Argv...)
-	cmd.Frame = frame // Do copies it; keep the buffer for the next statement
+	var pieces [2 + 2*1][]byte // room for one big argument without allocating
+	frame, v := resp.AppendCommandV(frame, pieces[:0], rediscmd.BigArg, cmd.Argv...)
+	cmd.Frame = frame // the Conn copies it or is done with it when DoV returns; keep the buffer
 	// socket_timeout bounds the request here, one timer per connection
 	// (CapRequestTimeout); a blocking command waits as long as its own
 	// timeout says, bounded by ctx only.
@@ -165,7 +166,7 @@ func (rc *redisConn) runValue(ctx context.Context, query string, args []driver.V
 		timeout = 0
 	}
 	var vs [2]resp.Value
-	if err := rc.c.DoInto(ctx, frame, vs[:n], timeout); err != nil {
+	if err := rc.c.DoV(ctx, v, vs[:n], timeout); err != nil {
 		return resp.Value{}, rc.transportError(err)
 	}
 	if spec.Session != rediscmd.SessionNone {

@@ -66,6 +66,36 @@ func AppendCommand(dst []byte, argv ...[]byte) []byte {
 	return dst
 }
 
+// AppendCommandV is [AppendCommand] for a vectored write: an argument of
+// big bytes or more is not copied. It returns dst with the frame's copied
+// parts appended, and pieces with the frame in order: dst's parts (from
+// its start, so anything dst held before goes first) and those arguments
+// in turn. The pieces alias dst and the arguments. With no big argument
+// pieces gets dst alone.
+func AppendCommandV(dst []byte, pieces [][]byte, big int, argv ...[]byte) ([]byte, [][]byte) {
+	need := headerLen(int64(len(argv)))
+	for _, a := range argv {
+		need += headerLen(int64(len(a))) + 2
+		if len(a) < big {
+			need += len(a)
+		}
+	}
+	dst = reserve(dst, need) // dst does not move below: the pieces stay valid
+	dst = appendHeader(dst, '*', int64(len(argv)))
+	from := 0
+	for _, a := range argv {
+		if len(a) < big {
+			dst = AppendBulk(dst, a)
+			continue
+		}
+		dst = appendHeader(dst, '$', int64(len(a)))
+		pieces = append(pieces, dst[from:len(dst):len(dst)], a)
+		dst = append(dst, '\r', '\n')
+		from = len(dst) - 2
+	}
+	return dst, append(pieces, dst[from:len(dst):len(dst)])
+}
+
 // AppendCommandString is [AppendCommand] for string arguments.
 func AppendCommandString(dst []byte, argv ...string) []byte {
 	need := headerLen(int64(len(argv)))

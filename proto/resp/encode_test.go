@@ -128,3 +128,40 @@ func TestAppendCommandZeroAlloc(t *testing.T) {
 		t.Fatalf("AppendCommandString(nil, ...): %v allocs, want 1", allocs)
 	}
 }
+
+// AppendCommandV's pieces, joined, are AppendCommand's frame, with big
+// arguments referenced, not copied, and a prefix already in dst first.
+func TestAppendCommandV(t *testing.T) {
+	big1, big2 := bytes.Repeat([]byte{'a'}, 40), bytes.Repeat([]byte{'b'}, 100)
+	for _, argv := range [][][]byte{
+		{[]byte("GET"), []byte("k")},
+		{[]byte("SET"), []byte("k"), big1},
+		{[]byte("MSET"), []byte("k1"), big1, []byte("k2"), big2},
+		{[]byte("ECHO"), big2},
+		{big1, big2},
+	} {
+		prefix := AppendCommandString(nil, "ASKING")
+		want := AppendCommand(append([]byte(nil), prefix...), argv...)
+		dst, pieces := AppendCommandV(prefix, nil, 32, argv...)
+		if got := bytes.Join(pieces, nil); !bytes.Equal(got, want) {
+			t.Errorf("%q: pieces join to %q, want %q", argv, got, want)
+		}
+		if bytes.Contains(dst, big1) || bytes.Contains(dst, big2) {
+			t.Errorf("%q: a big argument was copied into dst", argv)
+		}
+		var bigs [][]byte
+		for _, a := range argv {
+			if len(a) >= 32 {
+				bigs = append(bigs, a)
+			}
+		}
+		if len(pieces) != 1+2*len(bigs) {
+			t.Fatalf("%q: %d pieces, want %d", argv, len(pieces), 1+2*len(bigs))
+		}
+		for i, b := range bigs {
+			if p := pieces[1+2*i]; &p[0] != &b[0] {
+				t.Errorf("%q: piece %d is not the big argument itself", argv, 1+2*i)
+			}
+		}
+	}
+}

@@ -61,6 +61,7 @@ const ValueSize = int64(unsafe.Sizeof(Value{}))
 // times the smallest element, so a header alone must not buy many.
 const (
 	bulkPrealloc  = 1 << 20
+	bulkJump      = 16 // see appendN
 	elemsPrealloc = 8
 	minElemBytes  = 3 // "_\r\n"
 )
@@ -1069,8 +1070,9 @@ func (r *Reader) expectEmptyLine(t byte) error {
 // appendN appends exactly n bytes of input to dst. It reuses dst's spare
 // capacity when that suffices; otherwise it allocates what was declared only
 // up to bulkPrealloc (or what is already buffered) and grows geometrically
-// beyond that as bytes arrive, so a declared length costs memory only once
-// the peer has actually sent it. Large payloads are read straight from the
+// beyond that as bytes arrive, up to the whole declared length once a 16th
+// of it has come, so a declared length costs memory only once the peer has
+// actually sent a good part of it. Large payloads are read straight from the
 // underlying reader into dst, skipping the buffer copy.
 func (r *Reader) appendN(dst []byte, n int) ([]byte, error) {
 	if avail := r.w - r.r; avail >= n {
@@ -1086,8 +1088,16 @@ func (r *Reader) appendN(dst []byte, n int) ([]byte, error) {
 	}
 	for n > 0 {
 		if len(dst) == cap(dst) {
+			// Double, until the peer has sent a 16th of what it declared:
+			// then take the rest at once. A large value costs ~1.15 times
+			// its size in all (doubling to the end cost twice), and a
+			// declared length buys at most 16 times the bytes sent.
+			grow := min(n, max(cap(dst), bulkPrealloc))
+			if len(dst) >= (len(dst)+n)/bulkJump {
+				grow = n
+			}
 			var err error
-			if dst, err = r.growBytes(dst, len(dst)+min(n, max(cap(dst), bulkPrealloc))); err != nil {
+			if dst, err = r.growBytes(dst, len(dst)+grow); err != nil {
 				return dst, err
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/tendril-db/tendril/driver"
 )
@@ -20,6 +21,7 @@ type Cmd struct {
 	Frame []byte
 	buf   []byte
 	ends  []int
+	refs  []ref // arguments not copied into buf, in order (ParseRef)
 }
 
 var cmdPool = sync.Pool{New: func() any { return new(Cmd) }}
@@ -29,6 +31,8 @@ func Get() *Cmd { return cmdPool.Get().(*Cmd) }
 
 // Put returns c to the pool; c.Argv must not be used after.
 func Put(c *Cmd) {
+	clear(c.refs) // the pool must not keep the caller's values alive
+	clear(c.Argv)
 	if cap(c.buf) > 64<<10 || cap(c.Frame) > 64<<10 { // do not keep a huge value's buffers around
 		return
 	}
@@ -57,7 +61,48 @@ func Append(argv [][]byte, query string, args []driver.Value) ([][]byte, error) 
 // statement text: an argument is never taken for them. A nil argument is
 // an error (ErrNil).
 func (c *Cmd) Parse(query string, args []driver.Value) error {
-	c.buf, c.ends, c.Argv = c.buf[:0], c.ends[:0], c.Argv[:0]
+	return c.parse(query, args, 0)
+}
+
+// ParseRef is Parse that does not copy a []byte or string argument of big
+// bytes or more: its element of Argv is the argument's own memory (read
+// only, a string's too), valid while the caller does not change it. It
+// saves copying a large value on its way to the socket (see
+// resp.AppendCommandV).
+func (c *Cmd) ParseRef(query string, args []driver.Value, big int) error {
+	return c.parse(query, args, big)
+}
+
+// BigArg is the size from which the redis driver passes a []byte or
+// string argument by reference (ParseRef, then a vectored write from the
+// caller's memory) instead of copying it into the frame and then into the
+// connection's write buffer: below it, a copy costs less than the extra
+// write segment.
+const BigArg = 32 << 10
+
+// ref is an argument of Argv that ParseRef did not copy: Argv[i] is b.
+type ref struct {
+	i int
+	b []byte
+}
+
+// bigArg returns v's bytes without copying when v is a []byte or string of
+// big bytes or more (big > 0).
+func bigArg(v driver.Value, big int) ([]byte, bool) {
+	if big <= 0 {
+		return nil, false
+	}
+	switch v := v.(type) {
+	case []byte:
+		return v, len(v) >= big
+	case string:
+		return unsafe.Slice(unsafe.StringData(v), len(v)), len(v) >= big
+	}
+	return nil, false
+}
+
+func (c *Cmd) parse(query string, args []driver.Value, big int) error {
+	c.buf, c.ends, c.Argv, c.refs = c.buf[:0], c.ends[:0], c.Argv[:0], c.refs[:0]
 	if blank(query) {
 		// The command must come from the statement text, never from an
 		// argument: that would let data choose the command.
@@ -82,10 +127,9 @@ func (c *Cmd) Parse(query string, args []driver.Value) error {
 			if next == len(args) {
 				return fmt.Errorf("statement has more ? placeholders than the %d arguments given", len(args))
 			}
-			if c.buf, err = AppendValue(c.buf, args[next]); err != nil {
+			if err := c.appendArg(args[next], big); err != nil {
 				return argError(next+1, err)
 			}
-			c.ends = append(c.ends, len(c.buf))
 			next++
 			i++
 			continue
@@ -103,17 +147,37 @@ func (c *Cmd) Parse(query string, args []driver.Value) error {
 		}
 	}
 	for ; next < len(args); next++ {
-		if c.buf, err = AppendValue(c.buf, args[next]); err != nil {
+		if err := c.appendArg(args[next], big); err != nil {
 			return argError(next+1, err)
 		}
-		c.ends = append(c.ends, len(c.buf))
 	}
 	// Slice the arguments only now: buf may have moved while growing.
-	start := 0
-	for _, end := range c.ends {
+	start, refs := 0, c.refs
+	for i, end := range c.ends {
+		if len(refs) > 0 && refs[0].i == i {
+			c.Argv = append(c.Argv, refs[0].b)
+			refs = refs[1:]
+			continue // it took no room in buf: start stays
+		}
 		c.Argv = append(c.Argv, c.buf[start:end:end])
 		start = end
 	}
+	return nil
+}
+
+// appendArg adds an argument to Argv: copied into buf, or, when big
+// enough (see ParseRef), referenced.
+func (c *Cmd) appendArg(v driver.Value, big int) error {
+	if b, ok := bigArg(v, big); ok {
+		c.refs = append(c.refs, ref{len(c.ends), b})
+		c.ends = append(c.ends, len(c.buf))
+		return nil
+	}
+	var err error
+	if c.buf, err = AppendValue(c.buf, v); err != nil {
+		return err
+	}
+	c.ends = append(c.ends, len(c.buf))
 	return nil
 }
 

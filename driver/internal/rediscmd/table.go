@@ -558,7 +558,7 @@ func isContainer(name []byte) bool {
 func RouteOf(query string, args []driver.Value) (driver.Route, error) {
 	c := Get()
 	defer Put(c)
-	if err := c.Parse(query, args); err != nil {
+	if err := c.ParseRef(query, args, BigArg); err != nil { // a value is not copied to be routed
 		return driver.Route{}, err
 	}
 	r := Route(c.Argv)
