@@ -159,6 +159,19 @@ func TestSessionPinsHandle(t *testing.T) {
 	if err := conn.QueryRowContext(c, "GET k").Scan(&v); err != nil || v != "v" {
 		t.Errorf("GET on the pinned session: %q, %v", v, err)
 	}
+	// The session's connection is busy while Rows are open on it: a
+	// statement meanwhile fails, naming why, and works once they close.
+	rows, err := conn.QueryContext(c, "KEYS *")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(c, "SET k v2"); err == nil || !strings.Contains(err.Error(), "busy") {
+		t.Errorf("a statement while the session's Rows are open: %v, want a busy error", err)
+	}
+	rows.Close()
+	if _, err := conn.ExecContext(c, "SET k v2"); err != nil {
+		t.Errorf("after the Rows closed: %v", err)
+	}
 	if err := conn.PingContext(c); err != nil {
 		t.Errorf("Ping on the pinned session: %v", err)
 	}
@@ -272,6 +285,17 @@ func TestClosed(t *testing.T) {
 	if _, err := db.ExecContext(c, "SET a b"); err == nil {
 		t.Error("Exec after Close succeeded")
 	}
+
+	// A connection opened by the driver alone owns a sqlish.DB of its own,
+	// closed with it (goleak in TestMain sees a tender left running).
+	cn, err := db.Driver().Open(memDSN(t, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cn.(driver.Pinger).Ping(c); err != nil {
+		t.Error(err)
+	}
+	cn.Close()
 
 	sdb, err := sqlish.Open("memory", memDSN(t, ""))
 	if err != nil {

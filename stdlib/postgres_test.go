@@ -401,9 +401,29 @@ func TestContextCancel(t *testing.T) {
 	}
 	waitIdle(t, db)
 
+	// Rows closed mid-iteration give their connection back (the driver
+	// reads and discards the rest).
+	rows, err = db.QueryContext(c, "SELECT generate_series(1, 100000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if !rows.Next() {
+			t.Fatal(rows.Err())
+		}
+	}
+	start := time.Now()
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Rows.Close after 2 of 100000 rows: %v", time.Since(start))
+	if n := inUse(t, db); n != 0 {
+		t.Errorf("%d tendril connections in use after Rows.Close, want 0", n)
+	}
+
 	dctx, cancel := context.WithTimeout(c, 200*time.Millisecond)
 	defer cancel()
-	start := time.Now()
+	start = time.Now()
 	_, err = db.ExecContext(dctx, "SELECT pg_sleep(10)")
 	if d := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || d > 2*time.Second {
 		t.Errorf("pg_sleep(10) with a 200ms deadline: %v after %v, want DeadlineExceeded soon", err, d)

@@ -174,8 +174,10 @@ func TestRedisTransactions(t *testing.T) {
 	if _, err := db.BeginTx(c, &sql.TxOptions{Isolation: sql.LevelReadCommitted}); !errors.Is(err, sqlish.ErrNotSupported) {
 		t.Errorf("read committed on Redis: %v, want ErrNotSupported", err)
 	}
-	if _, err := db.BeginTx(c, &sql.TxOptions{Isolation: sql.LevelSerializable}); err != nil {
+	if tx, err := db.BeginTx(c, &sql.TxOptions{Isolation: sql.LevelSerializable}); err != nil {
 		t.Errorf("serializable on Redis: %v", err)
+	} else {
+		tx.Rollback()
 	}
 
 	// WATCH on a *sql.Conn, another client changes the key, EXEC aborts.
