@@ -452,12 +452,13 @@ func TestSessionOnConn(t *testing.T) {
 	if err := db.QueryRowContext(c, "SHOW search_path").Scan(&def); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.ExecContext(c, "CREATE SCHEMA other; CREATE TABLE other.marker (v text); INSERT INTO other.marker VALUES ('other')"); err != nil {
+	other := fmt.Sprintf("other_%d", unique.Add(1)) // -count=2 runs it again
+	if _, err := db.ExecContext(c, fmt.Sprintf("CREATE SCHEMA %[1]s; CREATE TABLE %[1]s.marker (v text); INSERT INTO %[1]s.marker VALUES ('other')", other)); err != nil {
 		t.Fatal(err)
 	}
 
 	// On the *sql.DB the SET runs, and lasts for itself.
-	if _, err := db.ExecContext(c, "SET search_path TO other"); err != nil {
+	if _, err := db.ExecContext(c, "SET search_path TO "+other); err != nil {
 		t.Fatal(err)
 	}
 	for range 5 {
@@ -471,7 +472,7 @@ func TestSessionOnConn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.ExecContext(c, "SET search_path TO other"); err != nil {
+	if _, err := conn.ExecContext(c, "SET search_path TO "+other); err != nil {
 		t.Fatal(err)
 	}
 	var v string
@@ -491,7 +492,7 @@ func TestSessionOnConn(t *testing.T) {
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if err := conn.QueryRowContext(c, "SHOW search_path").Scan(&v); err != nil || v != "other" {
+	if err := conn.QueryRowContext(c, "SHOW search_path").Scan(&v); err != nil || v != other {
 		t.Fatalf("the session after the transaction: %q, %v", v, err)
 	}
 	// Meanwhile the *sql.DB's other callers see the default.
@@ -507,6 +508,34 @@ func TestSessionOnConn(t *testing.T) {
 			t.Errorf("after the *sql.Conn closed: %q (%v), want %q", got, err, def)
 		}
 	}
+
+	// A transaction begun by SQL on a *sql.Conn and left open by Close is
+	// rolled back: later statements do not run inside it, as they would
+	// with a driver whose ResetSession does not look at the transaction.
+	if _, err := db.ExecContext(c, "CREATE TABLE leak (v int)"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err = db.Conn(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"BEGIN", "INSERT INTO leak VALUES (1)"} {
+		if _, err := conn.ExecContext(c, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close() // no COMMIT
+	if _, err := db.ExecContext(c, "INSERT INTO leak VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRowContext(c, "SELECT count(*) FROM leak WHERE v = 2").Scan(&n); err != nil || n != 1 {
+		t.Errorf("a statement after the *sql.Conn left a transaction open: count %d (%v), want 1 (committed)", n, err)
+	}
+	if err := db.QueryRowContext(c, "SELECT count(*) FROM leak WHERE v = 1").Scan(&n); err != nil || n != 0 {
+		t.Errorf("the transaction left open was not rolled back: count %d (%v)", n, err)
+	}
+	waitIdle(t, db)
 }
 
 // TestPostgresBadConn: the connection of a *sql.Conn's session is killed
