@@ -83,13 +83,15 @@
 // database/sql retries an operation on another connection when the driver
 // returns driver.ErrBadConn, which must mean that nothing was sent. The
 // bridge returns it only where tendril did not retry already and the
-// tendril driver says nothing was sent (its own driver.ErrBadConn): a
-// statement or BEGIN on a pinned connection found broken before sending;
-// later calls on such a handle get it at once, and a *sql.Conn holding it
-// is closed by database/sql. A statement through the sqlish.DB never gets
-// it: the policy has already retried it on every node that could serve it
-// within total_timeout, and another round from database/sql would only
-// multiply that wait.
+// tendril driver says nothing was sent (its own driver.ErrBadConn, which
+// the error still wraps): a BEGIN, or a statement on a pinned connection
+// (a session's, a transaction's), that found its connection broken before
+// sending. Later calls on such a handle get it at once, without sending;
+// a *sql.Conn holding it is closed by database/sql. A statement through
+// the sqlish.DB never gets it: the policy has already retried it on every
+// node that could serve it within total_timeout, and another round from
+// database/sql would only multiply that wait. Nor does a COMMIT, which
+// may have run whatever became of its connection.
 //
 // LastInsertId is not supported (use RETURNING); named arguments
 // (sql.Named) and sql.Out are refused before anything is sent. Arguments
