@@ -174,8 +174,7 @@ func inUse(t *testing.T, db *sql.DB) int {
 	return underlying(t, db).Stats().InUse
 }
 
-// underlying returns the sqlish.DB behind a *sql.DB the tests opened with
-// OpenDBFromDB, or finds it through a sql.Conn's raw handle otherwise.
+// underlying returns the sqlish.DB behind a *sql.DB opened by openBridged.
 func underlying(t *testing.T, db *sql.DB) *sqlish.DB {
 	t.Helper()
 	if d, ok := bridged.Load(db); ok {
