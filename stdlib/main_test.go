@@ -1,0 +1,220 @@
+package stdlib_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/tendril-db/tendril/internal/pgtest"
+	"github.com/tendril-db/tendril/sqlish"
+	"github.com/tendril-db/tendril/stdlib"
+)
+
+// TestMain checks that no goroutine outlives the tests (database/sql's
+// opener, tendril's tenders, pools and readers), once the shared server is
+// shut down.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	shared.close()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// shared is one PostgreSQL primary for the tests that need no server of
+// their own (each works in a schema of its own): an initdb costs a second
+// or two.
+var shared sharedServer
+
+type sharedServer struct {
+	once sync.Once
+	fx   *fixture
+	srv  *pgtest.Server
+}
+
+// primary returns the shared server, started on first use. Without
+// PostgreSQL the test is skipped, or fails when CI=true (pgtest.Require).
+func primary(t testing.TB) *pgtest.Server {
+	t.Helper()
+	shared.once.Do(func() {
+		shared.fx = &fixture{}
+		done := make(chan struct{})
+		go func() { // the fixture's Fatal ends this goroutine, not the test's
+			defer close(done)
+			shared.srv = pgtest.StartPrimary(shared.fx)
+		}()
+		<-done
+	})
+	switch fx := shared.fx; {
+	case fx.skipped:
+		t.Skip(fx.msg)
+	case shared.srv == nil || fx.failed:
+		t.Fatalf("starting the shared PostgreSQL server: %s", fx.msg)
+	}
+	return shared.srv
+}
+
+func (s *sharedServer) close() {
+	if s.fx != nil {
+		s.fx.cleanup()
+	}
+}
+
+// fixture is the pgtest.TB of the shared server: it lives as long as the
+// test binary.
+type fixture struct {
+	mu       sync.Mutex
+	cleanups []func()
+	failed   bool
+	skipped  bool
+	msg      string
+}
+
+func (f *fixture) Helper()                         {}
+func (f *fixture) Logf(format string, args ...any) {}
+func (f *fixture) Errorf(format string, args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failed, f.msg = true, fmt.Sprintf(format, args...)
+}
+func (f *fixture) Fatal(args ...any) {
+	f.Errorf("%s", fmt.Sprint(args...))
+	runtime.Goexit()
+}
+func (f *fixture) Fatalf(format string, args ...any) {
+	f.Errorf(format, args...)
+	runtime.Goexit()
+}
+func (f *fixture) Skipf(format string, args ...any) {
+	f.mu.Lock()
+	f.skipped, f.msg = true, fmt.Sprintf(format, args...)
+	f.mu.Unlock()
+	runtime.Goexit()
+}
+func (f *fixture) Failed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failed
+}
+func (f *fixture) Cleanup(fn func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cleanups = append(f.cleanups, fn)
+}
+func (f *fixture) cleanup() {
+	f.mu.Lock()
+	fns := slices.Clone(f.cleanups)
+	f.mu.Unlock()
+	for i := len(fns) - 1; i >= 0; i-- {
+		fns[i]()
+	}
+}
+
+var unique atomic.Int64
+
+// isolated returns the DSN parameter that gives the test a schema of its
+// own on srv (the first entry of its search_path).
+func isolated(t *testing.T, srv *pgtest.Server) string {
+	t.Helper()
+	name := fmt.Sprintf("%s_%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "_")), unique.Add(1))
+	if err := srv.Exec(context.Background(), "CREATE SCHEMA "+name); err != nil {
+		t.Fatal(err)
+	}
+	return "search_path=" + name
+}
+
+// open opens a *sql.DB on dsn through the "tendril" driver, closed when
+// the test ends.
+func open(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open(stdlib.DriverName, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// openPG opens a *sql.DB on the shared server, in a schema of the test's
+// own.
+func openPG(t *testing.T, params ...string) (*sql.DB, *pgtest.Server) {
+	t.Helper()
+	srv := primary(t)
+	db := open(t, srv.DSN(append(params, isolated(t, srv))...))
+	if err := db.PingContext(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	return db, srv
+}
+
+// ctx returns a context bounded for one test.
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// inUse sums the connections the tendril pools behind db have lent out.
+func inUse(t *testing.T, db *sql.DB) int {
+	t.Helper()
+	return underlying(t, db).Stats().InUse
+}
+
+// underlying returns the sqlish.DB behind a *sql.DB opened by openBridged.
+func underlying(t *testing.T, db *sql.DB) *sqlish.DB {
+	t.Helper()
+	if d, ok := bridged.Load(db); ok {
+		return d.(*sqlish.DB)
+	}
+	t.Fatal("underlying: the *sql.DB was not opened with openBridged")
+	return nil
+}
+
+// bridged maps the *sql.DBs made by openBridged to their sqlish.DB.
+var bridged sync.Map
+
+// openBridged opens a sqlish.DB on dsn and a *sql.DB on it, so that the
+// test can look at tendril's pools under database/sql.
+func openBridged(t *testing.T, driverName, dsn string) (*sql.DB, *sqlish.DB) {
+	t.Helper()
+	sdb, err := sqlish.Open(driverName, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := stdlib.OpenDBFromDB(sdb)
+	bridged.Store(db, sdb)
+	t.Cleanup(func() {
+		db.Close()
+		sdb.Close()
+		bridged.Delete(db)
+	})
+	return db, sdb
+}
+
+// waitIdle waits until no tendril connection behind db is in use: a
+// connection released asynchronously (a Tx ended by its context) takes a
+// moment.
+func waitIdle(t *testing.T, db *sql.DB) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for inUse(t, db) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d tendril connections still in use", inUse(t, db))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
