@@ -91,6 +91,14 @@ func normalize(a any) (driver.Value, error) {
 	case float32:
 		return float64(v), nil
 	case driver.Valuer:
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
+			// A nil *Null[T] (or any nil pointer whose Value the pointer
+			// only inherits) is NULL, as database/sql has it: calling
+			// Value would dereference it.
+			if rv.Type().Elem().Implements(valuerType) {
+				return nil, nil
+			}
+		}
 		x, err := v.Value()
 		if err != nil {
 			return nil, err
@@ -126,6 +134,8 @@ func normalize(a any) (driver.Value, error) {
 }
 
 var errNilDest = errors.New("destination pointer is nil")
+
+var valuerType = reflect.TypeFor[driver.Valuer]()
 
 // convertAssign stores src in the value dest points to.
 func convertAssign(dest any, src driver.Value) error { return assign(dest, src, false) }

@@ -189,6 +189,7 @@ func TestNormalizeArgs(t *testing.T) {
 		{uint16(16), uint64(16)}, {uint32(32), int64(32)}, {uint(7), uint64(7)},
 		{uint64(math.MaxUint64), uint64(math.MaxUint64)}, {float32(0.5), 0.5}, {2.5, 2.5}, {true, true},
 		{ts, ts}, {myString("m"), "m"}, {myInt(3), int64(3)}, {&s, "ptr"}, {nilp, nil}, {valuer{"v"}, "v"},
+		{(*Null[string])(nil), nil}, {(*valuer)(nil), nil}, {&Null[int]{V: 4, Valid: true}, int64(4)},
 	} {
 		got, err := normalize(tc.arg)
 		if err != nil || !reflect.DeepEqual(got, tc.want) {
