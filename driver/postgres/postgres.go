@@ -411,6 +411,14 @@ func (c *connector) connectError(addr string, err error) error {
 		if inner := errors.Unwrap(ce); inner != nil {
 			err = inner
 		}
+		// pgconn joins one error per address tried (one: there are no
+		// fallbacks), which begins with the address ours names already.
+		if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) == 1 {
+			err = j.Unwrap()[0]
+		}
+		if inner := errors.Unwrap(err); inner != nil && strings.HasPrefix(err.Error(), addr+" ") {
+			err = inner
+		}
 	}
 	return fmt.Errorf("postgres: connecting to %s as %q (sslmode=%s): %w", addr, c.user, c.mode, err)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/tendril-db/tendril/conn"
 	"github.com/tendril-db/tendril/driver"
 	"github.com/tendril-db/tendril/driver/internal/rediscmd"
+	"github.com/tendril-db/tendril/internal/errlist"
 	"github.com/tendril-db/tendril/proto/resp"
 )
 
@@ -373,7 +374,7 @@ func (t *tx) Commit(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("statement %d: %w", i+1, serverError(&v.Elems[i])))
 		}
 	}
-	return errors.Join(errs...)
+	return errlist.Join(errs...)
 }
 
 func (t *tx) Rollback(ctx context.Context) error {

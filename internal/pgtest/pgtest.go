@@ -65,6 +65,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tendril-db/tendril/internal/errlist"
 )
 
 // TB is the part of testing.TB the helpers use: the test (or benchmark) a
@@ -173,7 +175,7 @@ var runner = sync.OnceValues(func() (runAs, error) {
 	}
 	uid, err1 := strconv.Atoi(u.Uid)
 	gid, err2 := strconv.Atoi(u.Gid)
-	if err := errors.Join(err1, err2); err != nil {
+	if err := errlist.Join(err1, err2); err != nil {
 		return runAs{}, fmt.Errorf("user postgres: %w", err)
 	}
 	// Groups: an empty list drops root's supplementary groups.
