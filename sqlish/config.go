@@ -31,6 +31,17 @@ const (
 	Replica       ReadPreference = "replica"        // replicas only
 )
 
+// Credentials supplies the user and password of each new connection; see
+// Config.Credentials and driver.Credentials.
+type Credentials = driver.Credentials
+
+// CredentialsFunc is a function used as Credentials.
+type CredentialsFunc = driver.CredentialsFunc
+
+// CredentialsError reports that Config.Credentials failed; it wraps
+// ErrAuthFailed and the provider's error.
+type CredentialsError = driver.CredentialsError
+
 // AuthMode says how credentials are presented.
 type AuthMode string
 
@@ -86,6 +97,14 @@ type Config struct {
 	User     string
 	Password string // never printed: String redacts it
 	AuthMode AuthMode
+	// Credentials, when set, gives the user and password (or token) of
+	// every new connection, in place of User and Password: for
+	// credentials that rotate (cloud IAM tokens, rotated passwords). An
+	// empty user it returns keeps User. Its error fails the connection
+	// with a *CredentialsError (errors.Is ErrAuthFailed), never retried.
+	// Redis connections also log in again while open when its answer
+	// changes; see driver.Credentials. Config.String does not show it.
+	Credentials Credentials
 
 	ClusterName          string        // refuse nodes reporting another name
 	Timeout              time.Duration // connect and tend-request timeout
@@ -587,5 +606,6 @@ func (c *Config) driverConfig() (driver.Config, error) {
 
 		ReplicaReads:  c.Policy.ReadPreference != Primary,
 		SocketTimeout: c.Policy.SocketTimeout,
+		Credentials:   c.Credentials,
 	}, nil
 }

@@ -115,7 +115,6 @@ func (Driver) OpenConnector(cfg driver.Config) (driver.Connector, error) {
 	if c.base, err = baseConfig(cfg); err != nil {
 		return nil, err
 	}
-	c.user = c.base.User
 	return c, nil
 }
 
@@ -268,7 +267,6 @@ func tlsConfig(cfg driver.Config, mode, rootCert, cert, key string) (*tls.Config
 type connector struct {
 	cfg       driver.Config
 	base      *pgconn.Config // parsed once; copied per connection
-	user      string         // the user connections log in as
 	tls       *tls.Config    // the template; nil: no TLS
 	mode      string         // the effective sslmode
 	runtime   map[string]string
@@ -364,6 +362,19 @@ func (c *connector) Connect(ctx context.Context, addr string) (driver.Conn, erro
 		return nil, fmt.Errorf("postgres: bad port in address %s", addr)
 	}
 	pc := c.base.Copy()
+	if c.cfg.Credentials != nil {
+		// Asked for each connection: a token may have been rotated since
+		// the last one (PostgreSQL checks a password at login only, so the
+		// connections already open stay as they are).
+		user, pass, err := c.cfg.Login(ctx, addr)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
+		if user != "" {
+			pc.User = user
+		}
+		pc.Password = pass
+	}
 	pc.Host, pc.Port = host, uint16(p)
 	pc.Fallbacks, pc.ValidateConnect = nil, nil
 	pc.TLSConfig = nil
@@ -389,22 +400,22 @@ func (c *connector) Connect(ctx context.Context, addr string) (driver.Conn, erro
 	}
 	pg, err := pgconn.ConnectConfig(ctx, pc)
 	if err != nil {
-		return nil, c.connectError(addr, err)
+		return nil, c.connectError(addr, pc.User, err)
 	}
 	return newConn(c, pg, addr), nil
 }
 
 // connectError describes a failed connection: a refused password is an
 // *AuthError; the message names the node and the user, never the password.
-func (c *connector) connectError(addr string, err error) error {
+func (c *connector) connectError(addr, user string, err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		se := serverError(pe)
 		switch pe.Code {
 		case "28P01", "28000": // invalid_password, invalid_authorization_specification
-			return &AuthError{Addr: addr, User: c.user, Err: se}
+			return &AuthError{Addr: addr, User: user, Err: se}
 		}
-		return fmt.Errorf("postgres: connecting to %s as %q: %w", addr, c.user, se)
+		return fmt.Errorf("postgres: connecting to %s as %q: %w", addr, user, se)
 	}
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) {
@@ -420,7 +431,7 @@ func (c *connector) connectError(addr string, err error) error {
 			err = inner
 		}
 	}
-	return fmt.Errorf("postgres: connecting to %s as %q (sslmode=%s): %w", addr, c.user, c.mode, err)
+	return fmt.Errorf("postgres: connecting to %s as %q (sslmode=%s): %w", addr, user, c.mode, err)
 }
 
 // AuthError reports that the server refused the credentials. It never
