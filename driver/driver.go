@@ -72,7 +72,7 @@ type Config struct {
 	Password    string
 	Namespace   string // the DSN path: a database, keyspace or namespace
 	ClusterName string // when set, nodes of another cluster are refused
-	AuthMode    string // "internal", "external" or "pki"
+	AuthMode    string // "internal" or "pki"
 	Timeout     time.Duration
 	TLS         *tls.Config       // nil when TLS is off
 	Params      map[string]string // driver-specific keys, unvalidated

@@ -42,13 +42,15 @@ type CredentialsFunc = driver.CredentialsFunc
 // ErrAuthFailed and the provider's error.
 type CredentialsError = driver.CredentialsError
 
-// AuthMode says how credentials are presented.
+// AuthMode says how a client proves who it is. What a driver sends is
+// what the server asks for (a password, a certificate); AuthPKI makes a
+// missing client certificate a configuration error rather than a refused
+// login.
 type AuthMode string
 
 const (
-	AuthInternal AuthMode = "internal" // user and password checked by the server
-	AuthExternal AuthMode = "external" // user and password checked by an external service (PLAIN over TLS)
-	AuthPKI      AuthMode = "pki"      // TLS client certificate
+	AuthInternal AuthMode = "internal" // user and password (or Credentials), and a client certificate if one is given
+	AuthPKI      AuthMode = "pki"      // a TLS client certificate is required (tls_cert and tls_key)
 )
 
 // Policy is the default operation policy.
@@ -239,7 +241,7 @@ func enumKey[T ~string](name string, f func(*Config) *T, valid ...T) key {
 // keys lists every key of the DSN, in the order of the reference table.
 var keys = []key{
 	stringKey("cluster_name", func(c *Config) *string { return &c.ClusterName }),
-	enumKey("auth_mode", func(c *Config) *AuthMode { return &c.AuthMode }, AuthInternal, AuthExternal, AuthPKI),
+	enumKey("auth_mode", func(c *Config) *AuthMode { return &c.AuthMode }, AuthInternal, AuthPKI),
 	stringKey("user", func(c *Config) *string { return &c.User }),
 	stringKey("password", func(c *Config) *string { return &c.Password }),
 	durationKey("timeout", func(c *Config) *time.Duration { return &c.Timeout }),

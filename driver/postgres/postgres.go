@@ -49,7 +49,7 @@ const cancelGrace = 80 * time.Millisecond
 // Driver is the PostgreSQL driver.
 type Driver struct{}
 
-var params = []string{"application_name", "search_path", "sslcert", "sslkey", "sslmode", "sslrootcert", "statement_cache_size", "timezone"}
+var params = []string{"application_name", "channel_binding", "require_auth", "search_path", "sslcert", "sslkey", "sslmode", "sslrootcert", "statement_cache_size", "timezone"}
 
 // Params implements driver.ParamLister.
 func (Driver) Params() []string { return slices.Clone(params) }
@@ -61,6 +61,7 @@ func (Driver) OpenConnector(cfg driver.Config) (driver.Connector, error) {
 	c := &connector{cfg: cfg, cacheSize: DefaultStatementCacheSize, runtime: map[string]string{}}
 	mode := ""
 	var rootCert, cert, key string
+	auth := authSettings{binding: "prefer"}
 	for _, k := range slices.Sorted(maps.Keys(cfg.Params)) {
 		v := cfg.Params[k]
 		switch k {
@@ -79,6 +80,18 @@ func (Driver) OpenConnector(cfg driver.Config) (driver.Connector, error) {
 			cert = v
 		case "sslkey":
 			key = v
+		case "channel_binding":
+			switch v {
+			case "disable", "prefer", "require":
+				auth.binding = v
+			default:
+				return nil, &driver.ParamError{Key: k, Value: v, Reason: "want disable, prefer or require"}
+			}
+		case "require_auth":
+			if err := checkRequireAuth(v); err != nil {
+				return nil, &driver.ParamError{Key: k, Value: v, Reason: err.Error()}
+			}
+			auth.require = v
 		case "application_name", "search_path", "timezone":
 			if strings.IndexByte(v, 0) >= 0 {
 				return nil, &driver.ParamError{Key: k, Value: strings.ReplaceAll(v, "\x00", `\0`), Reason: "holds a NUL byte"}
@@ -100,29 +113,60 @@ func (Driver) OpenConnector(cfg driver.Config) (driver.Connector, error) {
 	}
 	switch cfg.AuthMode {
 	case "", "internal":
-	case "external":
-		if c.tls == nil {
-			return nil, &driver.ParamError{Key: "auth_mode", Value: "external", Reason: "sends the password to an external service (LDAP, RADIUS): needs TLS (sslmode=verify-full)"}
-		}
 	case "pki":
 		if c.tls == nil || len(c.tls.Certificates) == 0 {
 			return nil, &driver.ParamError{Key: "auth_mode", Value: "pki", Reason: "needs TLS with a client certificate (sslcert and sslkey, or tls_cert and tls_key)"}
 		}
 	default:
-		return nil, &driver.ParamError{Key: "auth_mode", Value: cfg.AuthMode, Reason: "want internal, external or pki"}
+		return nil, &driver.ParamError{Key: "auth_mode", Value: cfg.AuthMode, Reason: "want internal or pki"}
+	}
+	if auth.binding == "require" && c.tls == nil {
+		return nil, &driver.ParamError{Key: "channel_binding", Value: "require", Reason: "binds SCRAM to the TLS channel: needs TLS (sslmode=require or stronger)"}
 	}
 	c.wrap = testWrap
-	if c.base, err = baseConfig(cfg); err != nil {
+	if c.base, err = baseConfig(cfg, auth); err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// authSettings are the DSN's authentication keys pgconn applies.
+type authSettings struct {
+	binding string // channel_binding: disable, prefer (default) or require
+	require string // require_auth: libpq's list of methods the server may ask for ("" any)
+}
+
+// requireAuthMethods are the methods require_auth may name (libpq's, as
+// pgconn accepts them), each optionally negated with "!".
+var requireAuthMethods = []string{"password", "md5", "scram-sha-256", "gss", "sspi", "oauth", "none"}
+
+// checkRequireAuth validates a require_auth value before pgconn sees it,
+// so that the error names the key (pgconn's says the settings failed to
+// parse).
+func checkRequireAuth(v string) error {
+	seen := map[string]bool{}
+	for i, m := range strings.Split(v, ",") {
+		m = strings.TrimSpace(m)
+		if i > 0 && strings.HasPrefix(m, "!") != strings.HasPrefix(strings.TrimSpace(v), "!") {
+			return errors.New("negated and plain methods cannot be mixed")
+		}
+		name := strings.TrimPrefix(m, "!")
+		if !slices.Contains(requireAuthMethods, name) {
+			return fmt.Errorf("want a comma-separated list of %s (each negated with ! to refuse it)", strings.Join(requireAuthMethods, ", "))
+		}
+		if seen[name] {
+			return fmt.Errorf("%s is named twice", name)
+		}
+		seen[name] = true
+	}
+	return nil
 }
 
 // baseConfig parses the settings every connection shares. The connection
 // string names every setting the PG* environment variables could give,
 // so that they cannot change TLS, target roles, protocol or channel
 // binding; Connect overrides the rest (host, TLS, runtime parameters).
-func baseConfig(cfg driver.Config) (*pgconn.Config, error) {
+func baseConfig(cfg driver.Config, auth authSettings) (*pgconn.Config, error) {
 	var b strings.Builder
 	kv := func(k, v string) {
 		v = strings.ReplaceAll(v, `\`, `\\`)
@@ -137,14 +181,15 @@ func baseConfig(cfg driver.Config) (*pgconn.Config, error) {
 	if cfg.Namespace != "" {
 		kv("dbname", cfg.Namespace)
 	}
-	for _, k := range []string{"sslrootcert", "sslcert", "sslkey", "sslpassword", "require_auth", "passfile"} {
+	for _, k := range []string{"sslrootcert", "sslcert", "sslkey", "sslpassword", "passfile"} {
 		kv(k, "")
 	}
+	kv("require_auth", auth.require)
 	kv("sslmode", "disable")
 	kv("sslcertmode", "allow")
 	kv("sslnegotiation", "postgres")
 	kv("target_session_attrs", "any")
-	kv("channel_binding", "prefer")
+	kv("channel_binding", auth.binding)
 	kv("min_protocol_version", "3.0")
 	kv("max_protocol_version", "3.0")
 	pc, err := pgconn.ParseConfig(b.String())

@@ -196,6 +196,15 @@ type Option func(*config)
 type config struct {
 	user, password string
 	extra          []string
+	hba            []string
+}
+
+// WithHBA puts pg_hba.conf lines before the default ones (scram-sha-256
+// for every connection), so that they match first, e.g. "hostssl all
+// certuser 127.0.0.1/32 cert". A standby inherits them through
+// pg_basebackup.
+func WithHBA(lines ...string) Option {
+	return func(c *config) { c.hba = append(c.hba, lines...) }
 }
 
 // WithConfig appends postgresql.conf lines, e.g. "work_mem = '8MB'". They come
