@@ -364,3 +364,49 @@ func TestCredentialsRotateInTransaction(t *testing.T) {
 		t.Fatalf("ACL WHOAMI on the pinned connection after the transaction = %q, %v; want bob", who, err)
 	}
 }
+
+// TestTLSClientCert: against a server that requires a client certificate
+// (tls-auth-clients yes), a DSN with tls_cert and tls_key connects (with
+// auth_mode=pki too, and with credentials from a provider), one without
+// is refused during the TLS handshake.
+func TestTLSClientCert(t *testing.T) {
+	const pw = "tls-Secret-1"
+	srv := redistest.StartServer(t, redistest.WithTLS(), redistest.WithACLUser("alice", pw),
+		redistest.WithConfig("tls-auth-clients yes"))
+	ctx := context.Background()
+	base := "redis://alice:" + pw + "@" + srv.Addr + "?tls=true&tls_ca=" + srv.CACertFile
+	withCert := "&tls_cert=" + srv.CertFile + "&tls_key=" + srv.KeyFile
+	for _, dsn := range []string{base + withCert, base + withCert + "&auth_mode=pki"} {
+		db := connect(t, "redis", dsn)
+		if err := db.Ping(ctx); err != nil {
+			t.Fatalf("%s: %v", dsn, err)
+		}
+	}
+	var logs syncBuffer
+	p := newRotating("alice", pw)
+	cfg, err := sqlish.ParseDSN("redis://" + srv.Addr + "?tls=true&tls_ca=" + srv.CACertFile + withCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Credentials = p
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	db, err := sqlish.ConnectConfig(cctx, "redis", cfg)
+	cancel()
+	if err != nil {
+		t.Fatalf("TLS client certificate and a credentials provider: %v", err)
+	}
+	db.Close()
+
+	cctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+	db, err = sqlish.Connect(cctx, "redis", base)
+	cancel()
+	if err == nil {
+		db.Close()
+		t.Fatal("connected without the client certificate the server requires")
+	}
+	t.Logf("without a client certificate: %v", err)
+	if !strings.Contains(err.Error(), "tls") || strings.Contains(err.Error(), pw) {
+		t.Fatalf("without a client certificate: %v; want a TLS error without the password", err)
+	}
+}
