@@ -523,6 +523,20 @@ func TestSeedsErrorFormat(t *testing.T) {
 			t.Errorf("errors.Is(ECONNREFUSED) = false: %v", err)
 		}
 	}
+	// Seeds whose names do not resolve: the same format, not
+	// go-multierror's default ("2 errors occurred:\n\t* ...").
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	db, err := sqlish.Connect(ctx, "redis", "redis://tendril-nosuch-1.invalid:1,tendril-nosuch-2.invalid:1")
+	cancel()
+	if err == nil {
+		db.Close()
+		t.Fatal("Connect to names that do not resolve succeeded")
+	}
+	t.Log(err)
+	var dnsErr *net.DNSError
+	if msg := err.Error(); !strings.Contains(msg, "2 errors: seed tendril-nosuch-") || strings.Contains(msg, "occurred") || !errors.As(err, &dnsErr) {
+		t.Errorf("unresolvable seeds: %s", msg)
+	}
 }
 
 // freeAddr returns a local address nothing listens on.
