@@ -114,9 +114,11 @@ func (c Config) Format(f fmt.State, _ rune) { fmt.Fprint(f, c.String()) }
 // timeout), and uses what it returns instead of Config.User and
 // Config.Password; an empty user keeps Config.User. Drivers whose
 // connections can log in again while they are open (Redis: AUTH) also
-// call it about once a second from the topology tender's probes, and
-// connections then log in again with credentials that changed (see each
-// driver's documentation).
+// call it from the topology tender's probes (once a tend_interval, at most
+// once a second), and connections then log in again with credentials that
+// changed (see each driver's documentation): a rotation reaches open
+// connections within about max(tend_interval, 1s), or at once when a new
+// connection is dialled.
 //
 // It must be safe for concurrent use, and should answer from a cache
 // refreshed ahead of expiry: it runs on the dial path. An error fails the

@@ -23,9 +23,13 @@ import (
 // noticed by the pool's ping after idle.
 
 // recheckInterval is how often, at most, the tender's probes ask the
-// provider whether the credentials changed. The provider answers from a
-// cache; once a second costs nothing and bounds how long live connections
-// keep a rotated-out token.
+// provider whether the credentials changed (a probe runs once per
+// tend_interval per node; the connector asks once for all of them). The
+// provider answers from a cache: once a second costs nothing, and with
+// the default tend_interval bounds how long live connections keep a
+// rotated-out token. There is no push from the provider: polling needs no
+// goroutine and no lifecycle of its own, and a provider that knows of a
+// change has to be asked for the new token anyway.
 const recheckInterval = time.Second
 
 // login is one answer of the credentials provider, numbered: gen grows

@@ -51,8 +51,9 @@
 // from the DSN or from sqlish.Config.Credentials, sent with HELLO (AUTH
 // on servers without HELLO); a TLS client certificate with tls_cert and
 // tls_key (auth_mode=pki insists on one). With Credentials, every new
-// connection asks the provider, and the tender's probes ask it again at
-// most once a second: when its answer changes, each open connection sends
+// connection asks the provider, and the tender's probes ask it again
+// (once a tend_interval, at most once a second): when its answer changes,
+// each open connection sends
 // AUTH with the new credentials before its next request, in the same
 // write, so requests in flight are not disturbed (see auth.go). Redis has
 // no SASL.
