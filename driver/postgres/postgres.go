@@ -475,12 +475,19 @@ func (c *connector) connectError(addr, user string, err error) error {
 		if inner := errors.Unwrap(err); inner != nil && strings.HasPrefix(err.Error(), addr+" ") {
 			err = inner
 		}
+		// The client refused the server's authentication (require_auth,
+		// channel_binding): a setting, not a fault another try can mend.
+		// pgconn has no type for it, only these words.
+		if msg := err.Error(); strings.HasPrefix(msg, "require_auth check failed") || strings.HasPrefix(msg, "channel binding check failed") {
+			return &AuthError{Addr: addr, User: user, Err: err}
+		}
 	}
 	return fmt.Errorf("postgres: connecting to %s as %q (sslmode=%s): %w", addr, user, c.mode, err)
 }
 
-// AuthError reports that the server refused the credentials. It never
-// holds the password.
+// AuthError reports that the server refused the credentials, or that the
+// client refused the server's way of checking them (require_auth,
+// channel_binding). It never holds the password.
 type AuthError struct {
 	Addr string
 	User string

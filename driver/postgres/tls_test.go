@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tendril-db/tendril/driver"
 	"github.com/tendril-db/tendril/internal/pgtest"
 	"github.com/tendril-db/tendril/sqlish"
 )
@@ -208,22 +209,23 @@ func TestAuthMechanisms(t *testing.T) {
 		name string
 		dsn  string
 		fail string // what the error says; "" to connect
+		auth bool   // the error wraps driver.ErrAuthFailed (not retried)
 	}{
-		{"scram, channel binding required, TLS", dsn("scramuser", pw, "sslmode=require", "channel_binding=require"), ""},
-		{"scram, channel binding required, no TLS", dsn("scramuser", pw, "channel_binding=require"), "needs TLS"},
-		{"scram, channel binding disabled", dsn("scramuser", pw, "sslmode=require", "channel_binding=disable"), ""},
-		{"scram, require_auth=scram-sha-256", dsn("scramuser", pw, "sslmode=require", "require_auth=scram-sha-256"), ""},
-		{"clear text, channel binding required", dsn("plainuser", pw, "sslmode=require", "channel_binding=require"), "channel binding"},
-		{"clear text, require_auth=scram-sha-256", dsn("plainuser", pw, "sslmode=require", "require_auth=scram-sha-256"), "password"},
-		{"clear text, require_auth=password", dsn("plainuser", pw, "sslmode=require", "require_auth=password"), ""},
-		{"clear text, require_auth=!password", dsn("plainuser", pw, "sslmode=require", "require_auth=!password"), "password"},
-		{"client certificate", dsn("certuser", "", "sslmode=require", "sslcert="+cert, "sslkey="+key), ""},
-		{"client certificate, auth_mode=pki", dsn("certuser", "", "auth_mode=pki", "tls=true", "tls_insecure_skip_verify=true", "tls_cert="+cert, "tls_key="+key), ""},
-		{"client certificate, verify-full", dsn("certuser", "", "sslrootcert="+ca1, "tls_server_name=db.test", "tls=true", "tls_ca="+ca1, "sslcert="+cert, "sslkey="+key), ""},
-		{"no client certificate", dsn("certuser", "", "sslmode=require"), "certificate"},
-		{"bad require_auth", dsn("scramuser", pw, "sslmode=require", "require_auth=kerberos"), `"require_auth"`},
-		{"bad channel_binding", dsn("scramuser", pw, "sslmode=require", "channel_binding=maybe"), `"channel_binding"`},
-		{"auth_mode=external is gone", dsn("scramuser", pw, "sslmode=require", "auth_mode=external"), "want one of internal, pki"},
+		{"scram, channel binding required, TLS", dsn("scramuser", pw, "sslmode=require", "channel_binding=require"), "", false},
+		{"scram, channel binding required, no TLS", dsn("scramuser", pw, "channel_binding=require"), "needs TLS", false},
+		{"scram, channel binding disabled", dsn("scramuser", pw, "sslmode=require", "channel_binding=disable"), "", false},
+		{"scram, require_auth=scram-sha-256", dsn("scramuser", pw, "sslmode=require", "require_auth=scram-sha-256"), "", false},
+		{"clear text, channel binding required", dsn("plainuser", pw, "sslmode=require", "channel_binding=require"), "channel binding", true},
+		{"clear text, require_auth=scram-sha-256", dsn("plainuser", pw, "sslmode=require", "require_auth=scram-sha-256"), "password", true},
+		{"clear text, require_auth=password", dsn("plainuser", pw, "sslmode=require", "require_auth=password"), "", false},
+		{"clear text, require_auth=!password", dsn("plainuser", pw, "sslmode=require", "require_auth=!password"), "password", true},
+		{"client certificate", dsn("certuser", "", "sslmode=require", "sslcert="+cert, "sslkey="+key), "", false},
+		{"client certificate, auth_mode=pki", dsn("certuser", "", "auth_mode=pki", "tls=true", "tls_insecure_skip_verify=true", "tls_cert="+cert, "tls_key="+key), "", false},
+		{"client certificate, verify-full", dsn("certuser", "", "sslrootcert="+ca1, "tls_server_name=db.test", "tls=true", "tls_ca="+ca1, "sslcert="+cert, "sslkey="+key), "", false},
+		{"no client certificate", dsn("certuser", "", "sslmode=require"), "certificate", true},
+		{"bad require_auth", dsn("scramuser", pw, "sslmode=require", "require_auth=kerberos"), `"require_auth"`, false},
+		{"bad channel_binding", dsn("scramuser", pw, "sslmode=require", "channel_binding=maybe"), `"channel_binding"`, false},
+		{"auth_mode=external is gone", dsn("scramuser", pw, "sslmode=require", "auth_mode=external"), "want one of internal, pki", false},
 	} {
 		cctx, cancel := context.WithTimeout(c, 10*time.Second)
 		db, err := sqlish.Connect(cctx, "postgres", tc.dsn)
@@ -236,6 +238,8 @@ func TestAuthMechanisms(t *testing.T) {
 				t.Errorf("%s: %v, want it to say %s", tc.name, err, tc.fail)
 			} else if t.Logf("%s: %v", tc.name, err); strings.Contains(err.Error(), pw) {
 				t.Errorf("%s: the error holds the password: %v", tc.name, err)
+			} else if tc.auth && !errors.Is(err, driver.ErrAuthFailed) {
+				t.Errorf("%s: the error does not wrap ErrAuthFailed: %v", tc.name, err)
 			}
 			continue
 		}
