@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/tendril-db/tendril/driver"
 	"github.com/tendril-db/tendril/internal/redistest"
 	"github.com/tendril-db/tendril/sqlish"
@@ -41,10 +44,37 @@ func (r *rotating) Credentials(ctx context.Context) (string, string, error) {
 	return c[0], c[1], nil
 }
 
-// syncBuffer is a bytes.Buffer for a logger written from many goroutines.
+// syncBuffer is a bytes.Buffer for a logger written from many goroutines,
+// and a recorder of the spans of the DBs that log into it.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu    sync.Mutex
+	b     bytes.Buffer
+	spans *tracetest.SpanRecorder
+}
+
+// tracer returns a TracerProvider recording into s.
+func (s *syncBuffer) tracer() *sdktrace.TracerProvider {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.spans == nil {
+		s.spans = tracetest.NewSpanRecorder()
+	}
+	return sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(s.spans))
+}
+
+// spanText is everything the recorded spans say.
+func (s *syncBuffer) spanText() string {
+	s.mu.Lock()
+	rec := s.spans
+	s.mu.Unlock()
+	if rec == nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, sp := range rec.Ended() {
+		fmt.Fprintf(&b, "%s %v %v %v\n", sp.Name(), sp.Attributes(), sp.Status(), sp.Events())
+	}
+	return b.String()
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
@@ -92,6 +122,7 @@ func openWith(t *testing.T, srv *redistest.Server, p sqlish.Credentials, logs *s
 	cfg.Credentials = p
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.Level(-8)}))
 	cfg.LogLevel = sqlish.LogTrace
+	cfg.TracerProvider = logs.tracer()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	db, err := sqlish.ConnectConfig(ctx, "redis", cfg)
@@ -206,7 +237,10 @@ func TestCredentialsRotate(t *testing.T) {
 		t.Fatalf("the rotated-out password: %v, want ErrAuthFailed", err)
 	}
 
-	for _, s := range []string{logs.String(), err.Error(), db.String(), fmt.Sprintf("%v %+v %#v %s", db.Config(), db.Config(), db.Config(), db.Config())} {
+	if logs.spanText() == "" {
+		t.Fatal("no span recorded")
+	}
+	for _, s := range []string{logs.String(), logs.spanText(), err.Error(), db.String(), fmt.Sprintf("%v %+v %#v %s", db.Config(), db.Config(), db.Config(), db.Config())} {
 		for _, pw := range []string{pw1, pw2} {
 			if strings.Contains(s, pw) {
 				t.Fatalf("a password appears in %q", s)
@@ -259,8 +293,10 @@ func TestCredentialsReloginRefused(t *testing.T) {
 	if msg := err.Error(); !strings.Contains(msg, `"alice"`) || strings.Contains(msg, wrong) || strings.Contains(msg, pw) {
 		t.Fatalf("error must name the user, never the password: %s", msg)
 	}
-	if s := logs.String(); strings.Contains(s, wrong) || strings.Contains(s, pw) {
-		t.Fatalf("a password appears in the logs")
+	for _, s := range []string{logs.String(), logs.spanText()} {
+		if strings.Contains(s, wrong) || strings.Contains(s, pw) {
+			t.Fatalf("a password appears in the logs or spans: %s", s)
+		}
 	}
 }
 
