@@ -302,6 +302,12 @@ func Dial[R any](ctx context.Context, opts Options, codec Codec[R]) (*Conn[R], e
 		raw, err = d.DialContext(ctx, network, opts.Addr)
 	}
 	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Addr != nil && oe.Addr.String() == opts.Addr {
+			// It says "dial tcp ADDR: ..." already: saying it twice
+			// makes every seed's error twice as long.
+			return nil, fmt.Errorf("conn: %w", err)
+		}
 		return nil, fmt.Errorf("conn: dial %s %s: %w", network, opts.Addr, err)
 	}
 	if raw == nil {

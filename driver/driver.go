@@ -72,7 +72,7 @@ type Config struct {
 	Password    string
 	Namespace   string // the DSN path: a database, keyspace or namespace
 	ClusterName string // when set, nodes of another cluster are refused
-	AuthMode    string // "internal", "external" or "pki"
+	AuthMode    string // "internal" or "pki"
 	Timeout     time.Duration
 	TLS         *tls.Config       // nil when TLS is off
 	Params      map[string]string // driver-specific keys, unvalidated
@@ -84,6 +84,9 @@ type Config struct {
 	// replicas, so connections must be ready to serve them (Redis:
 	// READONLY).
 	ReplicaReads bool
+	// Credentials, when not nil, gives the user and password of every new
+	// connection in place of User and Password (see Credentials).
+	Credentials Credentials
 }
 
 // String describes the configuration with the password redacted.
@@ -92,8 +95,8 @@ func (c Config) String() string {
 	if c.Password != "" {
 		pass = "xxxxx"
 	}
-	return fmt.Sprintf("driver.Config{Scheme:%s Hosts:%v User:%q Password:%s Namespace:%q ClusterName:%q AuthMode:%s Timeout:%v TLS:%v Params:%d keys SocketTimeout:%v ReplicaReads:%v}",
-		c.Scheme, c.Hosts, c.User, pass, c.Namespace, c.ClusterName, c.AuthMode, c.Timeout, c.TLS != nil, len(c.Params), c.SocketTimeout, c.ReplicaReads)
+	return fmt.Sprintf("driver.Config{Scheme:%s Hosts:%v User:%q Password:%s Namespace:%q ClusterName:%q AuthMode:%s Timeout:%v TLS:%v Params:%d keys SocketTimeout:%v ReplicaReads:%v Credentials:%v}",
+		c.Scheme, c.Hosts, c.User, pass, c.Namespace, c.ClusterName, c.AuthMode, c.Timeout, c.TLS != nil, len(c.Params), c.SocketTimeout, c.ReplicaReads, c.Credentials != nil)
 }
 
 // GoString is String, so that %#v cannot print the password either.
@@ -102,6 +105,69 @@ func (c Config) GoString() string { return c.String() }
 // Format prints String whatever the verb: printed field by field (%d,
 // %x...) the Config would show its password.
 func (c Config) Format(f fmt.State, _ rune) { fmt.Fprint(f, c.String()) }
+
+// Credentials supplies the user name and password (or token) that
+// connections log in with, for credentials that change while the program
+// runs: a rotated password, a cloud IAM token (ElastiCache, MemoryDB, RDS,
+// Entra ID). Where Config.Credentials is set, a driver calls it for every
+// new connection, with the context of the dial (bounded by the connect
+// timeout), and uses what it returns instead of Config.User and
+// Config.Password; an empty user keeps Config.User. Drivers whose
+// connections can log in again while they are open (Redis: AUTH) also
+// call it from the topology tender's probes (once a tend_interval, at most
+// once a second), and connections then log in again with credentials that
+// changed (see each driver's documentation): a rotation reaches open
+// connections within about max(tend_interval, 1s), or at once when a new
+// connection is dialled.
+//
+// It must be safe for concurrent use, and should answer from a cache
+// refreshed ahead of expiry: it runs on the dial path. An error fails the
+// connection with a *CredentialsError, which wraps ErrAuthFailed: it is
+// not retried. The password is never printed by tendril; the provider's
+// own error text must not hold it either.
+type Credentials interface {
+	Credentials(ctx context.Context) (user, password string, err error)
+}
+
+// CredentialsFunc is a function used as Credentials.
+type CredentialsFunc func(ctx context.Context) (user, password string, err error)
+
+// Credentials calls f.
+func (f CredentialsFunc) Credentials(ctx context.Context) (user, password string, err error) {
+	return f(ctx)
+}
+
+// CredentialsError reports that the Credentials provider failed, so a
+// connection could not log in. It wraps ErrAuthFailed (callers fail at
+// once instead of retrying) and the provider's error.
+type CredentialsError struct {
+	Addr string // the node the connection was for
+	Err  error  // the provider's error
+}
+
+func (e *CredentialsError) Error() string {
+	return fmt.Sprintf("credentials provider failed for a connection to %s: %v", e.Addr, e.Err)
+}
+
+func (e *CredentialsError) Unwrap() []error { return []error{ErrAuthFailed, e.Err} }
+
+// Login returns the user and password a new connection to addr logs in
+// with: cfg.Credentials' answer when it is set (an empty user keeps
+// cfg.User), else cfg.User and cfg.Password. A provider's error is a
+// *CredentialsError.
+func (c *Config) Login(ctx context.Context, addr string) (user, password string, err error) {
+	if c.Credentials == nil {
+		return c.User, c.Password, nil
+	}
+	user, password, err = c.Credentials.Credentials(ctx)
+	if err != nil {
+		return "", "", &CredentialsError{Addr: addr, Err: err}
+	}
+	if user == "" {
+		user = c.User
+	}
+	return user, password, nil
+}
 
 // Connector dials nodes of one configured cluster. It is safe for
 // concurrent use.

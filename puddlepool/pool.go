@@ -48,6 +48,8 @@ import (
 	"time"
 
 	"github.com/jackc/puddle/v2"
+
+	"github.com/tendril-db/tendril/internal/errlist"
 )
 
 // Defaults for zero Config fields.
@@ -827,7 +829,7 @@ func (p *Pool[T]) destruct(c *conn[T]) {
 	}
 	if p.onEvent != nil {
 		if c.closeErr != nil {
-			err = errors.Join(c.closeErr, err)
+			err = errlist.Join(c.closeErr, err)
 		}
 		p.emit(Event{Type: EventConnClosed, ConnID: c.id, Reason: reason, Err: err, Duration: time.Since(c.readyAt)})
 	}

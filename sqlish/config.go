@@ -31,13 +31,26 @@ const (
 	Replica       ReadPreference = "replica"        // replicas only
 )
 
-// AuthMode says how credentials are presented.
+// Credentials supplies the user and password of each new connection; see
+// Config.Credentials and driver.Credentials.
+type Credentials = driver.Credentials
+
+// CredentialsFunc is a function used as Credentials.
+type CredentialsFunc = driver.CredentialsFunc
+
+// CredentialsError reports that Config.Credentials failed; it wraps
+// ErrAuthFailed and the provider's error.
+type CredentialsError = driver.CredentialsError
+
+// AuthMode says how a client proves who it is. What a driver sends is
+// what the server asks for (a password, a certificate); AuthPKI makes a
+// missing client certificate a configuration error rather than a refused
+// login.
 type AuthMode string
 
 const (
-	AuthInternal AuthMode = "internal" // user and password checked by the server
-	AuthExternal AuthMode = "external" // user and password checked by an external service (PLAIN over TLS)
-	AuthPKI      AuthMode = "pki"      // TLS client certificate
+	AuthInternal AuthMode = "internal" // user and password (or Credentials), and a client certificate if one is given
+	AuthPKI      AuthMode = "pki"      // a TLS client certificate is required (tls_cert and tls_key)
 )
 
 // Policy is the default operation policy.
@@ -86,6 +99,14 @@ type Config struct {
 	User     string
 	Password string // never printed: String redacts it
 	AuthMode AuthMode
+	// Credentials, when set, gives the user and password (or token) of
+	// every new connection, in place of User and Password: for
+	// credentials that rotate (cloud IAM tokens, rotated passwords). An
+	// empty user it returns keeps User. Its error fails the connection
+	// with a *CredentialsError (errors.Is ErrAuthFailed), never retried.
+	// Redis connections also log in again while open when its answer
+	// changes; see driver.Credentials. Config.String does not show it.
+	Credentials Credentials
 
 	ClusterName          string        // refuse nodes reporting another name
 	Timeout              time.Duration // connect and tend-request timeout
@@ -220,7 +241,7 @@ func enumKey[T ~string](name string, f func(*Config) *T, valid ...T) key {
 // keys lists every key of the DSN, in the order of the reference table.
 var keys = []key{
 	stringKey("cluster_name", func(c *Config) *string { return &c.ClusterName }),
-	enumKey("auth_mode", func(c *Config) *AuthMode { return &c.AuthMode }, AuthInternal, AuthExternal, AuthPKI),
+	enumKey("auth_mode", func(c *Config) *AuthMode { return &c.AuthMode }, AuthInternal, AuthPKI),
 	stringKey("user", func(c *Config) *string { return &c.User }),
 	stringKey("password", func(c *Config) *string { return &c.Password }),
 	durationKey("timeout", func(c *Config) *time.Duration { return &c.Timeout }),
@@ -587,5 +608,6 @@ func (c *Config) driverConfig() (driver.Config, error) {
 
 		ReplicaReads:  c.Policy.ReadPreference != Primary,
 		SocketTimeout: c.Policy.SocketTimeout,
+		Credentials:   c.Credentials,
 	}, nil
 }

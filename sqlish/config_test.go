@@ -52,7 +52,7 @@ func TestParseDSNDefaults(t *testing.T) {
 
 func TestParseDSNEveryKey(t *testing.T) {
 	dsn := "redis://alice:s3cr%40t@h1:7000,h2:7001/ns1?" + strings.Join([]string{
-		"cluster_name=prod", "auth_mode=external", "timeout=250ms", "idle_timeout=30s",
+		"cluster_name=prod", "auth_mode=pki", "timeout=250ms", "idle_timeout=30s",
 		"max_conns_per_node=20", "min_conns_per_node=3", "max_idle_conns_per_node=7", "max_connecting=4",
 		"max_conn_lifetime=1h", "tend_interval=2s", "use_services_alternate=true", "socket_timeout=300",
 		"total_timeout=3s", "max_retries=5", "sleep_between_retries=10ms", "read_preference=prefer_replica",
@@ -69,7 +69,7 @@ func TestParseDSNEveryKey(t *testing.T) {
 	want.Namespace = "ns1"
 	want.User, want.Password = "alice", "s3cr@t"
 	want.ClusterName = "prod"
-	want.AuthMode = AuthExternal
+	want.AuthMode = AuthPKI
 	want.Timeout = 250 * time.Millisecond
 	want.IdleTimeout = 30 * time.Second
 	want.MaxConnsPerNode, want.MinConnsPerNode, want.MaxIdleConnsPerNode, want.MaxConnecting = 20, 3, 7, 4
@@ -140,7 +140,8 @@ func TestParseDSNBadValues(t *testing.T) {
 		{"max_retries=two", "max_retries", "non-negative integer"},
 		{"use_services_alternate=yes", "use_services_alternate", "true or false"},
 		{"read_preference=nearest", "read_preference", "primary, prefer_replica, replica"},
-		{"auth_mode=kerberos", "auth_mode", "internal, external, pki"},
+		{"auth_mode=kerberos", "auth_mode", "want one of internal, pki"},
+		{"auth_mode=external", "auth_mode", "want one of internal, pki"}, // removed: no driver used it
 		{"tls=maybe", "tls", "true or false"},
 	} {
 		_, err := ParseDSN("redis://h:1?" + tc.query)

@@ -312,7 +312,7 @@ func (db *DB) anyNode(ctx context.Context, fn func(context.Context, *topology.No
 		if err == nil {
 			return n, nil
 		}
-		all = multierror.Append(all, err)
+		all = errlist.Append(all, err)
 		if ctx.Err() != nil {
 			break
 		}
@@ -320,7 +320,6 @@ func (db *DB) anyNode(ctx context.Context, fn func(context.Context, *topology.No
 	if all == nil {
 		return nil, fmt.Errorf("sqlish: %w", ErrNoNodes)
 	}
-	all.ErrorFormat = errlist.Format
 	return nil, all
 }
 
@@ -708,13 +707,12 @@ func (db *DB) InfoAll(ctx context.Context, cmd string) (map[string]string, error
 	for range nodes {
 		a := <-answers
 		if a.err != nil {
-			all = multierror.Append(all, a.err)
+			all = errlist.Append(all, a.err)
 			continue
 		}
 		out[a.addr] = a.text
 	}
 	if all != nil {
-		all.ErrorFormat = errlist.Format
 		return out, fmt.Errorf("sqlish: InfoAll %q: %d of %d nodes failed: %w", cmd, len(all.Errors), len(nodes), all)
 	}
 	return out, nil

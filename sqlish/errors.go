@@ -32,6 +32,10 @@ var (
 	ErrClusterNameMismatch = topology.ErrClusterNameMismatch
 	// ErrNoNodes is returned when no node is available to serve a request.
 	ErrNoNodes = topology.ErrNoNodes
+	// ErrAuthFailed is wrapped by the errors that say a node refused the
+	// credentials, or that Config.Credentials failed: not retried. It is
+	// driver.ErrAuthFailed.
+	ErrAuthFailed = driver.ErrAuthFailed
 	// ErrOutcomeUnknown is wrapped by the error of a statement that may or
 	// may not have run: an attempt failed after the statement may have
 	// reached the server (a timeout, a connection lost mid-request), and

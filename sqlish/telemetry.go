@@ -24,6 +24,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/tendril-db/tendril/driver"
+	"github.com/tendril-db/tendril/internal/errlist"
 	"github.com/tendril-db/tendril/puddlepool"
 	"github.com/tendril-db/tendril/topology"
 )
@@ -213,7 +214,7 @@ func newTelemetry(cfg *Config, backend driver.Backend, log *slog.Logger) (*telem
 		metric.WithDescription("Duration of topology tends."))
 	check(err)
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, errlist.Join(errs...)
 	}
 	t.movedOpt = metric.WithAttributeSet(attribute.NewSet(append([]attribute.KeyValue{AttrRedirectKind.String("moved")}, t.base...)...))
 	t.askOpt = metric.WithAttributeSet(attribute.NewSet(append([]attribute.KeyValue{AttrRedirectKind.String("ask")}, t.base...)...))
@@ -286,7 +287,7 @@ func (t *telemetry) registerObservers(mp metric.MeterProvider, db *DB) error {
 		metric.WithDescription("On-demand topology refreshes, triggered or suppressed (cooldown, or one already pending)."))
 	check(err)
 	if len(errs) > 0 {
-		return errors.Join(errs...)
+		return errlist.Join(errs...)
 	}
 	set := func(kvs ...attribute.KeyValue) metric.MeasurementOption {
 		return metric.WithAttributeSet(attribute.NewSet(append(kvs, t.base...)...))

@@ -643,7 +643,16 @@ func TestInfoAllPartialFailure(t *testing.T) {
 	if !errors.As(me.Errors[0], &ne) || ne.Addr != victim {
 		t.Errorf("per-node error %v does not name %s", me.Errors[0], victim)
 	}
-	if !strings.Contains(err.Error(), "1 of 3 nodes failed") {
-		t.Errorf("error text: %v", err)
+	if msg := err.Error(); !strings.Contains(msg, "1 of 3 nodes failed: ") || strings.Contains(msg, "1 error") || strings.Contains(msg, "occurred") {
+		t.Errorf("error text: %v (want one error shown as itself)", err)
+	}
+	// Two nodes down: "2 errors: a; b", each node named once.
+	if err := cl.Kill(cl.Nodes()[2].Addr); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.InfoAll(ctx, "server")
+	t.Log(err)
+	if msg := err.Error(); !strings.Contains(msg, "2 of 3 nodes failed: 2 errors: ") || strings.Count(msg, "; ") != 1 {
+		t.Errorf("error text: %v (want \"2 errors: a; b\")", err)
 	}
 }

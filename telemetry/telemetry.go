@@ -33,6 +33,8 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/tendril-db/tendril/internal/errlist"
 )
 
 // SetupFromEnv installs global tracer and meter providers whose exporters
@@ -74,7 +76,7 @@ func SetupFromEnv(ctx context.Context) (shutdown func(context.Context) error, er
 	var once sync.Once
 	return func(ctx context.Context) error {
 		var err error
-		once.Do(func() { err = errors.Join(tp.Shutdown(ctx), mp.Shutdown(ctx)) })
+		once.Do(func() { err = errlist.Join(tp.Shutdown(ctx), mp.Shutdown(ctx)) })
 		return err
 	}, nil
 }
@@ -184,7 +186,7 @@ func (p *Prometheus) Stop(ctx context.Context) error {
 		err = srv.Shutdown(ctx)
 	}
 	if serr := p.mp.Shutdown(ctx); serr != nil && !errors.Is(serr, sdkmetric.ErrReaderShutdown) {
-		err = errors.Join(err, serr)
+		err = errlist.Join(err, serr)
 	}
 	return err
 }

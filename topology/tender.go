@@ -511,7 +511,7 @@ func (t *Tender) tend() {
 	switch {
 	case allFailed:
 		addrs, err := t.resolveSeeds(ctx, t.cfg.Seeds)
-		errs = multierror.Append(errs, err)
+		errs = errlist.Append(errs, err)
 		for _, a := range addrs {
 			cands[a] = true
 		}
@@ -548,7 +548,7 @@ func (t *Tender) tend() {
 		n := r.n
 		if r.err != nil {
 			t.nodeFailed(n, r.err)
-			errs = multierror.Append(errs, r.err) // says why, if no node is left healthy
+			errs = errlist.Append(errs, r.err) // says why, if no node is left healthy
 			changed = true
 			continue
 		}
@@ -580,9 +580,8 @@ func (t *Tender) tend() {
 	if !healthyNow {
 		t.c.tendsFailed.Add(1)
 		if errs.ErrorOrNil() == nil {
-			errs = multierror.Append(errs, fmt.Errorf("%d known nodes, none healthy", len(t.nodes)))
+			errs = errlist.Append(errs, fmt.Errorf("%d known nodes, none healthy", len(t.nodes)))
 		}
-		errs.ErrorFormat = errlist.Format
 		t.lastErr = errs
 	} else {
 		t.lastErr = nil
@@ -622,7 +621,7 @@ func (t *Tender) answered(results []probeResult, errs **multierror.Error) []prob
 	var out []probeResult
 	for _, r := range results {
 		if r.err != nil {
-			*errs = multierror.Append(*errs, r.err)
+			*errs = errlist.Append(*errs, r.err)
 			t.authFailed(r.n.addr, r.err)
 			if errors.Is(r.err, ErrClusterNameMismatch) {
 				t.refuse(r.n.addr, r.err)
@@ -928,7 +927,7 @@ func (t *Tender) resolveSeeds(ctx context.Context, seeds []string) ([]string, er
 	var merr *multierror.Error
 	for i, seed := range seeds {
 		if errs[i] != nil {
-			merr = multierror.Append(merr, fmt.Errorf("seed %s: %w", seed, errs[i]))
+			merr = errlist.Append(merr, fmt.Errorf("seed %s: %w", seed, errs[i]))
 			continue
 		}
 		out = append(out, addrs[i]...)

@@ -35,13 +35,37 @@
 //	                      tls_server_name, with tls=true).
 //	sslrootcert           the CA file (or "system"); tls_ca also works
 //	sslcert, sslkey       the client certificate and key; or tls_cert and
-//	                      tls_key
+//	                      tls_key (for "cert" authentication, or TLS that
+//	                      checks the client as well as a password)
+//	channel_binding       disable, prefer (default) or require: SCRAM-SHA-256
+//	                      bound to the TLS channel (SCRAM-SHA-256-PLUS), so
+//	                      that a man in the middle holding a certificate the
+//	                      client trusts cannot relay the login; require
+//	                      needs TLS and refuses a server that does not bind
+//	require_auth          the authentication methods the server may ask
+//	                      for, as libpq's: password, md5, scram-sha-256,
+//	                      gss, sspi, oauth, none, comma-separated, or each
+//	                      negated with ! (e.g. scram-sha-256: never send a
+//	                      password in clear or as md5)
 //	application_name      sent at connect; a session reset keeps it
 //	search_path, timezone session defaults sent at connect
 //	statement_cache_size  prepared statements kept per connection, least
 //	                      recently used evicted (default 256; 0: none, each
 //	                      statement with arguments is then prepared unnamed
 //	                      before each run, one more round trip)
+//
+// # Authentication
+//
+// pgconn answers what the server asks for: a password (SCRAM-SHA-256,
+// with channel binding over TLS; md5; or clear text, which a server
+// checking it against LDAP, RADIUS or PAM asks for: use TLS), or a TLS
+// client certificate (pg_hba "cert", or "clientcert=verify-full" with a
+// password). require_auth and channel_binding refuse a server that asks
+// for less. With sqlish.Config.Credentials, each new connection asks the
+// provider for its user and password (a rotated password, an RDS IAM
+// token); PostgreSQL checks a password at login only, so the connections
+// already open are not touched. auth_mode=pki insists on a client
+// certificate.
 //
 // # Statements and routing
 //

@@ -49,7 +49,7 @@ const cancelGrace = 80 * time.Millisecond
 // Driver is the PostgreSQL driver.
 type Driver struct{}
 
-var params = []string{"application_name", "search_path", "sslcert", "sslkey", "sslmode", "sslrootcert", "statement_cache_size", "timezone"}
+var params = []string{"application_name", "channel_binding", "require_auth", "search_path", "sslcert", "sslkey", "sslmode", "sslrootcert", "statement_cache_size", "timezone"}
 
 // Params implements driver.ParamLister.
 func (Driver) Params() []string { return slices.Clone(params) }
@@ -61,6 +61,7 @@ func (Driver) OpenConnector(cfg driver.Config) (driver.Connector, error) {
 	c := &connector{cfg: cfg, cacheSize: DefaultStatementCacheSize, runtime: map[string]string{}}
 	mode := ""
 	var rootCert, cert, key string
+	auth := authSettings{binding: "prefer"}
 	for _, k := range slices.Sorted(maps.Keys(cfg.Params)) {
 		v := cfg.Params[k]
 		switch k {
@@ -79,6 +80,18 @@ func (Driver) OpenConnector(cfg driver.Config) (driver.Connector, error) {
 			cert = v
 		case "sslkey":
 			key = v
+		case "channel_binding":
+			switch v {
+			case "disable", "prefer", "require":
+				auth.binding = v
+			default:
+				return nil, &driver.ParamError{Key: k, Value: v, Reason: "want disable, prefer or require"}
+			}
+		case "require_auth":
+			if err := checkRequireAuth(v); err != nil {
+				return nil, &driver.ParamError{Key: k, Value: v, Reason: err.Error()}
+			}
+			auth.require = v
 		case "application_name", "search_path", "timezone":
 			if strings.IndexByte(v, 0) >= 0 {
 				return nil, &driver.ParamError{Key: k, Value: strings.ReplaceAll(v, "\x00", `\0`), Reason: "holds a NUL byte"}
@@ -100,30 +113,60 @@ func (Driver) OpenConnector(cfg driver.Config) (driver.Connector, error) {
 	}
 	switch cfg.AuthMode {
 	case "", "internal":
-	case "external":
-		if c.tls == nil {
-			return nil, &driver.ParamError{Key: "auth_mode", Value: "external", Reason: "sends the password to an external service (LDAP, RADIUS): needs TLS (sslmode=verify-full)"}
-		}
 	case "pki":
 		if c.tls == nil || len(c.tls.Certificates) == 0 {
 			return nil, &driver.ParamError{Key: "auth_mode", Value: "pki", Reason: "needs TLS with a client certificate (sslcert and sslkey, or tls_cert and tls_key)"}
 		}
 	default:
-		return nil, &driver.ParamError{Key: "auth_mode", Value: cfg.AuthMode, Reason: "want internal, external or pki"}
+		return nil, &driver.ParamError{Key: "auth_mode", Value: cfg.AuthMode, Reason: "want internal or pki"}
+	}
+	if auth.binding == "require" && c.tls == nil {
+		return nil, &driver.ParamError{Key: "channel_binding", Value: "require", Reason: "binds SCRAM to the TLS channel: needs TLS (sslmode=require or stronger)"}
 	}
 	c.wrap = testWrap
-	if c.base, err = baseConfig(cfg); err != nil {
+	if c.base, err = baseConfig(cfg, auth); err != nil {
 		return nil, err
 	}
-	c.user = c.base.User
 	return c, nil
+}
+
+// authSettings are the DSN's authentication keys pgconn applies.
+type authSettings struct {
+	binding string // channel_binding: disable, prefer (default) or require
+	require string // require_auth: libpq's list of methods the server may ask for ("" any)
+}
+
+// requireAuthMethods are the methods require_auth may name (libpq's, as
+// pgconn accepts them), each optionally negated with "!".
+var requireAuthMethods = []string{"password", "md5", "scram-sha-256", "gss", "sspi", "oauth", "none"}
+
+// checkRequireAuth validates a require_auth value before pgconn sees it,
+// so that the error names the key (pgconn's says the settings failed to
+// parse).
+func checkRequireAuth(v string) error {
+	seen := map[string]bool{}
+	for i, m := range strings.Split(v, ",") {
+		m = strings.TrimSpace(m)
+		if i > 0 && strings.HasPrefix(m, "!") != strings.HasPrefix(strings.TrimSpace(v), "!") {
+			return errors.New("negated and plain methods cannot be mixed")
+		}
+		name := strings.TrimPrefix(m, "!")
+		if !slices.Contains(requireAuthMethods, name) {
+			return fmt.Errorf("want a comma-separated list of %s (each negated with ! to refuse it)", strings.Join(requireAuthMethods, ", "))
+		}
+		if seen[name] {
+			return fmt.Errorf("%s is named twice", name)
+		}
+		seen[name] = true
+	}
+	return nil
 }
 
 // baseConfig parses the settings every connection shares. The connection
 // string names every setting the PG* environment variables could give,
 // so that they cannot change TLS, target roles, protocol or channel
 // binding; Connect overrides the rest (host, TLS, runtime parameters).
-func baseConfig(cfg driver.Config) (*pgconn.Config, error) {
+func baseConfig(cfg driver.Config, auth authSettings) (*pgconn.Config, error) {
 	var b strings.Builder
 	kv := func(k, v string) {
 		v = strings.ReplaceAll(v, `\`, `\\`)
@@ -138,14 +181,15 @@ func baseConfig(cfg driver.Config) (*pgconn.Config, error) {
 	if cfg.Namespace != "" {
 		kv("dbname", cfg.Namespace)
 	}
-	for _, k := range []string{"sslrootcert", "sslcert", "sslkey", "sslpassword", "require_auth", "passfile"} {
+	for _, k := range []string{"sslrootcert", "sslcert", "sslkey", "sslpassword", "passfile"} {
 		kv(k, "")
 	}
+	kv("require_auth", auth.require)
 	kv("sslmode", "disable")
 	kv("sslcertmode", "allow")
 	kv("sslnegotiation", "postgres")
 	kv("target_session_attrs", "any")
-	kv("channel_binding", "prefer")
+	kv("channel_binding", auth.binding)
 	kv("min_protocol_version", "3.0")
 	kv("max_protocol_version", "3.0")
 	pc, err := pgconn.ParseConfig(b.String())
@@ -268,7 +312,6 @@ func tlsConfig(cfg driver.Config, mode, rootCert, cert, key string) (*tls.Config
 type connector struct {
 	cfg       driver.Config
 	base      *pgconn.Config // parsed once; copied per connection
-	user      string         // the user connections log in as
 	tls       *tls.Config    // the template; nil: no TLS
 	mode      string         // the effective sslmode
 	runtime   map[string]string
@@ -364,6 +407,19 @@ func (c *connector) Connect(ctx context.Context, addr string) (driver.Conn, erro
 		return nil, fmt.Errorf("postgres: bad port in address %s", addr)
 	}
 	pc := c.base.Copy()
+	if c.cfg.Credentials != nil {
+		// Asked for each connection: a token may have been rotated since
+		// the last one (PostgreSQL checks a password at login only, so the
+		// connections already open stay as they are).
+		user, pass, err := c.cfg.Login(ctx, addr)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: %w", err)
+		}
+		if user != "" {
+			pc.User = user
+		}
+		pc.Password = pass
+	}
 	pc.Host, pc.Port = host, uint16(p)
 	pc.Fallbacks, pc.ValidateConnect = nil, nil
 	pc.TLSConfig = nil
@@ -389,34 +445,49 @@ func (c *connector) Connect(ctx context.Context, addr string) (driver.Conn, erro
 	}
 	pg, err := pgconn.ConnectConfig(ctx, pc)
 	if err != nil {
-		return nil, c.connectError(addr, err)
+		return nil, c.connectError(addr, pc.User, err)
 	}
 	return newConn(c, pg, addr), nil
 }
 
 // connectError describes a failed connection: a refused password is an
 // *AuthError; the message names the node and the user, never the password.
-func (c *connector) connectError(addr string, err error) error {
+func (c *connector) connectError(addr, user string, err error) error {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		se := serverError(pe)
 		switch pe.Code {
 		case "28P01", "28000": // invalid_password, invalid_authorization_specification
-			return &AuthError{Addr: addr, User: c.user, Err: se}
+			return &AuthError{Addr: addr, User: user, Err: se}
 		}
-		return fmt.Errorf("postgres: connecting to %s as %q: %w", addr, c.user, se)
+		return fmt.Errorf("postgres: connecting to %s as %q: %w", addr, user, se)
 	}
 	var ce *pgconn.ConnectError
 	if errors.As(err, &ce) {
 		if inner := errors.Unwrap(ce); inner != nil {
 			err = inner
 		}
+		// pgconn joins one error per address tried (one: there are no
+		// fallbacks), which begins with the address ours names already.
+		if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) == 1 {
+			err = j.Unwrap()[0]
+		}
+		if inner := errors.Unwrap(err); inner != nil && strings.HasPrefix(err.Error(), addr+" ") {
+			err = inner
+		}
+		// The client refused the server's authentication (require_auth,
+		// channel_binding): a setting, not a fault another try can mend.
+		// pgconn has no type for it, only these words.
+		if msg := err.Error(); strings.HasPrefix(msg, "require_auth check failed") || strings.HasPrefix(msg, "channel binding check failed") {
+			return &AuthError{Addr: addr, User: user, Err: err}
+		}
 	}
-	return fmt.Errorf("postgres: connecting to %s as %q (sslmode=%s): %w", addr, c.user, c.mode, err)
+	return fmt.Errorf("postgres: connecting to %s as %q (sslmode=%s): %w", addr, user, c.mode, err)
 }
 
-// AuthError reports that the server refused the credentials. It never
-// holds the password.
+// AuthError reports that the server refused the credentials, or that the
+// client refused the server's way of checking them (require_auth,
+// channel_binding). It never holds the password.
 type AuthError struct {
 	Addr string
 	User string

@@ -53,11 +53,24 @@ func (n nodeInfo) portOrTLS() int {
 // answer for Peers and PartitionMap; both generations are a hash of it.
 // A standalone server is a cluster of one node named by its address.
 func (rc *redisConn) Probe(ctx context.Context) (driver.NodeStatus, error) {
-	frame := resp.AppendCommandString(nil, "CLUSTER", "MYID")
+	// The tender probes every node once a tend: the time to ask whether
+	// the credentials changed, and to log in again if so.
+	rc.connector.recheck(ctx)
+	frame, lg := rc.relogin(nil)
+	frame = resp.AppendCommandString(frame, "CLUSTER", "MYID")
 	frame = resp.AppendCommandString(frame, "CLUSTER", "SHARDS")
-	vs, err := rc.c.Do(ctx, frame, 2)
+	n := 2
+	if lg != nil {
+		n = 3
+	}
+	vs, err := rc.c.Do(ctx, frame, n)
 	if err != nil {
+		rc.unsent(lg)
 		return driver.NodeStatus{}, rc.transportError(err)
+	}
+	if lg != nil {
+		rc.relogged(&vs[0])
+		vs = vs[1:]
 	}
 	if vs[0].IsError() {
 		if strings.Contains(string(vs[0].Str), "cluster support disabled") {

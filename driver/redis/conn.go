@@ -9,11 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tendril-db/tendril/conn"
 	"github.com/tendril-db/tendril/driver"
 	"github.com/tendril-db/tendril/driver/internal/rediscmd"
+	"github.com/tendril-db/tendril/internal/errlist"
 	"github.com/tendril-db/tendril/proto/resp"
 )
 
@@ -29,20 +31,24 @@ type redisConn struct {
 	topo *clusterState
 	// sess is what session-changing statements changed, to be reset.
 	sess session
+	// gen is the generation of the credentials the connection logged in
+	// with (see connector.creds).
+	gen atomic.Uint64
 }
 
 // handshake negotiates the protocol, authenticates, names the connection
 // and selects the database.
-func (rc *redisConn) handshake(ctx context.Context) error {
+func (rc *redisConn) handshake(ctx context.Context, lg *login) error {
 	cfg := rc.connector.cfg
-	user := cfg.User
-	auth := cfg.Password != "" || user != ""
+	rc.gen.Store(lg.gen)
+	user := lg.user
+	auth := lg.password != "" || user != ""
 	if auth && user == "" {
 		user = "default"
 	}
 	hello := []string{"HELLO", strconv.Itoa(rc.connector.protocol)}
 	if auth {
-		hello = append(hello, "AUTH", user, cfg.Password)
+		hello = append(hello, "AUTH", user, lg.password)
 	}
 	if rc.connector.clientName != "" {
 		hello = append(hello, "SETNAME", rc.connector.clientName)
@@ -54,23 +60,19 @@ func (rc *redisConn) handshake(ctx context.Context) error {
 	case v.IsError():
 		se := replyError(&v)
 		if isAuthError(se) {
-			return &AuthError{Addr: rc.addr, User: cfg.User, Err: se}
+			return &AuthError{Addr: rc.addr, User: lg.user, Err: se}
 		}
 		if se.Code != "NOPROTO" && !strings.Contains(se.Msg, "unknown command") {
 			return fmt.Errorf("redis: HELLO at %s: %w", rc.addr, se)
 		}
 		// An old server (no HELLO, or no RESP3): RESP2 with AUTH.
 		if auth {
-			args := []string{"AUTH", cfg.Password}
-			if cfg.User != "" {
-				args = []string{"AUTH", cfg.User, cfg.Password}
-			}
-			v, err := rc.do(ctx, args...)
+			v, err := rc.doFrame(ctx, appendAuth(nil, lg))
 			if err != nil {
 				return err
 			}
 			if v.IsError() {
-				return &AuthError{Addr: rc.addr, User: cfg.User, Err: serverError(&v)}
+				return &AuthError{Addr: rc.addr, User: lg.user, Err: serverError(&v)}
 			}
 		}
 		if rc.connector.clientName != "" {
@@ -105,9 +107,28 @@ func isAuthError(se *driver.ServerError) bool {
 		strings.Contains(se.Msg, "invalid username-password")
 }
 
-// do runs one command given as strings and returns its reply.
+// do runs one command given as strings and returns its reply, logging
+// in again first when the credentials changed (see relogin).
 func (rc *redisConn) do(ctx context.Context, args ...string) (resp.Value, error) {
-	frame := resp.AppendCommandString(nil, args...)
+	frame, lg := rc.relogin(nil)
+	frame = resp.AppendCommandString(frame, args...)
+	n := 1
+	if lg != nil {
+		n = 2
+	}
+	vs, err := rc.c.Do(ctx, frame, n)
+	if err != nil {
+		rc.unsent(lg)
+		return resp.Value{}, rc.transportError(err)
+	}
+	if lg != nil {
+		rc.relogged(&vs[0])
+	}
+	return vs[n-1], nil
+}
+
+// doFrame runs the one command in frame as it is.
+func (rc *redisConn) doFrame(ctx context.Context, frame []byte) (resp.Value, error) {
 	vs, err := rc.c.Do(ctx, frame, 1)
 	if err != nil {
 		return resp.Value{}, rc.transportError(err)
@@ -148,11 +169,14 @@ func (rc *redisConn) runValue(ctx context.Context, query string, args []driver.V
 	if err := cmd.ParseRef(query, args, rediscmd.BigArg); err != nil {
 		return resp.Value{}, err
 	}
-	frame := cmd.Frame[:0]
+	frame, lg := rc.relogin(cmd.Frame[:0])
 	n := 1
+	if lg != nil {
+		n++
+	}
 	if driver.IsAsk(ctx) {
 		frame = resp.AppendCommandString(frame, "ASKING")
-		n = 2
+		n++
 	}
 	var pieces [2 + 2*1][]byte // room for one big argument without allocating
 	frame, v := resp.AppendCommandV(frame, pieces[:0], rediscmd.BigArg, cmd.Argv...)
@@ -165,9 +189,13 @@ func (rc *redisConn) runValue(ctx context.Context, query string, args []driver.V
 	if spec.Blocks(cmd.Argv) {
 		timeout = 0
 	}
-	var vs [2]resp.Value
+	var vs [3]resp.Value
 	if err := rc.c.DoV(ctx, v, vs[:n], timeout); err != nil {
+		rc.unsent(lg)
 		return resp.Value{}, rc.transportError(err)
+	}
+	if lg != nil {
+		rc.relogged(&vs[0])
 	}
 	if spec.Session != rediscmd.SessionNone {
 		rc.track(name, spec.Session, cmd.Argv, &vs[n-1])
@@ -245,7 +273,8 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.B
 	defer rediscmd.Put(cmd)
 	bb := batchBufs.Get().(*batchBuf)
 	defer bb.put()
-	frame, sent, shapes := bb.frame[:0], bb.sent[:0], bb.shapes[:0]
+	frame, lg := rc.relogin(bb.frame[:0])
+	sent, shapes := bb.sent[:0], bb.shapes[:0]
 	for i, s := range stmts {
 		if err := cmd.Parse(s.Query, s.Args); err != nil {
 			out[i].Err = err
@@ -258,12 +287,22 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.B
 	}
 	bb.frame, bb.sent, bb.shapes = frame, sent, shapes // Do copies the frame: keep the buffers
 	if len(sent) == 0 {
+		rc.unsent(lg)
 		return out, nil
 	}
-	vs := slices.Grow(bb.vals[:0], len(sent))[:len(sent)]
+	extra := 0 // replies before the statements'
+	if lg != nil {
+		extra = 1
+	}
+	vs := slices.Grow(bb.vals[:0], extra+len(sent))[:extra+len(sent)]
 	bb.vals = vs
 	if err := rc.c.DoInto(ctx, frame, vs, rc.connector.cfg.SocketTimeout); err != nil {
+		rc.unsent(lg)
 		return nil, rc.transportError(err)
+	}
+	if lg != nil {
+		rc.relogged(&vs[0])
+		vs = vs[1:]
 	}
 	for k, i := range sent {
 		canonical(&vs[k], shapes[k])
@@ -374,7 +413,7 @@ func (t *tx) Commit(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("statement %d: %w", i+1, serverError(&v.Elems[i])))
 		}
 	}
-	return errors.Join(errs...)
+	return errlist.Join(errs...)
 }
 
 func (t *tx) Rollback(ctx context.Context) error {

@@ -46,6 +46,17 @@
 // transactions and pinned connections get a connection of their own.
 //
 // Redis has no cluster name: a DSN with cluster_name is refused.
+//
+// Authentication: a password (requirepass) or an ACL user and password,
+// from the DSN or from sqlish.Config.Credentials, sent with HELLO (AUTH
+// on servers without HELLO); a TLS client certificate with tls_cert and
+// tls_key (auth_mode=pki insists on one). With Credentials, every new
+// connection asks the provider, and the tender's probes ask it again
+// (once a tend_interval, at most once a second): when its answer changes,
+// each open connection sends
+// AUTH with the new credentials before its next request, in the same
+// write, so requests in flight are not disturbed (see auth.go). Redis has
+// no SASL.
 package redis
 
 import (
@@ -58,6 +69,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/tendril-db/tendril/conn"
@@ -143,6 +155,7 @@ func (d Driver) OpenConnector(cfg driver.Config) (driver.Connector, error) {
 		return nil, &driver.ParamError{Key: "auth_mode", Value: "pki", Reason: "needs TLS with a client certificate"}
 	}
 	c.codec = newCodec(c.limits)
+	c.static = login{user: cfg.User, password: cfg.Password}
 	return c, nil
 }
 
@@ -154,6 +167,13 @@ type connector struct {
 	system     string
 	limits     resp.Limits // from the DSN; zero fields: the defaults
 	codec      conn.Codec[resp.Value]
+
+	// static is the DSN's login, used without a credentials provider.
+	static login
+	// creds is the provider's last answer (nil: none yet), and nextCheck
+	// when a probe may ask it again (unix ns); see auth.go.
+	creds     atomic.Pointer[login]
+	nextCheck atomic.Int64
 }
 
 // Backend implements driver.Connector.
@@ -192,7 +212,8 @@ func (c *connector) Resolve(ctx context.Context, seed string) ([]string, error) 
 }
 
 // Connect implements driver.Connector: it dials addr, then runs the
-// handshake (HELLO with AUTH and SETNAME, SELECT, READONLY).
+// handshake (HELLO with AUTH and SETNAME, SELECT, READONLY), logging in
+// with the credentials provider's answer when there is one.
 func (c *connector) Connect(ctx context.Context, addr string) (driver.Conn, error) {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		addr = net.JoinHostPort(addr, DefaultPort)
@@ -200,6 +221,11 @@ func (c *connector) Connect(ctx context.Context, addr string) (driver.Conn, erro
 	wt := c.cfg.SocketTimeout
 	if wt <= 0 {
 		wt = DefaultWriteTimeout
+	}
+	// The provider first: when it fails, no socket is wasted.
+	lg, err := c.login(ctx, addr)
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
 	}
 	mc, err := conn.Dial(ctx, conn.Options{
 		Network: "tcp", Addr: addr, DialTimeout: c.cfg.Timeout, TLS: c.cfg.TLS,
@@ -210,7 +236,7 @@ func (c *connector) Connect(ctx context.Context, addr string) (driver.Conn, erro
 	}
 	rc := &redisConn{c: mc, addr: addr, connector: c}
 	rc.initSession()
-	if err := rc.handshake(ctx); err != nil {
+	if err := rc.handshake(ctx, lg); err != nil {
 		reason := conn.ReasonBroken
 		if errors.Is(err, driver.ErrAuthFailed) {
 			reason = conn.ReasonAuthFailure

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -488,4 +490,63 @@ func TestStandaloneReplicaRole(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestSeedsErrorFormat: the error of seeds that all refuse says how many
+// failed ("3 errors: a; b; c"), names each address once per seed (no
+// "dial tcp X: dial tcp X"), says "1 errors" never, and errors.Is still
+// reaches a seed's error.
+func TestSeedsErrorFormat(t *testing.T) {
+	addrs := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	for _, hosts := range [][]string{addrs, addrs[:1]} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		db, err := sqlish.Connect(ctx, "redis", "redis://"+strings.Join(hosts, ","))
+		cancel()
+		if err == nil {
+			db.Close()
+			t.Fatal("Connect to closed ports succeeded")
+		}
+		msg := err.Error()
+		t.Log(msg)
+		if len(hosts) > 1 && !strings.Contains(msg, fmt.Sprintf("%d errors: ", len(hosts))) {
+			t.Errorf("does not say %d errors: %s", len(hosts), msg)
+		}
+		if strings.Contains(msg, "1 errors") || len(hosts) == 1 && strings.Contains(msg, "errors:") {
+			t.Errorf("one error presented as a list: %s", msg)
+		}
+		for _, a := range hosts {
+			if n := strings.Count(msg, a); n != 2 { // "node A: connect: conn: dial tcp A: ..."
+				t.Errorf("address %s appears %d times, want 2: %s", a, n, msg)
+			}
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("errors.Is(ECONNREFUSED) = false: %v", err)
+		}
+	}
+	// Seeds whose names do not resolve: the same format, not
+	// go-multierror's default ("2 errors occurred:\n\t* ...").
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	db, err := sqlish.Connect(ctx, "redis", "redis://tendril-nosuch-1.invalid:1,tendril-nosuch-2.invalid:1")
+	cancel()
+	if err == nil {
+		db.Close()
+		t.Fatal("Connect to names that do not resolve succeeded")
+	}
+	t.Log(err)
+	var dnsErr *net.DNSError
+	if msg := err.Error(); !strings.Contains(msg, "2 errors: seed tendril-nosuch-") || strings.Contains(msg, "occurred") || !errors.As(err, &dnsErr) {
+		t.Errorf("unresolvable seeds: %s", msg)
+	}
+}
+
+// freeAddr returns a local address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
 }

@@ -65,6 +65,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/tendril-db/tendril/internal/errlist"
 )
 
 // TB is the part of testing.TB the helpers use: the test (or benchmark) a
@@ -173,7 +175,7 @@ var runner = sync.OnceValues(func() (runAs, error) {
 	}
 	uid, err1 := strconv.Atoi(u.Uid)
 	gid, err2 := strconv.Atoi(u.Gid)
-	if err := errors.Join(err1, err2); err != nil {
+	if err := errlist.Join(err1, err2); err != nil {
 		return runAs{}, fmt.Errorf("user postgres: %w", err)
 	}
 	// Groups: an empty list drops root's supplementary groups.
@@ -194,6 +196,15 @@ type Option func(*config)
 type config struct {
 	user, password string
 	extra          []string
+	hba            []string
+}
+
+// WithHBA puts pg_hba.conf lines before the default ones (scram-sha-256
+// for every connection), so that they match first, e.g. "hostssl all
+// certuser 127.0.0.1/32 cert". A standby inherits them through
+// pg_basebackup.
+func WithHBA(lines ...string) Option {
+	return func(c *config) { c.hba = append(c.hba, lines...) }
 }
 
 // WithConfig appends postgresql.conf lines, e.g. "work_mem = '8MB'". They come

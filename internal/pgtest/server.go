@@ -201,6 +201,18 @@ func (s *Server) initdb() error {
 	if err != nil {
 		return fmt.Errorf("pgtest: writing postgresql.conf: %w", err)
 	}
+	if len(s.cfg.hba) > 0 {
+		p := filepath.Join(s.DataDir, "pg_hba.conf")
+		old, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("pgtest: %w", err)
+		}
+		// Written in place: the file keeps its owner and mode.
+		hba := strings.Join(s.cfg.hba, "\n") + "\n" + string(old)
+		if err := os.WriteFile(p, []byte(hba), 0); err != nil {
+			return fmt.Errorf("pgtest: writing pg_hba.conf: %w", err)
+		}
+	}
 	return nil
 }
 
