@@ -35,6 +35,7 @@ var (
 	clientsF      = flag.String("clients", "tendril,go-redis,rueidis", "comma-separated clients to run, tendril first (ratios are tendril's)")
 	numKeys       = flag.Int("keys", 10000, "number of keys, loaded before the run")
 	valueSize     = flag.Int("value-size", 64, "value size in bytes")
+	valueSizes    = flag.String("value-sizes", "", "value-size sweep instead: comma-separated sizes in bytes (e.g. 1024,16384,262144,1048576), each a throughput run of -workloads (default get,set) at -goroutines (default 8); writes sizes.md")
 	batchSize     = flag.Int("batch-size", 100, "GETs per pipeline in the batch workload")
 	out           = flag.String("out", "results.md", "markdown file to write the results to (empty: none)")
 	short         = flag.Bool("short", false, "smoke mode for CI: 1 round, 200ms per point (50ms warmup), goroutines 1 and 16, GET only; fails on any error")
@@ -107,6 +108,8 @@ func main() {
 		switch {
 		case *pgBench:
 			err = runPG()
+		case *valueSizes != "":
+			err = runSizes()
 		case *chaos:
 			err = runChaos()
 		case *failover:
@@ -172,20 +175,27 @@ func startCluster(name string, opts ...redistest.Option) (*runTB, *redistest.Clu
 }
 
 func runThroughput() error {
+	_, err := throughput()
+	return err
+}
+
+// throughput runs the side-by-side comparison of the flags and writes its
+// report; it fails when any client failed an operation.
+func throughput() (*report, error) {
 	gs, err := parseInts(*goroutinesF)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	specs, err := selectedClients()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	wls, err := selectedWorkloads()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if *rounds < 1 || *numKeys < 1 || *valueSize < 0 || *batchSize < 1 {
-		return errors.New("-rounds, -keys and -batch-size must be >= 1, -value-size >= 0")
+		return nil, errors.New("-rounds, -keys and -batch-size must be >= 1, -value-size >= 0")
 	}
 	ctx := context.Background()
 
@@ -193,7 +203,7 @@ func runThroughput() error {
 	var serverVersion string
 	if *dsn != "" {
 		if tg, err = parseDSN(*dsn); err != nil {
-			return err
+			return nil, err
 		}
 		serverVersion = "(external cluster, see -dsn)"
 	} else {
@@ -205,7 +215,7 @@ func runThroughput() error {
 	ks := newKeyspace(*numKeys, *valueSize)
 	t0 := time.Now()
 	if err := loadKeys(ctx, tg, ks.keys, ks.val); err != nil {
-		return err
+		return nil, err
 	}
 	log.Printf("loaded %d keys of %d bytes in %s", len(ks.keys), len(ks.val), time.Since(t0).Round(time.Millisecond))
 
@@ -215,7 +225,7 @@ func runThroughput() error {
 		c, err := s.open(octx, tg)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("opening %s: %w", s.name, err)
+			return nil, fmt.Errorf("opening %s: %w", s.name, err)
 		}
 		defer c.close()
 		clients[i] = c
@@ -252,9 +262,9 @@ func runThroughput() error {
 					if pr.errs > 0 {
 						msg = fmt.Sprintf(" errors %d (first: %v)", pr.errs, pr.firstErr)
 					}
-					log.Printf("round %d/%d %-5s g=%-4d %-8s %10.0f ops/s  p50 %8s  p99 %8s  %6.1f allocs/op%s",
+					log.Printf("round %d/%d %-5s g=%-4d %-8s %10.0f ops/s  p50 %8s  p99 %8s  p999 %8s  %6.1f allocs/op%s",
 						r+1, *rounds, wl, g, specs[ci].name, pr.opsPerSec(), fmtDur(pr.h.quantile(0.5)),
-						fmtDur(pr.h.quantile(0.99)), pr.allocsPerOp(), msg)
+						fmtDur(pr.h.quantile(0.99)), fmtDur(pr.h.quantile(0.999)), pr.allocsPerOp(), msg)
 				}
 				point++
 			}
@@ -268,7 +278,7 @@ func runThroughput() error {
 	fmt.Print(md)
 	if *out != "" {
 		if err := os.WriteFile(*out, []byte(md), 0o644); err != nil {
-			return err
+			return nil, err
 		}
 		log.Printf("wrote %s", *out)
 	}
@@ -282,21 +292,22 @@ func runThroughput() error {
 			}
 		}
 	}
-	if *short && errs > 0 {
-		return fmt.Errorf("-short: %d operations failed", errs)
+	if errs > 0 {
+		// A figure from a client that failed operations is not a figure.
+		return &rep, fmt.Errorf("%d operations failed (see the errors column of %s)", errs, *out)
 	}
 	for _, wl := range wls {
 		for _, g := range gs {
 			for ci, rs := range res[wl][g] {
 				for _, r := range rs {
 					if r.ops == 0 {
-						return fmt.Errorf("%s %s g=%d: no successful operation (first error: %v)", specs[ci].name, wl, g, r.firstErr)
+						return &rep, fmt.Errorf("%s %s g=%d: no successful operation (first error: %v)", specs[ci].name, wl, g, r.firstErr)
 					}
 				}
 			}
 		}
 	}
-	return nil
+	return &rep, nil
 }
 
 func redisVersion(s *redistest.Server) string {
@@ -325,4 +336,97 @@ func fmtDur(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%.0fµs", float64(d)/1e3)
 	}
+}
+
+// runSizes is the value-size sweep: a throughput run per size, and a
+// table of tendril's ratios and of every client's bytes allocated per
+// operation against the value's size.
+func runSizes() error {
+	sizes, err := parseInts(*valueSizes)
+	if err != nil {
+		return err
+	}
+	if !isFlagSet("workloads") {
+		*workloadsF = "get,set"
+	}
+	if !isFlagSet("goroutines") {
+		*goroutinesF = "8"
+	}
+	if !isFlagSet("keys") {
+		*numKeys = 100 // 100 keys of 1 MB is 100 MB per node set
+	}
+	base := strings.TrimSuffix(*out, ".md")
+	if !isFlagSet("out") {
+		base = "sizes"
+	}
+	var b strings.Builder
+	b.WriteString("# Value sizes: tendril vs go-redis vs rueidis\n\n")
+	fmt.Fprintf(&b, "%s Command: `cd bench && %s`. Per size, a throughput run (its full report in %s-SIZE.md): "+
+		"%d round(s) of %s, medians; in brackets the lowest and highest ratio within one round; "+
+		"KB/op is the process's allocation per operation (TotalAlloc delta), against the value's size.\n\n",
+		machineLine(), commandLine(), base, *rounds, *duration)
+	var reps []*report
+	for _, size := range sizes {
+		*valueSize = size
+		*out = fmt.Sprintf("%s-%d.md", base, size)
+		log.Printf("value size %d bytes", size)
+		rep, err := throughput()
+		if err != nil {
+			return fmt.Errorf("value size %d: %w", size, err)
+		}
+		reps = append(reps, rep)
+	}
+	rep := reps[0]
+	b.WriteString("| value | workload | goroutines |")
+	for _, s := range rep.specs {
+		fmt.Fprintf(&b, " %s ops/s | KB/op |", s.name)
+	}
+	b.WriteString(" tendril ÷ go-redis | tendril ÷ rueidis |\n|---:|---|---:|")
+	for range rep.specs {
+		b.WriteString("---:|---:|")
+	}
+	b.WriteString("---:|---:|\n")
+	for k, r := range reps {
+		for _, wl := range r.wls {
+			for _, g := range r.gs {
+				fmt.Fprintf(&b, "| %s | %s | %d |", fmtSize(sizes[k]), wl, g)
+				ops := map[string][]pointResult{}
+				for i, s := range r.specs {
+					rs := r.res[wl][g][i]
+					ops[s.name] = rs
+					var kb []float64
+					for _, x := range rs {
+						kb = append(kb, x.bytesPerOp()/1024)
+					}
+					fmt.Fprintf(&b, " %s | %.1f |", fmtRate(summarize(rs).ops), median(kb))
+				}
+				for _, peer := range []string{"go-redis", "rueidis"} {
+					if ops[peer] == nil || ops["tendril"] == nil {
+						b.WriteString(" — |")
+						continue
+					}
+					fmt.Fprintf(&b, " %s%s |", ratio(summarize(ops["tendril"]).ops, summarize(ops[peer]).ops), spread(ops["tendril"], ops[peer]))
+				}
+				b.WriteString("\n")
+			}
+		}
+	}
+	md := b.String()
+	fmt.Print(md)
+	name := base + ".md"
+	if err := os.WriteFile(name, []byte(md), 0o644); err != nil {
+		return err
+	}
+	log.Printf("wrote %s", name)
+	return nil
+}
+
+func fmtSize(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
 }

@@ -24,8 +24,8 @@ type report struct {
 
 // summary is the median over the rounds of each figure, taken separately.
 type summary struct {
-	ops, p50, p99, allocs float64
-	errs                  uint64
+	ops, p50, p99, p999, allocs float64
+	errs                        uint64
 }
 
 func median(xs []float64) float64 {
@@ -41,17 +41,34 @@ func median(xs []float64) float64 {
 }
 
 func summarize(rs []pointResult) summary {
-	var ops, p50, p99, allocs []float64
+	var ops, p50, p99, p999, allocs []float64
 	var s summary
 	for _, r := range rs {
 		ops = append(ops, r.opsPerSec())
 		p50 = append(p50, float64(r.h.quantile(0.5)))
 		p99 = append(p99, float64(r.h.quantile(0.99)))
+		p999 = append(p999, float64(r.h.quantile(0.999)))
 		allocs = append(allocs, r.allocsPerOp())
 		s.errs += r.errs
 	}
-	s.ops, s.p50, s.p99, s.allocs = median(ops), median(p50), median(p99), median(allocs)
+	s.ops, s.p50, s.p99, s.p999, s.allocs = median(ops), median(p50), median(p99), median(p999), median(allocs)
 	return s
+}
+
+// spread is the lowest and highest ratio of a's ops/s to b's within one
+// round (the clients ran seconds apart): how far the medians' ratio can be
+// trusted on a machine whose speed drifts.
+func spread(a, b []pointResult) string {
+	var rs []float64
+	for i := range min(len(a), len(b)) {
+		if b[i].opsPerSec() > 0 {
+			rs = append(rs, a[i].opsPerSec()/b[i].opsPerSec())
+		}
+	}
+	if len(rs) < 2 {
+		return ""
+	}
+	return fmt.Sprintf(" (%.2f–%.2f)", slices.Min(rs), slices.Max(rs))
 }
 
 func fmtRate(x float64) string {
@@ -153,7 +170,7 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "Each point (workload × goroutines) ran every client in turn (round-robin, first client rotating), "+
 		"%d round(s) of %s after %s of warmup; the figures are the medians over the rounds. "+
 		"%d keys of %d bytes, keys picked uniformly at random (the same sequence for every client). "+
-		"ops/s counts successful operations (a batch of %d GETs is one op); p50/p99 are per operation "+
+		"ops/s counts successful operations (a batch of %d GETs is one op); p50/p99/p999 are per operation "+
 		"(log-linear histogram, ~3 %% precision); allocs/op is the process's Mallocs delta divided by ops, "+
 		"so it includes the client's background work and the harness's own allocations (none per op: buffers are reused, the same for every client). "+
 		"The ratio columns are tendril's ops/s divided by the peer's.\n\n",
@@ -171,7 +188,7 @@ func (r *report) markdown() string {
 	// Ratios first: the headline.
 	tendril := slices.IndexFunc(r.specs, func(c clientSpec) bool { return c.name == "tendril" })
 	if tendril >= 0 && len(r.specs) > 1 {
-		b.WriteString("## tendril ÷ peer, ops/s\n\n| workload | goroutines |")
+		b.WriteString("## tendril ÷ peer, ops/s\n\nMedian ratio; in brackets the lowest and highest ratio within one round.\n\n| workload | goroutines |")
 		for i, s := range r.specs {
 			if i != tendril {
 				fmt.Fprintf(&b, " vs %s |", s.name)
@@ -188,7 +205,7 @@ func (r *report) markdown() string {
 				fmt.Fprintf(&b, "| %s | %d |", wl, g)
 				for i := range r.specs {
 					if i != tendril {
-						fmt.Fprintf(&b, " %s |", ratio(t.ops, summarize(r.res[wl][g][i]).ops))
+						fmt.Fprintf(&b, " %s%s |", ratio(t.ops, summarize(r.res[wl][g][i]).ops), spread(r.res[wl][g][tendril], r.res[wl][g][i]))
 					}
 				}
 				b.WriteString("\n")
@@ -198,8 +215,8 @@ func (r *report) markdown() string {
 	}
 
 	b.WriteString("## All figures\n\n")
-	b.WriteString("| workload | goroutines | client | ops/s | p50 | p99 | allocs/op | errors | tendril ÷ client |\n")
-	b.WriteString("|---|---:|---|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| workload | goroutines | client | ops/s | p50 | p99 | p999 | allocs/op | errors | tendril ÷ client |\n")
+	b.WriteString("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, wl := range r.wls {
 		for _, g := range r.gs {
 			var t summary
@@ -212,8 +229,8 @@ func (r *report) markdown() string {
 				if tendril >= 0 && i != tendril {
 					rat = ratio(t.ops, x.ops)
 				}
-				fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %.1f | %d | %s |\n", wl, g, s.name, fmtRate(x.ops),
-					fmtDur(time.Duration(x.p50)), fmtDur(time.Duration(x.p99)), x.allocs, x.errs, rat)
+				fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %.1f | %d | %s |\n", wl, g, s.name, fmtRate(x.ops),
+					fmtDur(time.Duration(x.p50)), fmtDur(time.Duration(x.p99)), fmtDur(time.Duration(x.p999)), x.allocs, x.errs, rat)
 			}
 		}
 	}

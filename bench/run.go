@@ -82,6 +82,7 @@ type pointResult struct {
 	ops, errs uint64
 	elapsed   time.Duration
 	mallocs   uint64
+	bytes     uint64 // TotalAlloc delta
 	h         hist
 	firstErr  error
 }
@@ -98,6 +99,13 @@ func (r *pointResult) allocsPerOp() float64 {
 		return 0
 	}
 	return float64(r.mallocs) / float64(r.ops)
+}
+
+func (r *pointResult) bytesPerOp() float64 {
+	if r.ops == 0 {
+		return 0
+	}
+	return float64(r.bytes) / float64(r.ops)
 }
 
 // op runs one operation of workload wl.
@@ -183,7 +191,7 @@ func runFunc(fn func(context.Context, *worker) error, g int, warmup, dur time.Du
 	runtime.ReadMemStats(&m1)
 	wg.Wait()
 
-	res := pointResult{elapsed: elapsed, mallocs: m1.Mallocs - m0.Mallocs}
+	res := pointResult{elapsed: elapsed, mallocs: m1.Mallocs - m0.Mallocs, bytes: m1.TotalAlloc - m0.TotalAlloc}
 	for _, w := range ws[:g] {
 		res.ops += w.ops
 		res.errs += w.errs
