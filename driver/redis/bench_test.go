@@ -88,7 +88,7 @@ func BenchmarkLargeValue(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	for _, size := range []int{1 << 10, 16 << 10, 256 << 10, 1 << 20} {
+	for _, size := range []int{1 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20} {
 		val := bytes.Repeat([]byte{'v'}, size)
 		name := fmt.Sprintf("%dKB", size>>10)
 		b.Run("SET/"+name, func(b *testing.B) {
