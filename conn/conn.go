@@ -876,15 +876,7 @@ func (c *Conn[R]) flush() {
 			c.nc.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 		}
 		if n, err := c.nc.Write(buf); err != nil {
-			if c.nc == c.raw {
-				c.untake(prev, n)
-			}
-			reason, op := ReasonBroken, "write"
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				reason = ReasonTimeout
-				op = fmt.Sprintf("write of %d bytes not done within WriteTimeout %v", len(buf), c.writeTimeout)
-			}
-			c.CloseWithReason(reason, &ioError{op: op, err: err})
+			c.writeFailed(nil, prev, n, len(buf), err)
 			return
 		}
 		c.armReadAfterWrite()
@@ -962,24 +954,32 @@ func (c *Conn[R]) writeV(ctx context.Context, queued []byte, pieces [][]byte, pr
 		}
 	}
 	if err != nil {
-		if c.nc == c.raw {
-			c.untake(prev, int(n))
-		}
-		reason, op := ReasonBroken, "write"
-		switch {
-		case ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded):
-			reason, op = ReasonTimeout, fmt.Sprintf("write of %d bytes cut after %d by its context", total, n)
-			err = fmt.Errorf("%w (%w)", ctx.Err(), err) // the caller's error says why
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			reason, op = ReasonTimeout, fmt.Sprintf("write of %d bytes not done within WriteTimeout %v", total, c.writeTimeout)
-		}
-		c.CloseWithReason(reason, &ioError{op: op, err: err})
+		c.writeFailed(ctx, prev, int(n), total, err)
 		return
 	}
 	c.armReadAfterWrite()
 	if cap(queued) <= maxSpareBuffer {
 		c.spare = queued[:0]
 	}
+}
+
+// writeFailed closes the Conn after a write of total bytes failed with err
+// after n of them, the requests after prev among them; those of which no
+// byte left are not sent. ctx is a DoV caller's, whose end may have cut
+// the write (nil for flush).
+func (c *Conn[R]) writeFailed(ctx context.Context, prev uint64, n, total int, err error) {
+	if c.nc == c.raw {
+		c.untake(prev, n)
+	}
+	reason, op := ReasonBroken, "write"
+	switch {
+	case ctx != nil && ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded):
+		reason, op = ReasonTimeout, fmt.Sprintf("write of %d bytes cut after %d by its context", total, n)
+		err = fmt.Errorf("%w (%w)", ctx.Err(), err) // the caller's error says why
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		reason, op = ReasonTimeout, fmt.Sprintf("write of %d bytes not done within WriteTimeout %v", total, c.writeTimeout)
+	}
+	c.CloseWithReason(reason, &ioError{op: op, err: err})
 }
 
 // untake gives back to the not-sent side the requests of a failed write

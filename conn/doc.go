@@ -22,7 +22,11 @@
 //     lock), writes them with a single Write call, and repeats until the
 //     buffer is empty. A lone caller's request so goes on the wire without a
 //     goroutine hand-off, and under load one syscall carries the frames of
-//     every caller that arrived during the previous write.
+//     every caller that arrived during the previous write. [Conn.DoV]
+//     (a frame in pieces, a large value among them, not copied) waits for
+//     the writer's role instead and writes the queued frames and its own
+//     with one writev on its own goroutine, returning only once the write
+//     is over: the Conn never reads a caller's memory after its call.
 //   - Reading is done by whoever holds the read token. The caller that finds
 //     the Conn idle takes it; if its context cannot be cancelled
 //     (ctx.Done() == nil) it reads its own reply on its own goroutine, which
