@@ -496,6 +496,15 @@ func (c *Config) validate() error {
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return &ConfigError{Key: "tls_cert", Reason: "tls_cert and tls_key must be given together"}
 	}
+	if tlsOff := !c.TLS.Enabled && c.TLS.CAFile == "" && c.TLS.CertFile == ""; tlsOff {
+		// Without TLS these would be dropped without a word.
+		switch {
+		case c.TLS.ServerName != "":
+			return &ConfigError{Key: "tls_server_name", Value: c.TLS.ServerName, Reason: "has no effect without tls=true (or tls_ca, tls_cert)"}
+		case c.TLS.InsecureSkipVerify:
+			return &ConfigError{Key: "tls_insecure_skip_verify", Value: "true", Reason: "has no effect without tls=true (or tls_ca, tls_cert)"}
+		}
+	}
 	if c.AuthMode == AuthPKI && c.TLS.CertFile == "" {
 		return &ConfigError{Key: "auth_mode", Value: "pki", Reason: "needs tls_cert and tls_key"}
 	}
