@@ -86,3 +86,26 @@ func BenchmarkPick(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkOwnedAll is Owned for every node of a fresh snapshot, as
+// describing the nodes (sqlish DB.Nodes, Stats, the metrics) does once per
+// published snapshot: the target is a cost linear in nodes.
+func BenchmarkOwnedAll(b *testing.B) {
+	for _, n := range scaleSizes {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			tr, _ := scaleTender(b, n)
+			s := tr.Snapshot()
+			b.ReportAllocs()
+			for b.Loop() {
+				fresh := &Snapshot{nodes: s.nodes, byAddr: s.byAddr, parts: s.parts, shards: s.shards, gen: s.gen}
+				total := 0
+				for _, node := range fresh.Nodes() {
+					total += fresh.Owned(node)
+				}
+				if total != 16384 {
+					b.Fatalf("%d partitions owned, want 16384", total)
+				}
+			}
+		})
+	}
+}
