@@ -109,10 +109,10 @@ func main() {
 		}()
 		var err error
 		switch {
-		case *pgBench:
-			err = runPG()
 		case *scale:
 			err = runScale()
+		case *pgBench:
+			err = runPG()
 		case *chaos:
 			err = runChaos()
 		case *failover:
