@@ -2,7 +2,10 @@
 # CI smoke run of the benchmark harness: vet, unit tests of the harness, and
 # `go run . -short` (a local 3+3 cluster, GET at 1 and 16 goroutines, 200 ms
 # per point; fails on any failed operation), and `go run . -pg -short` (the
-# PostgreSQL comparison, likewise). Takes about 25 s once built.
+# PostgreSQL comparison, likewise), and `go run . -scale -short` (the memory
+# backend at 6 and 60 nodes; fails when a target on counts is missed: one
+# probe per node per tend, no fetch, convergence within two tends). Takes
+# about 30 s once built.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -31,3 +34,5 @@ echo "== bench: go run . -short"
 go run . -short -out "$out/results.md"
 echo "== bench: go run . -pg -short"
 go run . -pg -short -out "$out/pg.md"
+echo "== bench: go run . -scale -short"
+go run . -scale -short -out "$out/scale.md"

@@ -5,6 +5,7 @@
 //	cd bench && go run .                 # full run, writes results.md (~10 min)
 //	cd bench && go run . -short          # seconds: CI smoke run
 //	cd bench && go run . -failover       # failover recovery benchmark
+//	cd bench && go run . -scale          # cost vs cluster size (memory backend), writes scale.md, scale.svg
 //	cd bench && go run . -dsn redis://127.0.0.1:7000,127.0.0.1:7001
 package main
 
@@ -77,6 +78,9 @@ func main() {
 		def("goroutines", func() { *goroutinesF = "1,16" })
 		def("workloads", func() { *workloadsF = "get" })
 		def("pg-goroutines", func() { *pgGoroutines = "1,16" })
+		def("scale-nodes", func() { *scaleNodesF = "6,60" })
+		def("scale-tends", func() { *scaleTends = 3 })
+		def("scale-rounds", func() { *scaleRounds = 1 })
 	}
 
 	// Cleanups (killing redis-server processes, removing temp dirs) run on
@@ -106,6 +110,8 @@ func main() {
 		}()
 		var err error
 		switch {
+		case *scale:
+			err = runScale()
 		case *pgBench:
 			err = runPG()
 		case *valueSizes != "":

@@ -56,7 +56,11 @@ func (n *Node) ID() string {
 
 func (n *Node) setID(id string) {
 	if id != "" && n.ID() != id {
-		n.id.Store(&id)
+		// A copy made here, not &id: taking the parameter's address would
+		// move it to the heap on every call, i.e. every probe.
+		p := new(string)
+		*p = id
+		n.id.Store(p)
 	}
 }
 

@@ -1,6 +1,8 @@
 package topology
 
 import (
+	"sync"
+
 	"github.com/tendril-db/tendril/driver"
 )
 
@@ -38,6 +40,11 @@ type Snapshot struct {
 	standbys []*Node // the nodes reporting RoleReplica, by address
 	claims   []*Node // the healthy nodes reporting RolePrimary
 	newer    *Node   // a down node that last reported a newer primary epoch
+
+	// owned counts the partitions of each primary, computed at the first
+	// Owned call (see countOwned).
+	ownedOnce sync.Once
+	owned     map[*Node]int
 }
 
 // Nodes returns the nodes of the table, sorted by address.
@@ -57,13 +64,26 @@ func (s *Snapshot) Partitions() int { return len(s.parts) }
 
 // Owned returns the number of partitions whose primary is n.
 func (s *Snapshot) Owned(n *Node) int {
-	c := 0
+	s.ownedOnce.Do(s.countOwned)
+	return s.owned[n]
+}
+
+// countOwned counts every primary's partitions in one pass over the map.
+// Counting them per call made describing every node (sqlish DB.Nodes,
+// Stats, the pool metrics) cost nodes × partitions: 14 ms at 1000 nodes.
+func (s *Snapshot) countOwned() {
+	per := make([]int, len(s.shards))
 	for _, i := range s.parts {
-		if i >= 0 && s.shards[i].primary == n {
-			c++
+		if i >= 0 {
+			per[i]++
 		}
 	}
-	return c
+	s.owned = make(map[*Node]int, len(s.shards))
+	for i, sh := range s.shards {
+		if sh.primary != nil && per[i] > 0 {
+			s.owned[sh.primary] += per[i]
+		}
+	}
 }
 
 // Primary returns the primary of a partition, or nil when none is known.

@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"sync"
 	"testing"
 
 	"github.com/tendril-db/tendril/driver"
@@ -144,5 +145,30 @@ func TestPickByRole(t *testing.T) {
 	none := &Snapshot{nodes: []*Node{r1, u}, roles: true, standbys: []*Node{r1}}
 	if got := none.Pick(anyWrite, Primary, 0); got != nil {
 		t.Errorf("no primary elected: %v", addrOf(got))
+	}
+}
+
+// Owned counts every partition of a primary, across all the shards that
+// name it (a patched map can), from any number of goroutines at once.
+func TestOwned(t *testing.T) {
+	p1 := testNode("p1", driver.RolePrimary, true)
+	p2 := testNode("p2", driver.RolePrimary, true)
+	r1 := testNode("r1", driver.RoleReplica, true)
+	s := &Snapshot{
+		nodes:  []*Node{p1, p2, r1},
+		parts:  []int32{0, 1, 2, -1, 2, 0, 3},
+		shards: []shard{{primary: p1, replicas: []*Node{r1}}, {primary: p2}, {primary: p1}, {}},
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if got := [3]int{s.Owned(p1), s.Owned(p2), s.Owned(r1)}; got != [3]int{4, 1, 0} {
+				t.Errorf("Owned p1, p2, r1 = %v, want [4 1 0]", got)
+			}
+		})
+	}
+	wg.Wait()
+	if (&Snapshot{}).Owned(p1) != 0 {
+		t.Error("a snapshot without a map gives a node partitions")
 	}
 }

@@ -1030,6 +1030,11 @@ func resolveDNS(ctx context.Context, seed string) ([]string, error) {
 // probeAll probes nodes in parallel, each bounded by Timeout, and vets
 // what they report.
 func (t *Tender) probeAll(ctx context.Context, nodes []*Node) []probeResult {
+	// One deadline for the round, not a context and a timer per probe:
+	// the probes start together, so each is still bounded by Timeout,
+	// and a tend of 1000 nodes makes 4000 allocations less.
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+	defer cancel()
 	out := make([]probeResult, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {
@@ -1097,11 +1102,10 @@ func (t *Tender) vet(results []probeResult) {
 	}
 }
 
-// probe asks one node for its status over the node's own tend connection.
+// probe asks one node for its status over the node's own tend connection,
+// within ctx (bounded by Timeout: see probeAll).
 func (t *Tender) probe(ctx context.Context, n *Node) (driver.NodeStatus, error) {
 	t.c.probes.Add(1)
-	ctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
-	defer cancel()
 	if n.probe == nil {
 		cn, err := t.cfg.Connector.Connect(ctx, n.addr)
 		if err != nil {
