@@ -141,6 +141,7 @@ func (c *tendrilClient) incr(ctx context.Context, key string) error {
 
 func (c *tendrilClient) batch(ctx context.Context, keys []string) error {
 	var b sqlish.Batch
+	b.Grow(len(keys), len(keys))
 	for _, k := range keys {
 		b.Queue("GET ?", k)
 	}

@@ -142,14 +142,14 @@ func (b *brokenConn) Close() error {
 	return b.inner.Close()
 }
 
-func (b *brokenConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.BatchResult, error) {
-	res, err := b.inner.(driver.Batcher).Batch(ctx, stmts)
+func (b *brokenConn) Batch(ctx context.Context, stmts []driver.Stmt, res []driver.BatchResult) error {
+	err := b.inner.(driver.Batcher).Batch(ctx, stmts, res)
 	if err == nil && b.c.d == batchReversed {
 		for i, j := 0, len(res)-1; i < j; i, j = i+1, j-1 {
 			res[i], res[j] = res[j], res[i]
 		}
 	}
-	return res, err
+	return err
 }
 
 func (b *brokenConn) ResetSession(ctx context.Context) error {

@@ -402,11 +402,14 @@ type BatchResult struct {
 }
 
 // Batcher is implemented by Conns that pipeline several statements in one
-// round trip. Results are in statement order. The returned error is for a
-// failure of the whole batch (for example a broken connection); a statement
-// that failed on its own reports it in its BatchResult.
+// round trip. Batch stores statement i's outcome in out[i]: the caller
+// gives out, zeroed, as long as stmts, and may reuse it once it has read
+// the results (so a result must not share memory with out). The returned
+// error is for a failure of the whole batch (for example a broken
+// connection); a statement that failed on its own reports it in its
+// BatchResult.
 type Batcher interface {
-	Batch(ctx context.Context, stmts []Stmt) ([]BatchResult, error)
+	Batch(ctx context.Context, stmts []Stmt, out []BatchResult) error
 }
 
 // IsolationLevel is a transaction's isolation level, as database/sql has

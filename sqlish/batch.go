@@ -31,6 +31,13 @@ func (b *Batch) Queue(query string, args ...any) {
 	b.stmts = append(b.stmts, queued{query, len(args)})
 }
 
+// Grow makes room for n more statements with nargs arguments in all, for
+// a caller that knows the batch's size: Queue then does not reallocate.
+func (b *Batch) Grow(n, nargs int) {
+	b.stmts = slices.Grow(b.stmts, n)
+	b.args = slices.Grow(b.args, nargs)
+}
+
 // Len returns the number of statements queued.
 func (b *Batch) Len() int { return len(b.stmts) }
 
@@ -41,7 +48,7 @@ func (b *Batch) Len() int { return len(b.stmts) }
 // statement; a statement's own error (a server error) is reported for that
 // statement only.
 func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
-	br := &BatchResults{results: make([]batchResult, len(b.stmts))}
+	br := &BatchResults{results: make([]slot, len(b.stmts))}
 	if db.closed.Load() {
 		br.err = ErrClosed
 		return br
@@ -55,18 +62,15 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 	}
 	ctx, bo := db.tel.beginBatch(ctx, len(b.stmts))
 	defer db.tel.finishBatch(bo)
-	type group struct {
-		route driver.Route
-		n     int
-		idx   []int
-		stmts []driver.Stmt
-	}
+	type group = batchGroup
 	groups := map[*topology.Node]*group{}
 	var order []*topology.Node
+	sc := scratchPool.Get().(*batchScratch)
+	defer sc.put()
 	// Two passes, so that the groups' slices are carved out of one
-	// allocation each: the first finds each statement's group.
-	of := make([]*group, len(b.stmts))
-	dargsAll := make([]driver.Value, len(b.args)) // every statement's arguments
+	// slice each: the first finds each statement's group.
+	of := sc.grow(len(b.stmts), len(b.args))
+	dargsAll := sc.dargs // every statement's arguments
 	flat, args := dargsAll, b.args
 	for i, s := range b.stmts {
 		dargs := flat[:s.nargs:s.nargs]
@@ -112,11 +116,13 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 	for _, n := range order {
 		placed += groups[n].n
 	}
-	idx, stmts := make([]int, placed), make([]driver.Stmt, placed)
+	idx, stmts := sc.idx[:placed], sc.stmts[:placed]
+	br.drv = getResults(placed)
+	res := *br.drv
 	for _, n := range order {
 		g := groups[n]
-		g.idx, g.stmts = idx[:0:g.n], stmts[:0:g.n]
-		idx, stmts = idx[g.n:], stmts[g.n:]
+		g.idx, g.stmts, g.res = idx[:0:g.n], stmts[:0:g.n], res[:g.n:g.n]
+		idx, stmts, res = idx[g.n:], stmts[g.n:], res[g.n:]
 	}
 	flat = dargsAll
 	for i, s := range b.stmts {
@@ -129,15 +135,15 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 	}
 	runGroup := func(g *group) {
 		err := db.run(ctx, g.route, stmtInfo{group: bo}, nil, func(ctx context.Context, l *lease, _ []driver.Value) error {
-			err := runBatch(ctx, l.conn(), g.stmts, br.results, g.idx)
+			err := runBatch(ctx, l.conn(), g.stmts, g.res, br.results, g.idx)
 			l.release(err)
 			return err
 		})
 		for k, i := range g.idx {
 			switch {
 			case err != nil:
-				br.results[i] = batchResult{err: err}
-			case isRedirect(br.results[i].err):
+				br.results[i] = slot{err: err}
+			case isRedirect(br.results[i].errOf()):
 				// The statement's partition lives elsewhere (the topology
 				// moved under the batch): run it on its own, which follows
 				// the redirect.
@@ -162,6 +168,55 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 	}
 	wg.Wait()
 	return br
+}
+
+// batchGroup is the statements of a batch that go to one node.
+type batchGroup struct {
+	route driver.Route
+	n     int
+	idx   []int
+	stmts []driver.Stmt
+	res   []driver.BatchResult // the driver's results, for stmts
+}
+
+// batchScratch holds SendBatch's working slices, reused from batch to
+// batch: nothing refers to them once SendBatch returns (the results hold
+// none of the arguments).
+type batchScratch struct {
+	of    []*batchGroup
+	dargs []driver.Value
+	idx   []int
+	stmts []driver.Stmt
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(batchScratch) }}
+
+// maxScratch bounds the statements a batchScratch keeps room for.
+const maxScratch = 1 << 12
+
+// grow makes room for n statements and nargs arguments; it returns of,
+// cleared.
+func (sc *batchScratch) grow(n, nargs int) []*batchGroup {
+	if cap(sc.of) < n {
+		sc.of, sc.idx, sc.stmts = make([]*batchGroup, n), make([]int, n), make([]driver.Stmt, n)
+	}
+	if cap(sc.dargs) < nargs {
+		sc.dargs = make([]driver.Value, nargs)
+	}
+	sc.of, sc.idx, sc.stmts, sc.dargs = sc.of[:n], sc.idx[:n], sc.stmts[:n], sc.dargs[:nargs]
+	return sc.of
+}
+
+// put clears what refers to the caller's values and the groups, and pools
+// sc unless it grew too big to keep.
+func (sc *batchScratch) put() {
+	if cap(sc.of) > maxScratch || cap(sc.dargs) > maxScratch {
+		return
+	}
+	clear(sc.of)
+	clear(sc.dargs)
+	clear(sc.stmts)
+	scratchPool.Put(sc)
 }
 
 // batchNode returns the node a statement of a batch goes to, waiting for
@@ -189,46 +244,54 @@ func isRedirect(err error) bool {
 
 // runOne runs one statement of a batch with the policy and collects its
 // rows.
-func (db *DB) runOne(ctx context.Context, s driver.Stmt, bo *batchObs) batchResult {
-	var r batchResult
+func (db *DB) runOne(ctx context.Context, s driver.Stmt, bo *batchObs) slot {
 	route, err := db.connector.Route(s.Query, s.Args)
 	if err != nil {
-		return batchResult{err: err}
+		return slot{err: err}
 	}
+	r := new(batchResult)
 	err = db.run(ctx, route, stmtInfo{group: bo}, s.Args, func(ctx context.Context, l *lease, _ []driver.Value) error {
 		rows, err := l.conn().Query(ctx, s.Query, s.Args)
 		if err == nil {
-			r, err = collect(rows)
+			*r, err = collect(rows)
 		}
 		l.release(err)
 		return err
 	})
 	if err != nil {
-		return batchResult{err: err}
+		return slot{err: err}
 	}
-	return r
+	return slot{r: r}
 }
 
 // runBatch runs stmts on one connection, through the driver's Batcher when
-// it has one, and reads every result into memory so the connection can go
-// back to its pool at once: statement k's into out[idx[k]].
-func runBatch(ctx context.Context, cn driver.Conn, stmts []driver.Stmt, out []batchResult, idx []int) error {
+// it has one (its results in res), and reads every result into memory so
+// the connection can go back to its pool at once: statement k's into
+// out[idx[k]]. A driver's one row, count or error is kept as the driver
+// gave it, read when the caller gets to it (see slot); rows are collected
+// here.
+func runBatch(ctx context.Context, cn driver.Conn, stmts []driver.Stmt, res []driver.BatchResult, out []slot, idx []int) error {
 	if b, ok := cn.(driver.Batcher); ok {
-		res, err := b.Batch(ctx, stmts)
-		if err != nil {
+		clear(res) // an attempt before this one may have filled some
+		if err := b.Batch(ctx, stmts, res); err != nil {
 			return err
-		}
-		if len(res) != len(stmts) {
-			return fmt.Errorf("driver returned %d batch results for %d statements", len(res), len(stmts))
 		}
 		for k := range res {
 			r, o := &res[k], &out[idx[k]]
-			if r.Err != nil {
-				*o = batchResult{err: r.Err}
-				continue
-			}
-			if *o, err = fromDriver(r); err != nil {
-				return err
+			switch {
+			case r.Err != nil:
+				*o = slot{err: r.Err}
+			case r.Rows != nil:
+				c, err := collect(r.Rows)
+				if err != nil {
+					return err
+				}
+				*o = slot{r: &c}
+			default:
+				if err := checkRow(r); err != nil {
+					return err
+				}
+				*o = slot{d: r}
 			}
 		}
 		return nil
@@ -241,31 +304,69 @@ func runBatch(ctx context.Context, cn driver.Conn, stmts []driver.Stmt, out []ba
 			if !errors.As(err, &se) {
 				return err
 			}
-			*o = batchResult{err: err}
+			*o = slot{err: err}
 			continue
 		}
-		if *o, err = collect(rows); err != nil {
+		c, err := collect(rows)
+		if err != nil {
 			return err
 		}
+		*o = slot{r: &c}
 	}
 	return nil
 }
 
-// fromDriver reads a driver's batch result into memory: its error, its
-// one row (held by r: not boxed, not copied) or its rows.
-func fromDriver(r *driver.BatchResult) (batchResult, error) {
+// slot is one statement's outcome as SendBatch keeps it until the caller
+// reads it: an error, rows read into memory, or a driver's result without
+// Rows (one row, a count), converted only when read, so that the common
+// one-row result costs neither a copy nor memory of its own.
+type slot struct {
+	err error
+	r   *batchResult
+	d   *driver.BatchResult
+}
+
+func (s *slot) errOf() error {
+	if s.r != nil {
+		return s.r.err
+	}
+	return s.err
+}
+
+// checkRow refuses a driver's batch Row whose values do not match its
+// columns.
+func checkRow(r *driver.BatchResult) error {
+	if r.Result != nil {
+		return nil
+	}
+	if n := len(r.Row.Columns); n == 0 || len(r.Row.More) != max(n-driver.InlineColumns, 0) {
+		return fmt.Errorf("driver bug: a batch Row with %d columns and %d more values", n, len(r.Row.More))
+	}
+	return nil
+}
+
+// readResult reads any driver result into memory: its error, its count,
+// its one row (held by r) or its rows.
+func readResult(r *driver.BatchResult) (batchResult, error) {
 	switch {
 	case r.Err != nil:
 		return batchResult{err: r.Err}, r.Err
-	case r.Rows == nil && r.Result != nil:
-		return batchResult{res: r.Result}, nil
-	case r.Rows == nil:
-		if n := len(r.Row.Columns); n == 0 || len(r.Row.More) != max(n-driver.InlineColumns, 0) {
-			return batchResult{}, fmt.Errorf("driver bug: a batch Row with %d columns and %d more values", n, len(r.Row.More))
-		}
-		return batchResult{cols: r.Row.Columns, n: 1, first: &r.Row, types: r.Row.Types}, nil
+	case r.Rows != nil:
+		return collect(r.Rows)
 	}
-	return collect(r.Rows)
+	if err := checkRow(r); err != nil {
+		return batchResult{}, err
+	}
+	return fromDriver(r), nil
+}
+
+// fromDriver is the batchResult of a driver's result without Rows (see
+// slot): its count, or its one row (held by r: not boxed, not copied).
+func fromDriver(r *driver.BatchResult) batchResult {
+	if r.Result != nil {
+		return batchResult{res: r.Result}
+	}
+	return batchResult{cols: r.Row.Columns, n: 1, first: &r.Row, types: r.Row.Types}
 }
 
 // collect reads all rows into memory, []byte values copied out of the
@@ -361,9 +462,25 @@ func (r *batchResult) Next(dest []driver.Value) error {
 
 // BatchResults holds the results of SendBatch, read in queue order.
 type BatchResults struct {
-	results []batchResult
+	results []slot
+	drv     *[]driver.BatchResult // the drivers' results, pooled again by Close
+	cur     batchResult           // the result being read, when its slot holds a driver's
 	pos     int
 	err     error // of the whole batch
+}
+
+// resultsPool recycles the drivers' result slices of batches that were
+// closed: nothing returned to the caller refers to them (QueryRow copies
+// the row, Query copies it too).
+var resultsPool = sync.Pool{New: func() any { return new([]driver.BatchResult) }}
+
+func getResults(n int) *[]driver.BatchResult {
+	p := resultsPool.Get().(*[]driver.BatchResult)
+	if cap(*p) < n {
+		*p = make([]driver.BatchResult, n)
+	}
+	*p = (*p)[:n]
+	return p
 }
 
 func (br *BatchResults) next() (*batchResult, error) {
@@ -373,9 +490,19 @@ func (br *BatchResults) next() (*batchResult, error) {
 	if br.pos >= len(br.results) {
 		return nil, fmt.Errorf("sqlish: batch has only %d results", len(br.results))
 	}
-	r := &br.results[br.pos]
+	sl := &br.results[br.pos]
 	br.pos++
-	return r, r.err
+	switch {
+	case sl.r != nil:
+		return sl.r, sl.r.err
+	case sl.d != nil:
+		// Valid until the next call: Query copies it.
+		br.cur = fromDriver(sl.d)
+		return &br.cur, nil
+	case sl.err != nil:
+		return nil, sl.err
+	}
+	return &batchResult{}, nil // a statement the driver answered with nothing
 }
 
 // Exec returns the next statement's result.
@@ -412,6 +539,14 @@ func (br *BatchResults) Query() (*Rows, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r == &br.cur { // the Rows outlive the next call, and Close
+		c := &batchResult{cols: r.cols, n: r.n, types: r.types, res: r.res}
+		if r.first != nil {
+			row := *r.first
+			c.first = &row
+		}
+		r = c
+	}
 	return newRows(r, nil), nil
 }
 
@@ -439,8 +574,17 @@ func (br *BatchResults) queryRow(row *Row) {
 }
 
 // Close releases the results. The connections were returned already, so
-// it only reports the error of the whole batch, if any.
+// it only reports the error of the whole batch, if any. The results not
+// read are dropped.
 func (br *BatchResults) Close() error {
 	br.pos = len(br.results)
+	if br.drv != nil {
+		clear(br.results) // the slots point into *br.drv
+		if cap(*br.drv) <= maxScratch {
+			clear(*br.drv)
+			resultsPool.Put(br.drv)
+		}
+		br.drv = nil
+	}
 	return br.err
 }

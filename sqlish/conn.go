@@ -617,7 +617,7 @@ func (tx *Tx) settle(res []driver.BatchResult, err error) error {
 		if err != nil {
 			q.err = err
 		} else {
-			q.res, q.err = fromDriver(&res[i])
+			q.res, q.err = readResult(&res[i])
 			if q.err != nil {
 				failed = errlist.Append(failed, fmt.Errorf("statement %d (%s): %w", i+1, q.op, q.err))
 			}

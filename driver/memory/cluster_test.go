@@ -630,7 +630,9 @@ func TestKillAndRestart(t *testing.T) {
 		func() error { _, err := cn.Exec(ctx, "GET k", nil); return err },
 		func() error { return cn.(driver.Pinger).Ping(ctx) },
 		func() error { _, err := cn.(driver.Prober).Probe(ctx); return err },
-		func() error { _, err := cn.(driver.Batcher).Batch(ctx, []driver.Stmt{{Query: "PING"}}); return err },
+		func() error {
+			return cn.(driver.Batcher).Batch(ctx, []driver.Stmt{{Query: "PING"}}, make([]driver.BatchResult, 1))
+		},
 	} {
 		if err := call(); !errors.Is(err, driver.ErrBadConn) {
 			t.Fatalf("call on a dead connection: %v", err)
@@ -728,8 +730,7 @@ func TestHang(t *testing.T) {
 		{"Peers", func(ctx context.Context) error { _, err := cn.(driver.Prober).Peers(ctx); return err }},
 		{"PartitionMap", func(ctx context.Context) error { _, err := cn.(driver.Prober).PartitionMap(ctx); return err }},
 		{"Batch", func(ctx context.Context) error {
-			_, err := cn.(driver.Batcher).Batch(ctx, []driver.Stmt{{Query: "PING"}, {Query: "PING"}})
-			return err
+			return cn.(driver.Batcher).Batch(ctx, []driver.Stmt{{Query: "PING"}, {Query: "PING"}}, make([]driver.BatchResult, 2))
 		}},
 		{"Connect", func(ctx context.Context) error { _, err := c.Connect(ctx, a); return err }},
 	} {

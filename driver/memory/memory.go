@@ -508,11 +508,10 @@ func (c *conn) Query(ctx context.Context, query string, args []driver.Value) (dr
 
 // Batch implements driver.Batcher: the statements are pipelined, so a hung
 // node delays the whole batch once.
-func (c *conn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.BatchResult, error) {
+func (c *conn) Batch(ctx context.Context, stmts []driver.Stmt, out []driver.BatchResult) error {
 	if err := c.begin(ctx); err != nil {
-		return nil, err
+		return err
 	}
-	out := make([]driver.BatchResult, len(stmts))
 	cmd := rediscmd.Get()
 	defer rediscmd.Put(cmd)
 	for i, s := range stmts {
@@ -523,17 +522,14 @@ func (c *conn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.BatchRe
 		r, err := c.run(ctx, cmd.Argv)
 		if err != nil {
 			if ctx.Err() != nil || c.broken.Load() {
-				return nil, err
+				return err
 			}
 			out[i].Err = err
 			continue
 		}
 		out[i].Rows, out[i].Err = rediscmd.Rows(r)
 	}
-	if err := c.reply(ctx); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return c.reply(ctx)
 }
 
 // Ping implements driver.Pinger.

@@ -135,9 +135,10 @@ func TestDebugSleepHonoursContext(t *testing.T) {
 
 func TestBatch(t *testing.T) {
 	_, cn := connect(t, "batch")
-	res, err := cn.(driver.Batcher).Batch(context.Background(), []driver.Stmt{
+	res := make([]driver.BatchResult, 5)
+	err := cn.(driver.Batcher).Batch(context.Background(), []driver.Stmt{
 		{Query: "SET k v"}, {Query: "GET k"}, {Query: "INCR k"}, {Query: `GET "x`}, {Query: "PING"},
-	})
+	}, res)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,22 +38,21 @@ import (
 // (pgconn's ExecBatch sends one Sync for the whole batch and stops there:
 // a failure rolls back the statements before it and skips those after; a
 // batch that must be all or nothing belongs in a transaction.)
-func (c *pgConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.BatchResult, error) {
+func (c *pgConn) Batch(ctx context.Context, stmts []driver.Stmt, out []driver.BatchResult) error {
 	c.arm()
 	defer c.disarm()
-	out := make([]driver.BatchResult, len(stmts))
 	for i, s := range stmts {
 		out[i].Err = c.track(s.Query)
 	}
 	ents := make([]*entry, len(stmts))
 	temp, err := c.prepareBatch(ctx, stmts, ents, out)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if len(temp) == 0 && c.pg.TxStatus() == 'I' && c.groupable(stmts, out) {
 		done, err := c.grouped(ctx, stmts, ents, out)
 		if err != nil || done {
-			return out, err
+			return err
 		}
 	}
 	p := c.pg.StartPipeline(ctx)
@@ -79,7 +78,7 @@ func (c *pgConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.Batch
 	}
 	if err := p.Flush(); err != nil {
 		p.Close()
-		return nil, c.fail(ctx, err)
+		return c.fail(ctx, err)
 	}
 	var redo []int // statements whose cached plan went stale
 	for _, i := range sent {
@@ -88,14 +87,14 @@ func (c *pgConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.Batch
 			rr, ok := res.(*pgconn.ResultReader)
 			if !ok {
 				p.Close()
-				return nil, c.fail(ctx, errors.New("pipeline: unexpected result for statement "+strconv.Itoa(i)))
+				return c.fail(ctx, errors.New("pipeline: unexpected result for statement "+strconv.Itoa(i)))
 			}
 			err = c.collect(ents[i], rr, &out[i])
 		}
 		var pe *pgconn.PgError
 		if err != nil && !errors.As(err, &pe) {
 			p.Close()
-			return nil, c.fail(ctx, err) // the connection failed: the whole batch did
+			return c.fail(ctx, err) // the connection failed: the whole batch did
 		}
 		// The statement's Sync; an error before it is a deferred
 		// constraint's, checked at the implicit commit.
@@ -103,7 +102,7 @@ func (c *pgConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.Batch
 			var spe *pgconn.PgError
 			if !errors.As(serr, &spe) {
 				p.Close()
-				return nil, c.fail(ctx, serr)
+				return c.fail(ctx, serr)
 			}
 			if err == nil {
 				err = serr
@@ -122,7 +121,7 @@ func (c *pgConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.Batch
 	if err := p.Close(); err != nil {
 		var pe *pgconn.PgError
 		if !errors.As(err, &pe) {
-			return nil, c.fail(ctx, err)
+			return c.fail(ctx, err)
 		}
 	}
 	for _, i := range redo {
@@ -134,13 +133,13 @@ func (c *pgConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.Batch
 		if err != nil {
 			var se *driver.ServerError
 			if !errors.As(err, &se) {
-				return nil, err
+				return err
 			}
 			r = driver.BatchResult{Err: err}
 		}
 		out[i] = r
 	}
-	return out, nil
+	return nil
 }
 
 // groupable reports whether the statements to send (those without an

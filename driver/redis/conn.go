@@ -267,8 +267,7 @@ func isString(k resp.Kind) bool {
 
 // Batch implements driver.Batcher: every statement goes in one write and
 // the replies come back in one read pass.
-func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.BatchResult, error) {
-	out := make([]driver.BatchResult, len(stmts))
+func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt, out []driver.BatchResult) error {
 	cmd := rediscmd.Get()
 	defer rediscmd.Put(cmd)
 	bb := batchBufs.Get().(*batchBuf)
@@ -288,7 +287,7 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.B
 	bb.frame, bb.sent, bb.shapes = frame, sent, shapes // Do copies the frame: keep the buffers
 	if len(sent) == 0 {
 		rc.unsent(lg)
-		return out, nil
+		return nil
 	}
 	extra := 0 // replies before the statements'
 	if lg != nil {
@@ -298,7 +297,7 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.B
 	bb.vals = vs
 	if err := rc.c.DoInto(ctx, frame, vs, rc.connector.cfg.SocketTimeout); err != nil {
 		rc.unsent(lg)
-		return nil, rc.transportError(err)
+		return rc.transportError(err)
 	}
 	if lg != nil {
 		rc.relogged(&vs[0])
@@ -312,7 +311,7 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt) ([]driver.B
 		}
 		out[i].Rows, out[i].Err = rediscmd.Rows(rc.reply(&vs[k]))
 	}
-	return out, nil
+	return nil
 }
 
 // batchBuf holds a batch's buffers between batches: the frame, the
