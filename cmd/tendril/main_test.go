@@ -9,6 +9,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/tendril-db/tendril/driver/memory"
+	"github.com/tendril-db/tendril/internal/pgtest"
 	"github.com/tendril-db/tendril/internal/redistest"
 )
 
@@ -161,5 +162,31 @@ func TestConform(t *testing.T) {
 		if _, err := run(t, "conform", dsn); err == nil {
 			t.Errorf("conform %s succeeded", dsn)
 		}
+	}
+}
+
+// The CLI on a real PostgreSQL server: typed rows with NULLs, a server
+// error's SQLSTATE, and the conformance suite.
+func TestPostgres(t *testing.T) {
+	srv := pgtest.StartPrimary(t)
+	dsn := srv.DSN()
+	out, err := run(t, "exec", dsn, "SELECT 1::int AS n, 'it''s'::text AS s, NULL::int AS z, 2.5::float8 AS f")
+	if err != nil {
+		t.Fatalf("exec: %v\n%s", err, out)
+	}
+	for _, want := range []string{"n", "s", "z", "f", "it's", "(nil)", "2.5", "(1 row)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exec output lacks %q:\n%s", want, out)
+		}
+	}
+	if out, err := run(t, "exec", dsn, "SELECT 1/0"); err == nil || !strings.Contains(err.Error()+out, "22012") && !strings.Contains(err.Error()+out, "division by zero") {
+		t.Errorf("a server error: %v\n%s", err, out)
+	}
+	if strings.Contains(out, srv.Password) {
+		t.Errorf("the password is in the output:\n%s", out)
+	}
+	out, err = run(t, "conform", dsn)
+	if err != nil || !strings.Contains(out, "Tx/Isolation") || !strings.Contains(out, "0 failed") {
+		t.Fatalf("conform postgres: %v\n%s", err, out)
 	}
 }
