@@ -5,10 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime"
-	"slices"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,7 +19,7 @@ import (
 // server is shut down.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	shared.close()
+	shared.Close()
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)
@@ -33,109 +29,23 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// shared is one PostgreSQL primary for the tests that do not need a server
-// of their own (each uses tables of its own): an initdb costs a second or
-// two, and CI has two cores for every package.
-var shared sharedServer
+// shared is one PostgreSQL primary for the tests that need no server of
+// their own.
+var shared pgtest.Shared
 
-type sharedServer struct {
-	once sync.Once
-	fx   *fixture
-	srv  *pgtest.Server
-}
-
-// primary returns the shared server, started on first use. Without
-// PostgreSQL the test is skipped, or fails when CI=true (pgtest.Require).
+// primary returns the shared server (see pgtest.Shared).
 func primary(t testing.TB) *pgtest.Server {
 	t.Helper()
-	shared.once.Do(func() {
-		shared.fx = &fixture{}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			shared.srv = pgtest.StartPrimary(shared.fx)
-		}()
-		<-done
-	})
-	fx := shared.fx
-	switch {
-	case fx.skipped:
-		t.Skip(fx.msg)
-	case shared.srv == nil || fx.failed:
-		t.Fatalf("starting the shared PostgreSQL server: %s", fx.msg)
-	}
-	return shared.srv
+	return shared.Primary(t)
 }
 
-func (s *sharedServer) close() {
-	if s.fx != nil {
-		s.fx.cleanup()
-	}
-}
-
-// fixture is the pgtest.TB of the shared server: it lives for the whole
-// test binary, its cleanups run after the tests.
-type fixture struct {
-	mu       sync.Mutex
-	cleanups []func()
-	failed   bool
-	skipped  bool
-	msg      string
-}
-
-func (f *fixture) Helper()                         {}
-func (f *fixture) Logf(format string, args ...any) {}
-func (f *fixture) Errorf(format string, args ...any) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.failed, f.msg = true, fmt.Sprintf(format, args...)
-}
-func (f *fixture) Fatal(args ...any) {
-	f.Errorf("%s", fmt.Sprint(args...))
-	runtime.Goexit()
-}
-func (f *fixture) Fatalf(format string, args ...any) {
-	f.Errorf(format, args...)
-	runtime.Goexit()
-}
-func (f *fixture) Skipf(format string, args ...any) {
-	f.mu.Lock()
-	f.skipped, f.msg = true, fmt.Sprintf(format, args...)
-	f.mu.Unlock()
-	runtime.Goexit()
-}
-func (f *fixture) Failed() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.failed
-}
-func (f *fixture) Cleanup(fn func()) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.cleanups = append(f.cleanups, fn)
-}
-func (f *fixture) cleanup() {
-	f.mu.Lock()
-	fns := slices.Clone(f.cleanups)
-	f.mu.Unlock()
-	for i := len(fns) - 1; i >= 0; i-- {
-		fns[i]()
-	}
-}
-
+// unique numbers the roles and names tests create on the shared server.
 var unique atomic.Int64
 
-// isolated returns the DSN parameter that gives the test a schema of its
-// own on the shared server (its first search_path entry), so that its
-// tables meet no other test's, nor its own of an earlier run (go test
-// -count=N).
+// isolated gives the test a schema of its own on srv (see pgtest.Isolated).
 func isolated(t *testing.T, srv *pgtest.Server) string {
 	t.Helper()
-	name := fmt.Sprintf("%s_%d", strings.ToLower(t.Name()), unique.Add(1))
-	if err := srv.Exec(context.Background(), "CREATE SCHEMA "+name); err != nil {
-		t.Fatal(err)
-	}
-	return "search_path=" + name
+	return pgtest.Isolated(t, srv)
 }
 
 // connect opens a DB on dsn and waits for its first node.
