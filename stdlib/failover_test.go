@@ -4,8 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,47 +110,12 @@ func TestFailover(t *testing.T) {
 	}
 	p.Standby.WaitReplayed(p.Primary)
 
-	var (
-		stop       atomic.Bool
-		ok, failed atomic.Int64
-		unknown    atomic.Int64
-		maxCall    atomic.Int64
-		mu         sync.Mutex
-		okTimes    []time.Time
-		firstErr   error
-	)
 	const writers = 16
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !stop.Load() {
-				start := time.Now()
-				_, err := db.ExecContext(context.Background(), "INSERT INTO fo (w) VALUES ($1)", w)
-				end := time.Now()
-				d := end.Sub(start)
-				for m := maxCall.Load(); int64(d) > m && !maxCall.CompareAndSwap(m, int64(d)); m = maxCall.Load() {
-				}
-				if err != nil {
-					failed.Add(1)
-					if errors.Is(err, sqlish.ErrOutcomeUnknown) {
-						unknown.Add(1)
-					}
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					continue
-				}
-				ok.Add(1)
-				mu.Lock()
-				okTimes = append(okTimes, end)
-				mu.Unlock()
-			}
-		}()
-	}
+	load := pgtest.StartLoad(writers, func(w int) error {
+		_, err := db.ExecContext(context.Background(), "INSERT INTO fo (w) VALUES ($1)", w)
+		return err
+	}, func(err error) bool { return errors.Is(err, sqlish.ErrOutcomeUnknown) })
+	defer load.Stop() // a test that fails early leaves no writer behind
 	time.Sleep(time.Second)
 	p.Primary.Kill()
 	killed := time.Now()
@@ -161,31 +124,14 @@ func TestFailover(t *testing.T) {
 	p.Standby.Promote() // returns once the standby accepts writes
 	promoted := time.Now()
 	time.Sleep(1500 * time.Millisecond)
-	stop.Store(true)
-	wg.Wait()
-
-	mu.Lock()
-	resumed, fromStart := time.Duration(-1), time.Duration(-1)
-	var after, lost int
-	for _, at := range okTimes {
-		if at.After(promoting) && fromStart < 0 {
-			fromStart = at.Sub(promoting)
-		}
-		if at.After(promoted) {
-			if resumed < 0 {
-				resumed = at.Sub(promoted)
-			}
-			after++
-		}
-		// A reply on its way may land just after the kill; later, until
-		// the promotion starts, no node could acknowledge a write.
-		if at.After(killed.Add(50*time.Millisecond)) && at.Before(promoting) {
-			lost++
-		}
-	}
-	mu.Unlock()
+	res := load.Stop()
+	resumed, fromStart := res.FirstAckAfter(promoted), res.FirstAckAfter(promoting)
+	after := res.Acks(promoted, time.Now())
+	// A reply on its way may land just after the kill; later, until the
+	// promotion starts, no node could acknowledge a write.
+	lost := res.Acks(killed.Add(50*time.Millisecond), promoting)
 	t.Logf("failover through database/sql: %d writes, %d failed (%d of unknown outcome; first: %v); first write %v after the promotion began, %v after it returned, %d writes after it; longest call %v",
-		ok.Load(), failed.Load(), unknown.Load(), firstErr, fromStart.Round(time.Millisecond), resumed, after, time.Duration(maxCall.Load()).Round(time.Millisecond))
+		res.OK, res.Failed, res.Unknown, res.FirstErr, fromStart.Round(time.Millisecond), resumed, after, res.MaxCall.Round(time.Millisecond))
 	if lost > 0 {
 		t.Errorf("%d writes acknowledged between the kill and the promotion, when no node could take them", lost)
 	}
@@ -195,13 +141,13 @@ func TestFailover(t *testing.T) {
 	case resumed > time.Second:
 		t.Errorf("writes resumed %v after the promotion, want within 1s", resumed)
 	}
-	if n := failed.Load() - unknown.Load(); n > 0 {
-		t.Errorf("%d writes failed otherwise than with an unknown outcome (first: %v)", n, firstErr)
+	if n := res.Failed - res.Unknown; n > 0 {
+		t.Errorf("%d writes failed otherwise than with an unknown outcome (first: %v)", n, res.FirstErr)
 	}
-	if n := unknown.Load(); n > writers {
-		t.Errorf("%d writes of unknown outcome, more than the %d that could be in flight at the kill", n, writers)
+	if res.Unknown > writers {
+		t.Errorf("%d writes of unknown outcome, more than the %d that could be in flight at the kill", res.Unknown, writers)
 	}
-	if d := time.Duration(maxCall.Load()); d > total+100*time.Millisecond {
-		t.Errorf("a call took %v, over total_timeout %v + 100ms", d, total)
+	if res.MaxCall > total+100*time.Millisecond {
+		t.Errorf("a call took %v, over total_timeout %v + 100ms", res.MaxCall, total)
 	}
 }

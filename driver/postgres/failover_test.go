@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,46 +35,11 @@ func TestFailover(t *testing.T) {
 	}
 	p.Standby.WaitReplayed(p.Primary)
 
-	var (
-		stop       atomic.Bool
-		ok, failed atomic.Int64
-		unknown    atomic.Int64
-		maxCall    atomic.Int64
-		mu         sync.Mutex
-		okTimes    []time.Time // completion of each successful write
-		firstErr   error
-	)
-	var wg sync.WaitGroup
-	for w := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for !stop.Load() {
-				start := time.Now()
-				_, err := db.Exec(ctx, "INSERT INTO fo (w) VALUES ($1)", w)
-				d := time.Since(start)
-				for m := maxCall.Load(); int64(d) > m && !maxCall.CompareAndSwap(m, int64(d)); m = maxCall.Load() {
-				}
-				end := time.Now()
-				if err != nil {
-					failed.Add(1)
-					if errors.Is(err, sqlish.ErrOutcomeUnknown) {
-						unknown.Add(1)
-					}
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					continue
-				}
-				ok.Add(1)
-				mu.Lock()
-				okTimes = append(okTimes, end)
-				mu.Unlock()
-			}
-		}()
-	}
+	load := pgtest.StartLoad(16, func(w int) error {
+		_, err := db.Exec(ctx, "INSERT INTO fo (w) VALUES ($1)", w)
+		return err
+	}, func(err error) bool { return errors.Is(err, sqlish.ErrOutcomeUnknown) })
+	defer load.Stop() // a test that fails early leaves no writer behind
 	time.Sleep(time.Second)
 	oldPrimary, newPrimary := p.Primary, p.Standby
 	oldPrimary.Kill()
@@ -98,28 +61,13 @@ func TestFailover(t *testing.T) {
 	// Rebuilt as a standby of the new primary, it receives none either.
 	oldPrimary.RebuildStandby(newPrimary)
 	time.Sleep(time.Second)
-	stop.Store(true)
-	wg.Wait()
-
-	mu.Lock()
-	var resumed time.Duration = -1
-	for _, at := range okTimes {
-		if at.After(promoted) {
-			resumed = at.Sub(promoted)
-			break
-		}
-	}
-	var lost int
-	for _, at := range okTimes {
-		// A reply already on its way may land just after the kill; later,
-		// until the promotion starts, no node could acknowledge a write.
-		if at.After(killed.Add(50*time.Millisecond)) && at.Before(promoting) {
-			lost++
-		}
-	}
-	mu.Unlock()
+	res := load.Stop()
+	resumed := res.FirstAckAfter(promoted)
+	// A reply already on its way may land just after the kill; later,
+	// until the promotion starts, no node could acknowledge a write.
+	lost := res.Acks(killed.Add(50*time.Millisecond), promoting)
 	t.Logf("failover: %d writes, %d failed (%d of unknown outcome, first: %v); first write %v after the promotion; longest call %v",
-		ok.Load(), failed.Load(), unknown.Load(), firstErr, resumed, time.Duration(maxCall.Load()).Round(time.Millisecond))
+		res.OK, res.Failed, res.Unknown, res.FirstErr, resumed, res.MaxCall.Round(time.Millisecond))
 	switch {
 	case resumed < 0:
 		t.Fatalf("no write succeeded after the promotion")
@@ -129,16 +77,16 @@ func TestFailover(t *testing.T) {
 	if lost > 0 {
 		t.Errorf("%d writes acknowledged between the kill and the promotion, when no node could take them", lost)
 	}
-	if d := time.Duration(maxCall.Load()); d > total+100*time.Millisecond {
-		t.Errorf("a call took %v, over total_timeout %v + 100ms", d, total)
+	if res.MaxCall > total+100*time.Millisecond {
+		t.Errorf("a call took %v, over total_timeout %v + 100ms", res.MaxCall, total)
 	}
 	// Only writes in flight at the kill may fail, and they say their
 	// outcome is unknown.
-	if n := failed.Load() - unknown.Load(); n > 0 {
-		t.Errorf("%d writes failed otherwise than with an unknown outcome (first: %v)", n, firstErr)
+	if n := res.Failed - res.Unknown; n > 0 {
+		t.Errorf("%d writes failed otherwise than with an unknown outcome (first: %v)", n, res.FirstErr)
 	}
-	if n := unknown.Load(); n > 16 {
-		t.Errorf("%d writes of unknown outcome, more than the 16 that could be in flight at the kill", n)
+	if res.Unknown > 16 {
+		t.Errorf("%d writes of unknown outcome, more than the 16 that could be in flight at the kill", res.Unknown)
 	}
 	for _, n := range db.Nodes() {
 		want := "replica"
