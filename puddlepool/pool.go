@@ -174,6 +174,7 @@ type Pool[T any] struct {
 	closeCancel context.CancelCauseFunc
 	fillCtx     context.Context // closeCtx marked as "background fill"
 	kick        chan struct{}
+	checkedGen  uint64 // the generation checkIdle last looked at; maintainer only
 	maintDone   chan struct{}
 
 	nextID atomic.Uint64
@@ -927,12 +928,19 @@ func (p *Pool[T]) maintain() {
 // are stale, expired, idle too long (keeping MinSize) or beyond MaxIdle, and
 // puts the rest back most-recently-used on top.
 func (p *Pool[T]) checkIdle() {
+	gen := p.gen.Load()
+	if p.maxLifetime == 0 && p.idleTimeout == 0 && p.maxIdle == 0 && gen == p.checkedGen {
+		// Nothing could be closed: leave the idle connections where an
+		// acquire can take them (one that comes while they are out here
+		// would dial a connection of its own).
+		return
+	}
+	p.checkedGen = gen
 	idle := p.pp.AcquireAllIdle() // idle[0] is the most recently used
 	if len(idle) == 0 {
 		return
 	}
 	now := time.Now()
-	gen := p.gen.Load()
 	kept := 0
 	for _, pres := range idle {
 		c := pres.Value()
