@@ -174,6 +174,11 @@ func (r *Rows) Scan(dest ...any) error {
 
 func (r *Rows) scan(dest []any) error {
 	if r.closed {
+		if r.err != nil {
+			// Closed under the caller by its context's end (see watch),
+			// between Next and Scan: say why.
+			return r.err
+		}
 		return errors.New("sqlish: Scan on closed Rows")
 	}
 	if !r.valid {

@@ -306,6 +306,12 @@ func TestRowsClosedWhenContextEnds(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// A Scan of the row Next gave before the context ended says why the
+	// rows are gone (database/sql's bridge calls Next, then Scan).
+	var s string
+	if err := rows.Scan(&s); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Scan after the rows' context ended: %v, want context.Canceled", err)
+	}
 	if rows.Next() || !errors.Is(rows.Err(), context.Canceled) {
 		t.Fatalf("rows after their context ended: Err = %v", rows.Err())
 	}
