@@ -291,7 +291,7 @@ type RowQueryer interface {
 	// QueryRow runs query and stores the first row of its result in row
 	// (the rest is discarded). It returns io.EOF when there is no row.
 	// The values are the caller's: the driver keeps no reference to them
-	// and never reuses their memory.
+	// and never reuses their memory, unless it sets row.Shared.
 	QueryRow(ctx context.Context, query string, args []Value, row *Row) error
 }
 
@@ -313,6 +313,10 @@ type Row struct {
 	// Types describes the columns, when the driver knows their types
 	// (see RowsColumnTypes); nil otherwise.
 	Types []ColumnType
+	// Shared says that the row's []byte values are shared with the driver
+	// (a client-side cache serves them to every caller): they are read
+	// only, and the user API copies them before handing them out.
+	Shared bool
 }
 
 // Value returns column i's value, boxing a []byte held in Bytes.
@@ -756,3 +760,35 @@ func WithAsk(ctx context.Context) context.Context { return context.WithValue(ctx
 
 // IsAsk reports whether ctx was marked by WithAsk.
 func IsAsk(ctx context.Context) bool { return ctx.Value(askKey{}) != nil }
+
+type cacheKey struct{}
+
+// WithCache returns a context whose reads may be served from the driver's
+// client-side cache, and cached for at most ttl (a driver may keep an entry
+// for less, e.g. until the key expires on the server). ttl <= 0 asks for a
+// read from the server, not cached. Without WithCache, the driver's default
+// applies (Redis: cache_ttl). A driver without a cache ignores it: the
+// result is the same, only slower.
+func WithCache(ctx context.Context, ttl time.Duration) context.Context {
+	return context.WithValue(ctx, cacheKey{}, ttl)
+}
+
+// CacheTTL returns the ttl of ctx's WithCache, and whether it has one.
+func CacheTTL(ctx context.Context) (time.Duration, bool) {
+	ttl, ok := ctx.Value(cacheKey{}).(time.Duration)
+	return ttl, ok
+}
+
+// CacheStats counts what a driver's client-side cache did (see WithCache).
+type CacheStats struct {
+	Hits, Misses  int64 // reads served from the cache, and cacheable reads that were not
+	Invalidations int64 // entries the server said changed
+	Evictions     int64 // entries dropped to fit the cache's budget
+	Entries       int   // entries held now
+	Bytes         int64 // their approximate size
+}
+
+// CacheStatser is implemented by a Connector with a client-side cache.
+type CacheStatser interface {
+	CacheStats() CacheStats
+}

@@ -660,12 +660,18 @@ type Stats struct {
 	Open, Idle, InUse int
 	// Topology counts tends, probes, fetches, node changes and refreshes.
 	Topology topology.Stats
+	// Cache counts the driver's client-side cache's work (see WithCache);
+	// zero without one.
+	Cache driver.CacheStats
 }
 
 // Stats returns statistics of every node's pool and of the tender.
 func (db *DB) Stats() Stats {
 	snap := db.tender.Snapshot()
 	s := Stats{Topology: db.tender.Stats()}
+	if cs, ok := db.connector.(driver.CacheStatser); ok {
+		s.Cache = cs.CacheStats()
+	}
 	for _, n := range snap.Nodes() {
 		ps := n.Pool().Stat()
 		s.Nodes = append(s.Nodes, NodeStats{Node: describe(snap, n), Pool: ps})

@@ -204,3 +204,15 @@ func WithRead(ctx context.Context) context.Context { return context.WithValue(ct
 
 // readIntent reports whether ctx carries WithRead.
 func readIntent(ctx context.Context) bool { return ctx.Value(readKey{}) != nil }
+
+// WithCache returns a context whose reads may be served from the driver's
+// client-side cache, and cached for up to ttl; ttl <= 0 reads from the
+// server without caching. A read served from the cache does no I/O; the
+// driver keeps an entry only while the server will tell it of a change (the
+// Redis driver: CLIENT TRACKING, on with the DSN's cache_size), so a value
+// is never served after the server has said it changed. Without WithCache,
+// the driver's default applies (Redis: the DSN's cache_ttl, 0: no caching).
+// A driver without a cache ignores it.
+func WithCache(ctx context.Context, ttl time.Duration) context.Context {
+	return driver.WithCache(ctx, ttl)
+}

@@ -81,7 +81,7 @@ func (r *Rows) initFirst(none bool) error {
 		}
 		r.first.Bytes = [driver.InlineColumns][]byte{} // boxed into dest
 	}
-	r.owned = true // RowQueryer's values are the caller's
+	r.owned = !r.first.Shared // RowQueryer's values are the caller's, unless cached
 	r.pending = !none
 	return nil
 }

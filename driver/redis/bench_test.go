@@ -118,3 +118,33 @@ func BenchmarkLargeValue(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCachedGET compares a GET served from the client-side cache with
+// one from the server (on a DB whose cache is on, and one whose is off),
+// through the whole stack, one goroutine, the value scanned into a
+// []byte (which a cached value is copied into).
+func BenchmarkCachedGET(b *testing.B) {
+	srv := redistest.StartServer(b)
+	ctx := context.Background()
+	for _, c := range []struct{ name, query string }{
+		{"uncached", ""},
+		{"uncached-cache-on", "&cache_size=1048576"},
+		{"cached", "&cache_size=1048576&cache_ttl=1h"},
+	} {
+		db, err := sqlish.Connect(ctx, "redis", "redis://"+srv.Addr+"?max_conns_per_node=1"+c.query)
+		if err != nil {
+			b.Fatal(err)
+		}
+		db.Exec(ctx, "SET k value-of-sixteen")
+		var v []byte
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := db.QueryRow(ctx, "GET k").Scan(&v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		db.Close()
+	}
+}

@@ -168,6 +168,64 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	t.Run("CacheAcrossReshard", func(t *testing.T) {
+		// A slot moves away and back: the node it left dropped the keys
+		// (MIGRATE deletes them, which invalidates them), so its old
+		// entries are never served when the slot returns.
+		cdb := connect(t, "redis", clusterDSN(c, "tend_interval=200ms&cache_size=1048576&cache_ttl=1m"))
+		const key = "{cache}k"
+		slot := redistest.Slot(key)
+		from := c.PrimaryFor(slot)
+		var to *redistest.Server
+		for _, p := range c.Primaries() {
+			if p != from {
+				to = p
+				break
+			}
+		}
+		set := func(v string) {
+			t.Helper()
+			if _, err := db.Exec(ctx, "SET ? ?", key, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// await reads through the cache until it sees want (the other
+		// client's write is announced asynchronously), then never
+		// anything else.
+		await := func(want string) {
+			t.Helper()
+			deadline := time.Now().Add(3 * time.Second)
+			for {
+				got := getCached(t, ctx, cdb, key)
+				if got == want {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("cached GET = %q for 3s, want %q", got, want)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			for range 100 {
+				if got := getCached(t, ctx, cdb, key); got != want {
+					t.Fatalf("cached GET = %q after %q", got, want)
+				}
+			}
+		}
+		set("v1")
+		await("v1")
+		c.MoveSlot(slot, to)
+		await("v1") // from the new owner
+		set("v2")
+		await("v2")
+		c.MoveSlot(slot, from)
+		await("v2") // not from's v1
+		set("v3")
+		await("v3")
+		if st := cdb.Stats().Cache; st.Hits < 500 {
+			t.Fatalf("cache stats %+v", st)
+		}
+	})
+
 	t.Run("StoppedNode", func(t *testing.T) {
 		// SIGSTOP a replica: calls to it (read_preference=replica: no
 		// other node may serve them) wait for it until total_timeout,
@@ -251,6 +309,18 @@ func TestClusterFailover(t *testing.T) {
 			}
 		}()
 	}
+	// A cached read of the failed slot's key: after the promotion, the
+	// value written on the new primary is read, never the old one again.
+	cdb := connect(t, "redis", clusterDSN(c, "tend_interval=100ms&timeout=200ms&socket_timeout=300ms&cache_size=1048576&cache_ttl=1m"))
+	cached := tag + ":cached"
+	if _, err := db.Exec(context.Background(), "SET ? before", cached); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if got := getCached(t, context.Background(), cdb, cached); got != "before" {
+			t.Fatalf("cached GET = %q", got)
+		}
+	}
 	time.Sleep(300 * time.Millisecond)
 	killed := c.KillPrimary(slot)
 	promoted, at := c.WaitPromoted(slot, 15*time.Second)
@@ -263,6 +333,24 @@ func TestClusterFailover(t *testing.T) {
 	wg.Wait()
 	if firstOK.Load() == 0 {
 		t.Fatalf("no write succeeded after %s was promoted over %s", promoted.Addr, killed.Addr)
+	}
+	if _, err := db.Exec(context.Background(), "SET ? after", cached); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(3 * time.Second)
+	seen := false
+	for n := 0; n < 100; {
+		var got string
+		err := cdb.QueryRow(context.Background(), "GET ?", cached).Scan(&got)
+		switch {
+		case err == nil && got == "after":
+			seen = true
+			n++
+		case err == nil && seen:
+			t.Fatalf("cached GET = %q after %q", got, "after")
+		case time.Now().After(deadline):
+			t.Fatalf("cached GET = %q, %v for 3s after the failover, want %q", got, err, "after")
+		}
 	}
 	rec := time.Duration(firstOK.Load() - visible.Load())
 	t.Logf("killed %s; %s promoted; first write %v after the promotion became visible; %d ok, %d failed, longest call %v",

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,6 +35,11 @@ type redisConn struct {
 	// gen is the generation of the credentials the connection logged in
 	// with (see connector.creds).
 	gen atomic.Uint64
+	// cache is the node's client-side cache, when the connection tracks
+	// keys for it (cache_size; see cache.go); uncached is set once the
+	// connection no longer counts as one of the cache's (releaseCache).
+	cache    *cache
+	uncached atomic.Bool
 }
 
 // handshake negotiates the protocol, authenticates, names the connection
@@ -54,6 +60,7 @@ func (rc *redisConn) handshake(ctx context.Context, lg *login) error {
 		hello = append(hello, "SETNAME", rc.connector.clientName)
 	}
 	v, err := rc.do(ctx, hello...)
+	resp2 := rc.connector.protocol == 2
 	switch {
 	case err != nil:
 		return err
@@ -66,6 +73,7 @@ func (rc *redisConn) handshake(ctx context.Context, lg *login) error {
 			return fmt.Errorf("redis: HELLO at %s: %w", rc.addr, se)
 		}
 		// An old server (no HELLO, or no RESP3): RESP2 with AUTH.
+		resp2 = true
 		if auth {
 			v, err := rc.doFrame(ctx, appendAuth(nil, lg))
 			if err != nil {
@@ -84,6 +92,20 @@ func (rc *redisConn) handshake(ctx context.Context, lg *login) error {
 	if rc.connector.db != 0 {
 		if err := rc.doOK(ctx, "SELECT", strconv.Itoa(rc.connector.db)); err != nil {
 			return fmt.Errorf("redis: database %d at %s (a cluster has only database 0): %w", rc.connector.db, rc.addr, err)
+		}
+	}
+	if rc.connector.cacheSize > 0 {
+		if resp2 {
+			return fmt.Errorf("redis: cache_size needs RESP3, which %s does not speak (HELLO 3 failed)", rc.addr)
+		}
+		// OPTIN: the server tracks only the reads that ask for it (see
+		// cache.go), not every read of the connection. The cache is set
+		// first: the reader goroutine reads it when pushes come.
+		rc.cache = rc.connector.cacheFor(rc.addr)
+		if v, err := rc.do(ctx, "CLIENT", "TRACKING", "ON", "OPTIN"); err != nil {
+			return err
+		} else if v.IsError() {
+			return fmt.Errorf("redis: cache_size needs CLIENT TRACKING (Redis 6 or later) at %s: %w", rc.addr, serverError(&v))
 		}
 	}
 	if cfg.ReplicaReads {
@@ -190,7 +212,12 @@ func (rc *redisConn) runValue(ctx context.Context, query string, args []driver.V
 		timeout = 0
 	}
 	var vs [3]resp.Value
-	if err := rc.c.DoV(ctx, v, vs[:n], timeout); err != nil {
+	err := rc.c.DoV(ctx, v, vs[:n], timeout)
+	if rc.cache != nil && !spec.ReadOnly {
+		// Whether it ran or not: it may have.
+		rc.wrote(spec, cmd.Argv, &vs[n-1])
+	}
+	if err != nil {
 		rc.unsent(lg)
 		return resp.Value{}, rc.transportError(err)
 	}
@@ -238,6 +265,21 @@ func (rc *redisConn) Exec(ctx context.Context, query string, args []driver.Value
 
 // Query implements driver.Conn.
 func (rc *redisConn) Query(ctx context.Context, query string, args []driver.Value) (driver.Rows, error) {
+	if rc.cache != nil {
+		if ttl := rc.cacheTTL(ctx); ttl > 0 {
+			v, ok, err := rc.cachedValue(ctx, query, args, ttl)
+			if ok {
+				if err != nil {
+					return nil, err
+				}
+				rows, err := rediscmd.Rows(rc.reply(&v))
+				if err != nil {
+					return nil, err
+				}
+				return sharedRows{rows}, nil
+			}
+		}
+	}
 	r, err := rc.run(ctx, query, args)
 	if err != nil {
 		return nil, err
@@ -245,9 +287,29 @@ func (rc *redisConn) Query(ctx context.Context, query string, args []driver.Valu
 	return rediscmd.Rows(r)
 }
 
+// sharedRows are the rows of a cached reply: their values are the cache's,
+// so they do not implement driver.OwnedValues (the user API copies them).
+type sharedRows struct{ driver.Rows }
+
 // QueryRow implements driver.RowQueryer: a string reply (GET) goes to
 // the row as it was decoded, in memory of its own.
 func (rc *redisConn) QueryRow(ctx context.Context, query string, args []driver.Value, row *driver.Row) error {
+	if rc.cache != nil {
+		if ttl := rc.cacheTTL(ctx); ttl > 0 {
+			v, ok, err := rc.cachedValue(ctx, query, args, ttl)
+			if ok {
+				if err != nil {
+					return err
+				}
+				row.Shared = true
+				if isString(v.Kind) {
+					rediscmd.BytesRow(v.Str, row)
+					return nil
+				}
+				return rediscmd.FirstRow(rc.reply(&v), row)
+			}
+		}
+	}
 	v, err := rc.runValue(ctx, query, args)
 	if err != nil {
 		return err
@@ -274,6 +336,7 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt, out []drive
 	defer bb.put()
 	frame, lg := rc.relogin(bb.frame[:0])
 	sent, shapes := bb.sent[:0], bb.shapes[:0]
+	var written []writtenBy // with a client-side cache: the writes' keys to drop
 	for i, s := range stmts {
 		if err := cmd.Parse(s.Query, s.Args); err != nil {
 			out[i].Err = err
@@ -283,6 +346,16 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt, out []drive
 		sent = append(sent, i)
 		_, spec := rediscmd.Lookup(cmd.Argv)
 		shapes = append(shapes, spec.ReplyShape(cmd.Argv))
+		if rc.cache != nil && !spec.ReadOnly {
+			argv := make([][]byte, len(cmd.Argv)) // cmd's memory is the next statement's
+			for k, a := range cmd.Argv {
+				argv[k] = bytes.Clone(a)
+			}
+			written = append(written, writtenBy{spec, argv})
+		}
+	}
+	for _, w := range written {
+		defer rc.wrote(w.spec, w.argv, &resp.Value{}) // once the replies are in
 	}
 	bb.frame, bb.sent, bb.shapes = frame, sent, shapes // Do copies the frame: keep the buffers
 	if len(sent) == 0 {
@@ -312,6 +385,13 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt, out []drive
 		out[i].Rows, out[i].Err = rediscmd.Rows(rc.reply(&vs[k]))
 	}
 	return nil
+}
+
+// writtenBy is a write of a batch, whose keys leave the cache once the
+// batch's replies are in (see redisConn.wrote).
+type writtenBy struct {
+	spec *rediscmd.Spec
+	argv [][]byte
 }
 
 // batchBuf holds a batch's buffers between batches: the frame, the
@@ -369,6 +449,7 @@ func (rc *redisConn) IsValid() bool { return rc.c.Usable() && !rc.sess.changed.L
 // closes itself once those are answered, so nobody is cut and nobody waits.
 func (rc *redisConn) Close() error {
 	rc.c.Shutdown(max(rc.connector.cfg.SocketTimeout, time.Second))
+	rc.connector.releaseCache(rc)
 	return nil
 }
 

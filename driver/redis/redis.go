@@ -10,6 +10,28 @@
 //	                 server has no HELLO) or 2
 //	client_name      the name the connections give themselves (CLIENT
 //	                 SETNAME)
+//	cache_size       bytes of client-side cache per node (default 0: no
+//	                 cache); needs RESP3 and Redis 6 or later
+//	cache_ttl        how long a read is cached when the call does not say
+//	                 (sqlish.WithCache); default 0: only reads made with
+//	                 WithCache are cached
+//
+// Client-side caching (see cache.go) is assisted by the server: with
+// cache_size, every connection turns on CLIENT TRACKING (OPTIN), and a
+// cached read of one key (GET, HGETALL, LRANGE...: a read whose reply
+// depends on the key alone) asks the server to tell the connection when
+// the key changes. Until then, or until its ttl or the key's own expiry,
+// the reply is served from memory without I/O. An entry is dropped when the
+// server says its key changed (a write by anyone, an expiry, an eviction, a
+// FLUSHALL, the slot migrating away), when the connection that read it is
+// lost (invalidations may have been lost with it), when the caller writes
+// the key through the same DB (a caller reads its own writes), and to fit
+// cache_size (the least recently used of a few sampled). A write by another
+// client is seen by the next read once its invalidation has arrived: at
+// the latest one round trip on the connection that read the key. Reads
+// inside a transaction, and of commands whose reply changes while the key
+// does not (TTL, OBJECT, SRANDMEMBER...) or of several keys, go to the
+// server. DB.Stats().Cache counts hits, misses and invalidations.
 //
 // Limits on what a server may send, so that a broken or hostile server
 // fails a reply with a clear error instead of exhausting memory (see
@@ -69,6 +91,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -98,7 +121,7 @@ type Driver struct {
 	system string // telemetry name: "redis" (default) or "valkey"
 }
 
-var params = []string{"client_name", "max_array_len", "max_bulk_len", "max_depth", "max_line_len", "max_reply_bytes", "protocol"}
+var params = []string{"cache_size", "cache_ttl", "client_name", "max_array_len", "max_bulk_len", "max_depth", "max_line_len", "max_reply_bytes", "protocol"}
 
 // Params implements driver.ParamLister.
 func (Driver) Params() []string { return params }
@@ -123,6 +146,18 @@ func (d Driver) OpenConnector(cfg driver.Config) (driver.Connector, error) {
 			c.protocol = int(v[0] - '0')
 		case "client_name":
 			c.clientName = v
+		case "cache_size":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 0 {
+				return nil, &driver.ParamError{Key: k, Value: v, Reason: "want a number of bytes (0: no client-side cache)"}
+			}
+			c.cacheSize = n
+		case "cache_ttl":
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return nil, &driver.ParamError{Key: k, Value: v, Reason: "want a non-negative duration such as 30s (0: cache only reads made with sqlish.WithCache)"}
+			}
+			c.cacheTTL = d
 		case "max_line_len", "max_bulk_len", "max_array_len", "max_depth", "max_reply_bytes":
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 0 || k == "max_depth" && n > math.MaxInt32 {
@@ -151,6 +186,16 @@ func (d Driver) OpenConnector(cfg driver.Config) (driver.Connector, error) {
 		}
 		c.db = db
 	}
+	if c.cacheSize > 0 && c.protocol != 3 {
+		return nil, &driver.ParamError{Key: "cache_size", Value: strconv.FormatInt(c.cacheSize, 10),
+			Reason: "client-side caching needs protocol=3 (the server's invalidations come as RESP3 pushes)"}
+	}
+	if c.cacheTTL > 0 && c.cacheSize == 0 {
+		return nil, &driver.ParamError{Key: "cache_ttl", Value: c.cacheTTL.String(), Reason: "needs cache_size (the cache's budget in bytes)"}
+	}
+	if c.cacheSize > 0 {
+		c.caches = map[string]*cache{}
+	}
 	if cfg.AuthMode == "pki" && cfg.TLS == nil {
 		return nil, &driver.ParamError{Key: "auth_mode", Value: "pki", Reason: "needs TLS with a client certificate"}
 	}
@@ -167,6 +212,12 @@ type connector struct {
 	system     string
 	limits     resp.Limits // from the DSN; zero fields: the defaults
 	codec      conn.Codec[resp.Value]
+
+	// The client-side cache (see cache.go): off while cacheSize is 0.
+	cacheSize int64         // bytes per node
+	cacheTTL  time.Duration // for reads without sqlish.WithCache
+	cacheMu   sync.Mutex
+	caches    map[string]*cache // by node address
 
 	// static is the DSN's login, used without a credentials provider.
 	static login
@@ -227,14 +278,21 @@ func (c *connector) Connect(ctx context.Context, addr string) (driver.Conn, erro
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
+	rc := &redisConn{addr: addr, connector: c}
+	codec := c.codec
+	if c.cacheSize > 0 {
+		// Invalidations come as pushes, which need a reader goroutine for
+		// the connection's life (see conn.Codec.OnPush).
+		codec.OnPush = rc.onPush
+	}
 	mc, err := conn.Dial(ctx, conn.Options{
 		Network: "tcp", Addr: addr, DialTimeout: c.cfg.Timeout, TLS: c.cfg.TLS,
 		WriteTimeout: wt,
-	}, c.codec)
+	}, codec)
 	if err != nil {
 		return nil, err
 	}
-	rc := &redisConn{c: mc, addr: addr, connector: c}
+	rc.c = mc
 	rc.initSession()
 	if err := rc.handshake(ctx, lg); err != nil {
 		reason := conn.ReasonBroken
@@ -243,6 +301,7 @@ func (c *connector) Connect(ctx context.Context, addr string) (driver.Conn, erro
 		}
 		mc.CloseWithReason(reason, err)
 		mc.Close()
+		c.releaseCache(rc)
 		var ae *AuthError
 		if !errors.As(err, &ae) {
 			err = fmt.Errorf("redis: handshake with %s: %w", addr, err)

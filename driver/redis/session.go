@@ -32,6 +32,9 @@ type session struct {
 	// shapes holds the reply shape of each statement queued in MULTI, for
 	// EXEC's replies to take their RESP3 shape too.
 	shapes []rediscmd.Shape
+	// written holds the keys of the writes queued in MULTI, for the
+	// client-side cache to drop at EXEC (see redisConn.wrote).
+	written []string
 }
 
 // dirty reports whether anything needs undoing, given the connection's
@@ -55,6 +58,8 @@ func (rc *redisConn) track(name string, kind rediscmd.SessionKind, argv [][]byte
 		// EXEC or DISCARD: whatever the reply (EXECABORT included), the
 		// transaction and the keys WATCHed are over.
 		s.multi, s.watch, s.shapes = false, false, nil
+		rc.endTx(s.written)
+		s.written = nil
 		return
 	case isQueued(s, v):
 		// Queued in MULTI, it will run at EXEC: too late to follow.
@@ -180,6 +185,7 @@ func (rc *redisConn) ResetSession(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.multi, s.watch, s.db, s.readonly, s.named = false, false, cfg.db, cfg.cfg.ReplicaReads, false
+	s.shapes, s.written = nil, nil // DISCARDed: nothing was written
 	s.changed.Store(false)
 	s.mu.Unlock()
 	return nil
@@ -234,6 +240,8 @@ func (rc *redisConn) setMulti(on bool) {
 	s.multi, s.shapes = on, nil
 	if !on {
 		s.watch = false
+		rc.endTx(s.written)
+		s.written = nil
 	}
 	s.changed.Store(s.dirty(rc.connector.db, rc.connector.cfg.ReplicaReads))
 	s.mu.Unlock()

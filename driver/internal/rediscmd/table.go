@@ -342,6 +342,35 @@ func (s *Spec) Blocks(argv [][]byte) bool {
 	return s.blocking
 }
 
+// CacheKey returns argv's key when its reply may be kept in a client-side
+// cache that the server's key tracking invalidates (CLIENT TRACKING): a
+// read of exactly one key (the server's readonly flag), not blocking, whose
+// reply depends on the key's value alone. The time to live (TTL, PTTL),
+// access statistics (OBJECT) and random members (SRANDMEMBER...) change
+// without the key changing, and a script's reply is the script's.
+func (s *Spec) CacheKey(argv [][]byte) ([]byte, bool) {
+	if s.Flags&FlagReadOnly == 0 || s.Blocks(argv) || uncacheable[s.Name] {
+		return nil, false
+	}
+	key, n := -1, 0
+	s.eachKey(argv, func(i int, _ KeyFlags) bool {
+		key, n = i, n+1
+		return n < 2
+	})
+	if n != 1 {
+		return nil, false
+	}
+	return argv[key], true
+}
+
+// uncacheable are the readonly commands of one key whose reply may change
+// while the key does not.
+var uncacheable = map[string]bool{
+	"TTL": true, "PTTL": true, "OBJECT ENCODING": true, "OBJECT FREQ": true, "OBJECT IDLETIME": true,
+	"OBJECT REFCOUNT": true, "MEMORY USAGE": true, "SRANDMEMBER": true, "HRANDFIELD": true, "ZRANDMEMBER": true,
+	"EVAL_RO": true, "EVALSHA_RO": true, "FCALL_RO": true, "SORT_RO": true, // SORT_RO BY/GET read other keys
+}
+
 // ReplyShape returns the shape of argv's reply where RESP2 and RESP3
 // differ; it depends on the options for some commands (ZRANGE ...
 // WITHSCORES).
