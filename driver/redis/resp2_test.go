@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tendril-db/tendril/driver"
 	"github.com/tendril-db/tendril/internal/redistest"
 	"github.com/tendril-db/tendril/sqlish"
 )
@@ -331,5 +332,62 @@ func TestRESP2BlockedXREAD(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got[0], got[1]) || len(got[0]) != 1 {
 		t.Errorf("blocked XREAD: RESP2 %#v, RESP3 %#v", got[0], got[1])
+	}
+}
+
+// TestRESP2TransactionShapes: the replies of statements queued in a
+// transaction take their RESP3 shape on RESP2 too, once EXEC brings them.
+func TestRESP2TransactionShapes(t *testing.T) {
+	srv := redistest.StartServer(t)
+	ctx := context.Background()
+	if _, err := srv.Do("HSET", "h", "f1", "v1", "f2", "v2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Do("ZADD", "z", "1.5", "a", "2", "b"); err != nil {
+		t.Fatal(err)
+	}
+	read := func(protocol string) string {
+		db := connect(t, "redis", "redis://"+srv.Addr+"?protocol="+protocol)
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		tx, err := c.BeginTx(ctx, driver.TxOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all []*sqlish.Rows
+		for _, q := range []string{"HGETALL h", "ZRANGE z 0 -1 WITHSCORES"} {
+			rows, err := tx.Query(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, rows)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var sb strings.Builder
+		for _, rows := range all {
+			fmt.Fprint(&sb, rows.Columns(), ":")
+			for rows.Next() {
+				vals := make([]any, len(rows.Columns()))
+				ptrs := make([]any, len(vals))
+				for i := range vals {
+					ptrs[i] = &vals[i]
+				}
+				if err := rows.Scan(ptrs...); err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(&sb, " %v", vals)
+			}
+			rows.Close()
+			sb.WriteString("; ")
+		}
+		return sb.String()
+	}
+	if r2, r3 := read("2"), read("3"); r2 != r3 {
+		t.Fatalf("a transaction's replies differ:\nRESP2: %s\nRESP3: %s", r2, r3)
 	}
 }

@@ -195,6 +195,7 @@ func (rc *redisConn) ResetSession(ctx context.Context) error {
 // statements and its reply holds one result per statement.
 func (t *tx) CommitResults(ctx context.Context) ([]driver.BatchResult, error) {
 	v, err := t.rc.do(ctx, "EXEC")
+	shapes := t.rc.takeShapes() // before setMulti forgets them
 	t.rc.setMulti(false)
 	switch {
 	case err != nil:
@@ -207,7 +208,6 @@ func (t *tx) CommitResults(ctx context.Context) ([]driver.BatchResult, error) {
 		return nil, fmt.Errorf("redis: EXEC at %s: unexpected %s reply", t.rc.addr, v.Kind)
 	}
 	out := make([]driver.BatchResult, len(v.Elems))
-	shapes := t.rc.takeShapes()
 	for i := range v.Elems {
 		e := &v.Elems[i]
 		if i < len(shapes) {
