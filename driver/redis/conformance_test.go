@@ -199,3 +199,13 @@ func TestConformanceCluster(t *testing.T) {
 	cfg := redisConfig("redis://"+strings.Join(c.Seeds(), ","), newRedisFaults(c, c.Nodes...), c.Nodes...)
 	conformance.Run(t, cfg)
 }
+
+// TestConformanceCached runs the suite with every cacheable read served
+// through the client-side cache (cache_ttl): the cache must change no
+// result the suite checks (reads of one's own writes, values, errors,
+// sessions, faults).
+func TestConformanceCached(t *testing.T) {
+	srv := redistest.StartServer(t, redistest.WithConfig("enable-debug-command no"))
+	cfg := redisConfig("redis://"+srv.Addr+"?cache_size=1048576&cache_ttl=1m", newRedisFaults(nil, srv), srv)
+	conformance.Run(t, cfg)
+}
