@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"time"
 
 	_ "github.com/tendril-db/tendril/driver/memory"
 	"github.com/tendril-db/tendril/sqlish"
@@ -201,4 +202,30 @@ func ExampleWithIdempotent() {
 	db.QueryRow(ctx, "GET ?", "page:views").Scan(&n)
 	fmt.Println(n)
 	// Output: 1
+}
+
+func ExampleWithCache() {
+	// With Redis, the DSN's cache_size turns the client-side cache on:
+	// sqlish.Open("redis", "redis://h1:7000,h2:7001?cache_size=67108864").
+	// A driver without a cache (memory, postgres) reads from the server.
+	db, err := sqlish.Open("memory", "memory://example-cache")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+
+	db.Exec(ctx, "SET ? ?", "config:motd", "hello")
+	// Served from memory for up to a minute, or until the server says
+	// the key changed.
+	cached := sqlish.WithCache(ctx, time.Minute)
+	var motd string
+	if err := db.QueryRow(cached, "GET ?", "config:motd").Scan(&motd); err != nil {
+		log.Fatal(err)
+	}
+	// A write through the same DB is read back at once.
+	db.Exec(ctx, "SET ? ?", "config:motd", "bye")
+	db.QueryRow(cached, "GET ?", "config:motd").Scan(&motd)
+	fmt.Println(motd, db.Stats().Cache.Hits)
+	// Output: bye 0
 }
