@@ -80,7 +80,11 @@ func (c *cache) get(frame []byte, now int64) (resp.Value, bool) {
 	var v resp.Value
 	if ok {
 		v = e.val
-		e.used.Store(now)
+		if now-e.used.Load() > int64(time.Millisecond) {
+			// Only now and then: a hot entry's line is not written by
+			// every hit, and eviction needs no finer clock.
+			e.used.Store(now)
+		}
 	}
 	c.mu.RUnlock()
 	if ok {
