@@ -788,6 +788,17 @@ type CacheStats struct {
 	Bytes         int64 // their approximate size
 }
 
+// RowCacher is implemented by a Connector whose client-side cache can
+// answer a read without a connection. Before taking a connection of node
+// addr for a QueryRow, the user API asks CachedRow: true means row holds
+// the statement's first row (err is io.EOF when it has none) served from
+// the cache, with row.Shared set; false means nothing was done and the
+// statement runs as usual (a miss, a statement not to cache, caching off
+// under ctx).
+type RowCacher interface {
+	CachedRow(ctx context.Context, addr string, query string, args []Value, row *Row) (bool, error)
+}
+
 // CacheStatser is implemented by a Connector with a client-side cache.
 type CacheStatser interface {
 	CacheStats() CacheStats

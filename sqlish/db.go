@@ -62,6 +62,9 @@ type DB struct {
 
 	closed    atomic.Bool
 	closeOnce sync.Once
+	// cacher answers QueryRows from the driver's client-side cache, when
+	// it has one that can (see cachedRow).
+	cacher driver.RowCacher
 }
 
 // Open validates the DSN and returns a DB. It never blocks on the network:
@@ -101,6 +104,7 @@ func OpenConfig(driverName string, cfg Config) (*DB, error) {
 	db.requestTimeout = db.backend.Caps.Has(driver.CapRequestTimeout)
 	db.classifier, _ = connector.(driver.Classifier)
 	db.converter, _ = connector.(driver.ValueConverter)
+	db.cacher, _ = connector.(driver.RowCacher)
 	if cfg.ClusterName != "" && !db.backend.Caps.Has(driver.CapClusterName) {
 		return nil, &ConfigError{Key: "cluster_name", Value: cfg.ClusterName,
 			Reason: fmt.Sprintf("driver %s has no cluster name to check", driverName)}
@@ -221,6 +225,11 @@ func (db *DB) Query(ctx context.Context, query string, args ...any) (*Rows, erro
 
 // query is Query; into, when not nil, is the Rows to fill in.
 func (db *DB) query(ctx context.Context, query string, args []any, into *Rows) (*Rows, error) {
+	if into != nil && db.cacher != nil {
+		if hit, err := db.cachedRow(ctx, query, args, into); hit {
+			return into, err
+		}
+	}
 	var rows *Rows
 	caller := ctx
 	err := db.do(ctx, query, args, func(ctx context.Context, l *lease, dargs []driver.Value) error {
@@ -266,6 +275,53 @@ func (db *DB) query(ctx context.Context, query string, args []any, into *Rows) (
 		return nil
 	})
 	return rows, err
+}
+
+// cachedRow answers a QueryRow from the driver's client-side cache
+// (driver.RowCacher) before any connection is taken: the statement is
+// routed, the node that would serve it picked, and the driver asked for
+// that node's cached row. A hit is no operation for the telemetry: while
+// it records operations (metrics, spans, the trace log), hits take the
+// statement's usual path, where the driver's connection finds them in the
+// same cache.
+func (db *DB) cachedRow(ctx context.Context, query string, args []any, into *Rows) (bool, error) {
+	if db.closed.Load() || ctx.Err() != nil || db.tel.on(ctx) {
+		return false, nil
+	}
+	n := len(args)
+	if n > len(argBuf{}) {
+		return false, nil
+	}
+	buf := argBufs.Get().(*argBuf)
+	defer func() {
+		clear(buf[:n])
+		argBufs.Put(buf)
+	}()
+	dargs := buf[:n:n]
+	if normalizeInto(db.converter, dargs, args) != nil {
+		return false, nil
+	}
+	route, err := db.connector.Route(query, dargs)
+	if err != nil || route.Session || route.Exclusive || route.Intent != driver.Read {
+		return false, nil
+	}
+	node := db.tender.Snapshot().Pick(route, db.pref, 0)
+	if node == nil || !node.Healthy() {
+		return false, nil
+	}
+	*into = Rows{}
+	hit, err := db.cacher.CachedRow(ctx, node.Addr(), query, dargs, &into.first)
+	if !hit {
+		return false, nil
+	}
+	none := err == io.EOF
+	if none {
+		err = nil
+	}
+	if err == nil {
+		err = into.initFirst(none)
+	}
+	return true, err
 }
 
 // QueryRow runs a statement expected to return at most one row. Errors are

@@ -72,7 +72,8 @@ var cacheEpoch = time.Now()
 // cacheNow reads the monotonic clock, in nanoseconds.
 func cacheNow() int64 { return int64(time.Since(cacheEpoch)) }
 
-// get returns the value cached for frame, if it can be served at now.
+// get returns the value cached for frame, if it can be served at now. It
+// counts hits; misses are counted by the reads that then go to the server.
 func (c *cache) get(frame []byte, now int64) (resp.Value, bool) {
 	c.mu.RLock()
 	e := c.entries[string(frame)]
@@ -89,8 +90,6 @@ func (c *cache) get(frame []byte, now int64) (resp.Value, bool) {
 	c.mu.RUnlock()
 	if ok {
 		c.hits.Add(1)
-	} else {
-		c.misses.Add(1)
 	}
 	return v, ok
 }
@@ -236,9 +235,69 @@ func (c *connector) cacheFor(addr string) *cache {
 	if ch == nil {
 		ch = newCache(c.cacheSize)
 		c.caches[addr] = ch
+		c.publishCaches()
 	}
 	ch.conns++
 	return ch
+}
+
+// publishCaches gives CachedRow a copy of the caches by address, which it
+// reads without a lock; c.cacheMu is held.
+func (c *connector) publishCaches() {
+	m := make(map[string]*cache, len(c.caches))
+	for a, ch := range c.caches {
+		m[a] = ch
+	}
+	c.byAddr.Store(&m)
+}
+
+// cachingConnector is the connector of a DSN with cache_size: it answers
+// cached reads before any connection is taken (driver.RowCacher).
+type cachingConnector struct{ *connector }
+
+// CachedRow implements driver.RowCacher: a hit costs a parse of the
+// statement and a map lookup, no connection.
+func (c cachingConnector) CachedRow(ctx context.Context, addr string, query string, args []driver.Value, row *driver.Row) (bool, error) {
+	ttl := c.cacheTTL
+	if t, ok := driver.CacheTTL(ctx); ok {
+		ttl = t
+	}
+	if ttl <= 0 || driver.IsAsk(ctx) {
+		return false, nil
+	}
+	m := c.byAddr.Load()
+	if m == nil {
+		return false, nil
+	}
+	ch := (*m)[addr]
+	if ch == nil {
+		return false, nil
+	}
+	cmd := rediscmd.Get()
+	defer rediscmd.Put(cmd)
+	if cmd.Parse(query, args) != nil {
+		return false, nil // the statement's own run reports it
+	}
+	_, spec := rediscmd.Lookup(cmd.Argv)
+	if _, ok := spec.CacheKey(cmd.Argv); !ok {
+		return false, nil
+	}
+	cmd.Frame = resp.AppendCommand(cmd.Frame[:0], cmd.Argv...)
+	v, hit := ch.get(cmd.Frame, cacheNow())
+	if !hit {
+		return false, nil
+	}
+	return true, cachedRow(&v, row)
+}
+
+// cachedRow stores cached reply v as row: shared with the cache.
+func cachedRow(v *resp.Value, row *driver.Row) error {
+	row.Shared = true
+	if isString(v.Kind) {
+		rediscmd.BytesRow(v.Str, row)
+		return nil
+	}
+	return rediscmd.FirstRow(toReply(v), row)
 }
 
 // releaseCache drops what rc's tracking covered; the node's cache goes
@@ -253,6 +312,7 @@ func (c *connector) releaseCache(rc *redisConn) {
 	defer c.cacheMu.Unlock()
 	if ch.conns--; ch.conns == 0 && c.caches[rc.addr] == ch {
 		delete(c.caches, rc.addr)
+		c.publishCaches()
 	}
 }
 
@@ -364,6 +424,7 @@ func (rc *redisConn) cachedValue(ctx context.Context, query string, args []drive
 	if v, hit := ch.get(cmd.Frame, now); hit {
 		return v, true, nil
 	}
+	ch.misses.Add(1)
 	e := ch.begin(cmd.Frame, key, rc, now)
 	if e == nil {
 		return v, false, nil // another caller is reading it into the cache

@@ -127,6 +127,38 @@ func TestCacheServesAndInvalidates(t *testing.T) {
 	}
 }
 
+// TestCacheHitTakesNoConnection: a hit is answered before a connection is
+// taken, so it needs none: here the node's only connection is pinned.
+func TestCacheHitTakesNoConnection(t *testing.T) {
+	srv := redistest.StartServer(t)
+	db := connect(t, "redis", "redis://"+srv.Addr+"?cache_size=1048576&cache_ttl=1m&max_conns_per_node=1")
+	ctx := context.Background()
+	if _, err := db.Exec(ctx, "SET k v"); err != nil {
+		t.Fatal(err)
+	}
+	getCached(t, ctx, db, "k")
+	c, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Exec(ctx, "SET other 1"); err != nil { // holds the connection
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	for range 100 {
+		if got := getCached(t, short, db, "k"); got != "v" {
+			t.Fatalf("GET = %q", got)
+		}
+	}
+	// An uncached read needs the connection: it waits, and times out.
+	var s string
+	if err := db.QueryRow(sqlish.WithCache(short, 0), "GET k").Scan(&s); err == nil {
+		t.Fatal("an uncached GET ran while the only connection was pinned")
+	}
+}
+
 // TestCacheNeverKeepsAStaleValue races cached readers against a writer:
 // a reply stored after its key's invalidation was applied would stay in the
 // cache, stale. Every reader must see the key's values in order, and after

@@ -301,12 +301,10 @@ func (rc *redisConn) QueryRow(ctx context.Context, query string, args []driver.V
 				if err != nil {
 					return err
 				}
-				row.Shared = true
-				if isString(v.Kind) {
-					rediscmd.BytesRow(v.Str, row)
-					return nil
+				if v.IsError() {
+					return rediscmd.FirstRow(rc.reply(&v), row) // a redirect, completed
 				}
-				return rediscmd.FirstRow(rc.reply(&v), row)
+				return cachedRow(&v, row)
 			}
 		}
 	}

@@ -201,6 +201,9 @@ func (d Driver) OpenConnector(cfg driver.Config) (driver.Connector, error) {
 	}
 	c.codec = newCodec(c.limits)
 	c.static = login{user: cfg.User, password: cfg.Password}
+	if c.cacheSize > 0 {
+		return cachingConnector{c}, nil
+	}
 	return c, nil
 }
 
@@ -217,7 +220,8 @@ type connector struct {
 	cacheSize int64         // bytes per node
 	cacheTTL  time.Duration // for reads without sqlish.WithCache
 	cacheMu   sync.Mutex
-	caches    map[string]*cache // by node address
+	caches    map[string]*cache                 // by node address
+	byAddr    atomic.Pointer[map[string]*cache] // a copy of caches, read without cacheMu
 
 	// static is the DSN's login, used without a credentials provider.
 	static login
