@@ -258,11 +258,7 @@ type cachingConnector struct{ *connector }
 // CachedRow implements driver.RowCacher: a hit costs a parse of the
 // statement and a map lookup, no connection.
 func (c cachingConnector) CachedRow(ctx context.Context, addr string, query string, args []driver.Value, row *driver.Row) (bool, error) {
-	ttl := c.cacheTTL
-	if t, ok := driver.CacheTTL(ctx); ok {
-		ttl = t
-	}
-	if ttl <= 0 || driver.IsAsk(ctx) {
+	if c.ttl(ctx) <= 0 || driver.IsAsk(ctx) {
 		return false, nil
 	}
 	m := c.byAddr.Load()
@@ -275,19 +271,36 @@ func (c cachingConnector) CachedRow(ctx context.Context, addr string, query stri
 	}
 	cmd := rediscmd.Get()
 	defer rediscmd.Put(cmd)
-	if cmd.Parse(query, args) != nil {
-		return false, nil // the statement's own run reports it
+	if _, _, ok, err := parseCacheable(cmd, query, args); !ok || err != nil {
+		return false, nil // an error is the statement's own run's to report
 	}
-	_, spec := rediscmd.Lookup(cmd.Argv)
-	if _, ok := spec.CacheKey(cmd.Argv); !ok {
-		return false, nil
-	}
-	cmd.Frame = resp.AppendCommand(cmd.Frame[:0], cmd.Argv...)
 	v, hit := ch.get(cmd.Frame, cacheNow())
 	if !hit {
 		return false, nil
 	}
 	return true, cachedRow(&v, row)
+}
+
+// ttl returns how long a read under ctx may be cached (0: not).
+func (c *connector) ttl(ctx context.Context) time.Duration {
+	if ttl, ok := driver.CacheTTL(ctx); ok {
+		return ttl
+	}
+	return c.cacheTTL
+}
+
+// parseCacheable parses query into cmd and, when its reply may be cached
+// (ok), encodes it into cmd.Frame, the cache's key for it; key is the key
+// it reads.
+func parseCacheable(cmd *rediscmd.Cmd, query string, args []driver.Value) (spec *rediscmd.Spec, key []byte, ok bool, err error) {
+	if err := cmd.Parse(query, args); err != nil {
+		return nil, nil, false, err
+	}
+	_, spec = rediscmd.Lookup(cmd.Argv)
+	if key, ok = spec.CacheKey(cmd.Argv); ok {
+		cmd.Frame = resp.AppendCommand(cmd.Frame[:0], cmd.Argv...)
+	}
+	return spec, key, ok, nil
 }
 
 // cachedRow stores cached reply v as row: shared with the cache.
@@ -392,14 +405,6 @@ func (rc *redisConn) endTx(keys []string) {
 	}
 }
 
-// cacheTTL returns how long a read under ctx may be cached (0: not).
-func (rc *redisConn) cacheTTL(ctx context.Context) time.Duration {
-	if ttl, ok := driver.CacheTTL(ctx); ok {
-		return ttl
-	}
-	return rc.connector.cacheTTL
-}
-
 // cachedValue runs query as runValue does, through the cache: ok is false
 // when the statement is not one to cache (the caller runs it as usual).
 // The value returned is shared with the cache: read only.
@@ -410,16 +415,11 @@ func (rc *redisConn) cachedValue(ctx context.Context, query string, args []drive
 	}
 	cmd := rediscmd.Get()
 	defer rediscmd.Put(cmd)
-	if err := cmd.Parse(query, args); err != nil {
-		return v, true, err
-	}
-	_, spec := rediscmd.Lookup(cmd.Argv)
-	key, cacheable := spec.CacheKey(cmd.Argv)
-	if !cacheable {
-		return v, false, nil
+	spec, key, cacheable, err := parseCacheable(cmd, query, args)
+	if err != nil || !cacheable {
+		return v, err != nil, err
 	}
 	ch := rc.cache
-	cmd.Frame = resp.AppendCommand(cmd.Frame[:0], cmd.Argv...)
 	now := cacheNow()
 	if v, hit := ch.get(cmd.Frame, now); hit {
 		return v, true, nil

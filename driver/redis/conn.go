@@ -266,7 +266,7 @@ func (rc *redisConn) Exec(ctx context.Context, query string, args []driver.Value
 // Query implements driver.Conn.
 func (rc *redisConn) Query(ctx context.Context, query string, args []driver.Value) (driver.Rows, error) {
 	if rc.cache != nil {
-		if ttl := rc.cacheTTL(ctx); ttl > 0 {
+		if ttl := rc.connector.ttl(ctx); ttl > 0 {
 			v, ok, err := rc.cachedValue(ctx, query, args, ttl)
 			if ok {
 				if err != nil {
@@ -295,7 +295,7 @@ type sharedRows struct{ driver.Rows }
 // the row as it was decoded, in memory of its own.
 func (rc *redisConn) QueryRow(ctx context.Context, query string, args []driver.Value, row *driver.Row) error {
 	if rc.cache != nil {
-		if ttl := rc.cacheTTL(ctx); ttl > 0 {
+		if ttl := rc.connector.ttl(ctx); ttl > 0 {
 			v, ok, err := rc.cachedValue(ctx, query, args, ttl)
 			if ok {
 				if err != nil {
