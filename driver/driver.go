@@ -412,6 +412,28 @@ type Batcher interface {
 	Batch(ctx context.Context, stmts []Stmt, out []BatchResult) error
 }
 
+// BatchSender is implemented by Conns that can send a batch without waiting
+// for its outcome: Batcher's Batch in two halves. The user API sends the
+// statements of a batch that go to several nodes to each node in turn from
+// one goroutine, then waits for each node's outcome, instead of running a
+// goroutine per node. SendBatch has Batch's contract for stmts and out,
+// except that the caller reads out only once Wait has returned; it must
+// not keep stmts. An error from SendBatch is a failure of the whole batch,
+// as Batch's, and leaves nothing to wait for.
+type BatchSender interface {
+	SendBatch(ctx context.Context, stmts []Stmt, out []BatchResult) (PendingBatch, error)
+}
+
+// PendingBatch is a batch sent by a BatchSender. Wait must be called
+// exactly once: it waits for the outcome, stores it in out and returns
+// what Batch would have returned. When ctx ends first, Wait returns
+// promptly with an error wrapping ctx's; the connection is then left as
+// after a statement whose caller gave up (still usable, or retired by the
+// driver).
+type PendingBatch interface {
+	Wait(ctx context.Context) error
+}
+
 // IsolationLevel is a transaction's isolation level, as database/sql has
 // them.
 type IsolationLevel uint8

@@ -133,12 +133,45 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 			g.stmts = append(g.stmts, driver.Stmt{Query: s.query, Args: dargs})
 		}
 	}
+	// On a multiplexed backend whose connections can send a batch without
+	// waiting for its outcome (driver.BatchSender), every group's first
+	// attempt is sent from here, one node after the other, before any is
+	// waited for: the groups still run in parallel on the servers, with no
+	// goroutine per group. Retries, and groups that cannot be sent so (no
+	// healthy node or connection at hand, a statement that needs a
+	// connection to itself), run as statements do.
+	if db.multiplexed && (db.requestTimeout || db.cfg.Policy.SocketTimeout <= 0) && !db.noBatchSend.Load() {
+		for _, n := range order {
+			db.sendGroup(ctx, n, groups[n], bo)
+		}
+	}
 	runGroup := func(g *group) {
-		err := db.run(ctx, g.route, stmtInfo{group: bo}, nil, func(ctx context.Context, l *lease, _ []driver.Value) error {
-			err := runBatch(ctx, l.conn(), g.stmts, g.res, br.results, g.idx)
+		fn := func(ctx context.Context, l *lease, _ []driver.Value) error {
+			var err error
+			if g.sent { // the first attempt, sent by sendGroup
+				g.sent = false
+				err = g.sendErr
+				if p := g.pending; p != nil {
+					g.pending = nil
+					err = p.Wait(ctx)
+				}
+				if err == nil {
+					err = readBatch(g.res, br.results, g.idx)
+				}
+			} else {
+				err = runBatch(ctx, l.conn(), g.stmts, g.res, br.results, g.idx)
+			}
 			l.release(err)
 			return err
-		})
+		}
+		var err error
+		if l := g.lease; l != nil {
+			g.lease = nil
+			err = db.runAttempts(g.ctx, g.route, nil, fn, &g.ob, l)
+			db.tel.finish(g.ctx, &g.ob, g.route, err)
+		} else {
+			err = db.run(ctx, g.route, stmtInfo{group: bo}, nil, fn)
+		}
 		for k, i := range g.idx {
 			switch {
 			case err != nil:
@@ -151,23 +184,62 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 			}
 		}
 	}
-	// Every group but the last runs on a goroutine of its own; the last
-	// (for most batches, the only one) runs here.
+	// Every group not sent runs on a goroutine of its own, but the last
+	// when no group was sent (for most batches on other backends, the only
+	// one): that one runs here. Then the groups sent are waited for here.
+	sent := false
+	for _, n := range order {
+		sent = sent || groups[n].lease != nil
+	}
 	var wg sync.WaitGroup
 	for k, n := range order {
 		g := groups[n]
-		if k == len(order)-1 {
+		switch {
+		case g.lease != nil:
+		case !sent && k == len(order)-1:
 			runGroup(g)
-			break
+		default:
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				runGroup(g)
+			}()
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	}
+	for _, n := range order {
+		if g := groups[n]; g.lease != nil {
 			runGroup(g)
-		}()
+		}
 	}
 	wg.Wait()
 	return br
+}
+
+// sendGroup sends the first attempt of g's statements to n, without
+// waiting for the outcome, when n is healthy, a connection of its pool is
+// at hand and the driver can (driver.BatchSender); g.lease is then set,
+// and runGroup waits for the outcome on it. Otherwise it does nothing.
+func (db *DB) sendGroup(ctx context.Context, n *topology.Node, g *batchGroup, bo *batchObs) {
+	if n == nil || g.route.Exclusive || !n.Healthy() || db.closed.Load() {
+		return
+	}
+	l := db.tryAcquire(ctx, n)
+	if l == nil {
+		return
+	}
+	l.share()
+	bs, ok := l.conn().(driver.BatchSender)
+	if !ok {
+		db.noBatchSend.Store(true)
+		l.release(nil)
+		db.recycle(l)
+		return
+	}
+	g.ob = observation{group: bo}
+	g.ctx = db.tel.begin(ctx, &g.ob, g.route, "", 0)
+	g.lease, g.sent = l, true
+	clear(g.res)
+	g.pending, g.sendErr = bs.SendBatch(g.ctx, g.stmts, g.res)
 }
 
 // batchGroup is the statements of a batch that go to one node.
@@ -177,6 +249,16 @@ type batchGroup struct {
 	idx   []int
 	stmts []driver.Stmt
 	res   []driver.BatchResult // the driver's results, for stmts
+
+	// Set by sendGroup when it sent the group's first attempt: the
+	// attempt's lease, its outcome to wait for (or the error of the
+	// send), and the group's observation and context.
+	lease   *lease
+	sent    bool
+	pending driver.PendingBatch
+	sendErr error
+	ob      observation
+	ctx     context.Context
 }
 
 // batchScratch holds SendBatch's working slices, reused from batch to
@@ -276,25 +358,7 @@ func runBatch(ctx context.Context, cn driver.Conn, stmts []driver.Stmt, res []dr
 		if err := b.Batch(ctx, stmts, res); err != nil {
 			return err
 		}
-		for k := range res {
-			r, o := &res[k], &out[idx[k]]
-			switch {
-			case r.Err != nil:
-				*o = slot{err: r.Err}
-			case r.Rows != nil:
-				c, err := collect(r.Rows)
-				if err != nil {
-					return err
-				}
-				*o = slot{r: &c}
-			default:
-				if err := checkRow(r); err != nil {
-					return err
-				}
-				*o = slot{d: r}
-			}
-		}
-		return nil
+		return readBatch(res, out, idx)
 	}
 	for k, s := range stmts {
 		o := &out[idx[k]]
@@ -312,6 +376,30 @@ func runBatch(ctx context.Context, cn driver.Conn, stmts []driver.Stmt, res []dr
 			return err
 		}
 		*o = slot{r: &c}
+	}
+	return nil
+}
+
+// readBatch reads the outcome a driver's Batcher (or BatchSender) left in
+// res: statement k's into out[idx[k]].
+func readBatch(res []driver.BatchResult, out []slot, idx []int) error {
+	for k := range res {
+		r, o := &res[k], &out[idx[k]]
+		switch {
+		case r.Err != nil:
+			*o = slot{err: r.Err}
+		case r.Rows != nil:
+			c, err := collect(r.Rows)
+			if err != nil {
+				return err
+			}
+			*o = slot{r: &c}
+		default:
+			if err := checkRow(r); err != nil {
+				return err
+			}
+			*o = slot{d: r}
+		}
 	}
 	return nil
 }

@@ -2,8 +2,10 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/tendril-db/tendril/internal/redistest"
 	"github.com/tendril-db/tendril/sqlish"
@@ -51,4 +53,145 @@ func TestBatchResultsOutliveClose(t *testing.T) {
 		t.Errorf("Rows read after Close: %q, %v; want v1", s1, err)
 	}
 	rows.Close()
+}
+
+// keysByPrimary returns n keys served by each primary of c, in the
+// primaries' order.
+func keysByPrimary(c *redistest.Cluster, n int) [][]string {
+	prims := c.Primaries()
+	keys := make([][]string, len(prims))
+	for i := 0; ; i++ {
+		k := fmt.Sprint("bk:", i)
+		p := c.PrimaryFor(redistest.Slot(k))
+		full := true
+		for j := range prims {
+			if prims[j] == p && len(keys[j]) < n {
+				keys[j] = append(keys[j], k)
+			}
+			full = full && len(keys[j]) == n
+		}
+		if full {
+			return keys
+		}
+	}
+}
+
+// A batch over several nodes is sent to every node before its replies are
+// waited for (driver.BatchSender); what SendBatch promises holds on that
+// path too: a statement whose slot moved under the batch follows the
+// redirect on its own; a node that does not answer fails only its group,
+// within socket_timeout, and a statement of it that may have run is not
+// run again (ErrOutcomeUnknown); a caller's ctx that ends mid-batch ends
+// it at once; no goroutine is left (goleak in TestMain), and the
+// connections serve the next batch.
+func TestBatchPipelinedAcrossNodes(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 0, redistest.WithConfig("cluster-node-timeout 30000"))
+	ctx := context.Background()
+	// No tend during the test: the client's slot map stays as it was.
+	db := connect(t, "redis", clusterDSN(c, "tend_interval=1h&socket_timeout=300ms&max_retries=2"))
+	keys := keysByPrimary(c, 5)
+	for _, ks := range keys {
+		for _, k := range ks {
+			if _, err := db.Exec(ctx, "SET ? ?", k, "v:"+k); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	check := func(t *testing.T, br *sqlish.BatchResults, want []string) {
+		t.Helper()
+		for _, k := range want {
+			var v string
+			if err := br.QueryRow().Scan(&v); err != nil || v != "v:"+k {
+				t.Errorf("GET %s = %q, %v", k, v, err)
+			}
+		}
+		if err := br.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var all []string
+	for i := range keys[0] {
+		for _, ks := range keys {
+			all = append(all, ks[i])
+		}
+	}
+	queue := func(keys []string) *sqlish.Batch {
+		var b sqlish.Batch
+		for _, k := range keys {
+			b.Queue("GET ?", k)
+		}
+		return &b
+	}
+	check(t, db.SendBatch(ctx, queue(all)), all)
+
+	t.Run("Moved", func(t *testing.T) {
+		prims := c.Primaries()
+		moved := keys[0][0]
+		c.MoveSlot(redistest.Slot(moved), prims[1]) // the client does not know
+		check(t, db.SendBatch(ctx, queue(all)), all)
+		c.MoveSlot(redistest.Slot(moved), prims[0])
+		check(t, db.SendBatch(ctx, queue(all)), all)
+	})
+
+	t.Run("StoppedNode", func(t *testing.T) {
+		stopped := c.Primaries()[2]
+		incr := "{" + keys[2][1] + "}:n" // in the stopped node's slot
+		var b sqlish.Batch
+		b.Queue("INCR ?", incr)
+		b.Queue("GET ?", keys[0][1])
+		b.Queue("GET ?", keys[1][1])
+		stopped.Stop()
+		start := time.Now()
+		br := db.SendBatch(ctx, &b)
+		took := time.Since(start)
+		stopped.Cont()
+		_, err := br.Exec()
+		if !errors.Is(err, sqlish.ErrOutcomeUnknown) {
+			t.Errorf("INCR on a node that did not answer: %v; want ErrOutcomeUnknown", err)
+		}
+		check(t, br, []string{keys[0][1], keys[1][1]})
+		if took > 2*time.Second {
+			t.Errorf("the batch took %v with socket_timeout 300ms", took)
+		}
+		// The INCR was sent once: it ran once, when the node woke up.
+		waitFor(t, func() bool {
+			var n int
+			return db.QueryRow(ctx, "GET ?", incr).Scan(&n) == nil && n == 1
+		}, func() string {
+			v, err := stopped.Do("GET", incr)
+			return fmt.Sprintf("INCR ran other than once: %q, %v", v, err)
+		})
+		check(t, db.SendBatch(ctx, queue(all)), all)
+	})
+
+	t.Run("Cancelled", func(t *testing.T) {
+		stopped := c.Primaries()[1]
+		stopped.Stop()
+		cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		br := db.SendBatch(cctx, queue(all))
+		took := time.Since(start)
+		stopped.Cont()
+		if took > 250*time.Millisecond {
+			t.Errorf("a batch whose ctx ended after 100ms returned after %v", took)
+		}
+		for k := range all {
+			_, err := br.Exec()
+			if k%3 == 1 && !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("statement %d on the stopped node: %v; want DeadlineExceeded", k, err)
+			}
+		}
+		br.Close()
+		check(t, db.SendBatch(ctx, queue(all)), all)
+	})
+}
+
+func waitFor(t *testing.T, cond func() bool, why func() string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal(why())
+		}
+	}
 }

@@ -268,11 +268,61 @@ func isString(k resp.Kind) bool {
 // Batch implements driver.Batcher: every statement goes in one write and
 // the replies come back in one read pass.
 func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt, out []driver.BatchResult) error {
+	bb := rc.encodeBatch(stmts, out)
+	defer bb.put()
+	if len(bb.sent) == 0 {
+		rc.unsent(bb.lg)
+		return nil
+	}
+	if err := rc.c.DoInto(ctx, bb.frame, bb.vals, rc.connector.cfg.SocketTimeout); err != nil {
+		rc.unsent(bb.lg)
+		return rc.transportError(err)
+	}
+	bb.results()
+	return nil
+}
+
+// SendBatch implements driver.BatchSender: Batch, whose replies Wait
+// reads.
+func (rc *redisConn) SendBatch(ctx context.Context, stmts []driver.Stmt, out []driver.BatchResult) (driver.PendingBatch, error) {
+	bb := rc.encodeBatch(stmts, out)
+	if len(bb.sent) == 0 {
+		rc.unsent(bb.lg)
+		return bb, nil // Wait has nothing to wait for
+	}
+	var err error
+	if bb.call, err = rc.c.Send(ctx, bb.frame, bb.vals, rc.connector.cfg.SocketTimeout); err != nil {
+		rc.unsent(bb.lg)
+		bb.put()
+		return nil, rc.transportError(err)
+	}
+	return bb, nil
+}
+
+// Wait implements driver.PendingBatch.
+func (bb *batchBuf) Wait(ctx context.Context) error {
+	defer bb.put()
+	if len(bb.sent) == 0 {
+		return nil
+	}
+	if err := bb.call.Wait(ctx); err != nil {
+		bb.rc.unsent(bb.lg)
+		return bb.rc.transportError(err)
+	}
+	bb.results()
+	return nil
+}
+
+// encodeBatch encodes stmts into one frame, after an AUTH when the
+// credentials changed; a statement that does not parse gets its error in
+// out at once. The batchBuf returned is to be put back.
+func (rc *redisConn) encodeBatch(stmts []driver.Stmt, out []driver.BatchResult) *batchBuf {
 	cmd := rediscmd.Get()
 	defer rediscmd.Put(cmd)
 	bb := batchBufs.Get().(*batchBuf)
-	defer bb.put()
-	frame, lg := rc.relogin(bb.frame[:0])
+	bb.rc, bb.out = rc, out
+	var frame []byte
+	frame, bb.lg = rc.relogin(bb.frame[:0])
 	sent, shapes := bb.sent[:0], bb.shapes[:0]
 	for i, s := range stmts {
 		if err := cmd.Parse(s.Query, s.Args); err != nil {
@@ -284,44 +334,48 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt, out []drive
 		_, spec := rediscmd.Lookup(cmd.Argv)
 		shapes = append(shapes, spec.ReplyShape(cmd.Argv))
 	}
-	bb.frame, bb.sent, bb.shapes = frame, sent, shapes // Do copies the frame: keep the buffers
-	if len(sent) == 0 {
-		rc.unsent(lg)
-		return nil
+	bb.frame, bb.sent, bb.shapes = frame, sent, shapes // the Conn copies the frame: keep the buffers
+	if len(sent) > 0 {
+		extra := 0 // replies before the statements'
+		if bb.lg != nil {
+			extra = 1
+		}
+		bb.vals = slices.Grow(bb.vals[:0], extra+len(sent))[:extra+len(sent)]
 	}
-	extra := 0 // replies before the statements'
-	if lg != nil {
-		extra = 1
-	}
-	vs := slices.Grow(bb.vals[:0], extra+len(sent))[:extra+len(sent)]
-	bb.vals = vs
-	if err := rc.c.DoInto(ctx, frame, vs, rc.connector.cfg.SocketTimeout); err != nil {
-		rc.unsent(lg)
-		return rc.transportError(err)
-	}
-	if lg != nil {
-		rc.relogged(&vs[0])
+	return bb
+}
+
+// results stores the replies, read into bb.vals, in bb.out.
+func (bb *batchBuf) results() {
+	vs, out := bb.vals, bb.out
+	if bb.lg != nil {
+		bb.rc.relogged(&vs[0])
 		vs = vs[1:]
 	}
-	for k, i := range sent {
-		canonical(&vs[k], shapes[k])
+	for k, i := range bb.sent {
+		canonical(&vs[k], bb.shapes[k])
 		if isString(vs[k].Kind) {
 			rediscmd.BytesRow(vs[k].Str, &out[i].Row)
 			continue
 		}
-		out[i].Rows, out[i].Err = rediscmd.Rows(rc.reply(&vs[k]))
+		out[i].Rows, out[i].Err = rediscmd.Rows(bb.rc.reply(&vs[k]))
 	}
-	return nil
 }
 
-// batchBuf holds a batch's buffers between batches: the frame, the
-// statements sent, and the replies (whose strings leave with the results;
-// the Values themselves are reused).
+// batchBuf is a batch on its way: its frame, the statements sent, and the
+// replies (whose strings leave with the results; the Values themselves are
+// reused). It is kept for the next batch once the replies are read; while
+// a batch sent by SendBatch waits, it is the driver.PendingBatch.
 type batchBuf struct {
 	frame  []byte
 	sent   []int
 	shapes []rediscmd.Shape // of the replies to the statements sent
 	vals   []resp.Value
+
+	rc   *redisConn
+	lg   *login // the relogin sent ahead of the statements, if any
+	out  []driver.BatchResult
+	call conn.Call[resp.Value]
 }
 
 var batchBufs = sync.Pool{New: func() any { return new(batchBuf) }}
@@ -331,6 +385,7 @@ const maxBatchBuf = 1 << 20
 
 func (bb *batchBuf) put() {
 	clear(bb.vals)
+	bb.rc, bb.lg, bb.out, bb.call = nil, nil, nil, conn.Call[resp.Value]{}
 	if cap(bb.frame) > maxBatchBuf {
 		*bb = batchBuf{}
 	}
