@@ -246,6 +246,17 @@ type Router interface {
 	Route(query string, args []Value) (Route, error)
 }
 
+// PrepareRouter is implemented by Connectors that can route a statement
+// and encode it for their Conns in one pass. For each statement of a
+// batch, the user API calls RoutePrepare instead of Route, and hands what
+// it appended to buf to the Conn's Batcher or BatchSender in
+// Stmt.Prepared: each statement is then parsed once. On an error,
+// RoutePrepare returns buf as it was given. The Route is Route's; what it
+// appends is read only by the driver's own Conns.
+type PrepareRouter interface {
+	RoutePrepare(query string, args []Value, buf []byte) (Route, []byte, error)
+}
+
 // Conn is one connection to one node. It is used by one goroutine at a
 // time unless the driver documents otherwise. Its methods (and a Router's)
 // must not keep the args slice after they return: the user API reuses it
@@ -386,6 +397,12 @@ type Validator interface {
 type Stmt struct {
 	Query string
 	Args  []Value
+	// Prepared, when not nil, is the statement as the Connector's
+	// PrepareRouter encoded it while routing it: a Batcher (or
+	// BatchSender) uses it instead of parsing Query and Args again. Its
+	// content is the driver's own business. It is valid until the batch
+	// returns (or its PendingBatch was waited for), and must not be kept.
+	Prepared []byte
 }
 
 // BatchResult is the outcome of one statement of a batch: rows or an error.

@@ -73,6 +73,7 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 	dargsAll := sc.dargs // every statement's arguments
 	flat, args := dargsAll, b.args
 	for i, s := range b.stmts {
+		sc.ends[i] = len(sc.prep) // no encoding, unless RoutePrepare adds one
 		dargs := flat[:s.nargs:s.nargs]
 		flat = flat[s.nargs:]
 		sargs := args[:s.nargs]
@@ -81,7 +82,14 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 			br.results[i].err = err
 			continue
 		}
-		route, err := db.connector.Route(s.query, dargs)
+		var route driver.Route
+		var err error
+		if db.preparer != nil {
+			route, sc.prep, err = db.preparer.RoutePrepare(s.query, dargs, sc.prep)
+			sc.ends[i] = len(sc.prep)
+		} else {
+			route, err = db.connector.Route(s.query, dargs)
+		}
 		if err != nil {
 			br.results[i].err = fmt.Errorf("sqlish: %w", err)
 			continue
@@ -125,13 +133,19 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 		idx, stmts, res = idx[g.n:], stmts[g.n:], res[g.n:]
 	}
 	flat = dargsAll
+	start := 0 // of statement i's encoding in sc.prep
 	for i, s := range b.stmts {
 		dargs := flat[:s.nargs:s.nargs]
 		flat = flat[s.nargs:]
 		if g := of[i]; g != nil {
 			g.idx = append(g.idx, i)
-			g.stmts = append(g.stmts, driver.Stmt{Query: s.query, Args: dargs})
+			st := driver.Stmt{Query: s.query, Args: dargs}
+			if end := sc.ends[i]; end > start {
+				st.Prepared = sc.prep[start:end:end]
+			}
+			g.stmts = append(g.stmts, st)
 		}
+		start = sc.ends[i]
 	}
 	// On a multiplexed backend whose connections can send a batch without
 	// waiting for its outcome (driver.BatchSender), every group's first
@@ -269,30 +283,39 @@ type batchScratch struct {
 	dargs []driver.Value
 	idx   []int
 	stmts []driver.Stmt
+	// prep holds the statements' encodings (driver.PrepareRouter), each
+	// ending at ends[i].
+	prep []byte
+	ends []int
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(batchScratch) }}
 
-// maxScratch bounds the statements a batchScratch keeps room for.
-const maxScratch = 1 << 12
+// maxScratch bounds the statements a batchScratch keeps room for, and
+// maxScratchBytes their encodings.
+const (
+	maxScratch      = 1 << 12
+	maxScratchBytes = 1 << 20
+)
 
 // grow makes room for n statements and nargs arguments; it returns of,
 // cleared.
 func (sc *batchScratch) grow(n, nargs int) []*batchGroup {
 	if cap(sc.of) < n {
-		sc.of, sc.idx, sc.stmts = make([]*batchGroup, n), make([]int, n), make([]driver.Stmt, n)
+		sc.of, sc.idx, sc.stmts, sc.ends = make([]*batchGroup, n), make([]int, n), make([]driver.Stmt, n), make([]int, n)
 	}
 	if cap(sc.dargs) < nargs {
 		sc.dargs = make([]driver.Value, nargs)
 	}
-	sc.of, sc.idx, sc.stmts, sc.dargs = sc.of[:n], sc.idx[:n], sc.stmts[:n], sc.dargs[:nargs]
+	sc.of, sc.idx, sc.stmts, sc.dargs, sc.ends = sc.of[:n], sc.idx[:n], sc.stmts[:n], sc.dargs[:nargs], sc.ends[:n]
+	sc.prep = sc.prep[:0]
 	return sc.of
 }
 
 // put clears what refers to the caller's values and the groups, and pools
 // sc unless it grew too big to keep.
 func (sc *batchScratch) put() {
-	if cap(sc.of) > maxScratch || cap(sc.dargs) > maxScratch {
+	if cap(sc.of) > maxScratch || cap(sc.dargs) > maxScratch || cap(sc.prep) > maxScratchBytes {
 		return
 	}
 	clear(sc.of)

@@ -65,6 +65,7 @@ type DB struct {
 	// noBatchSend is set once a connection turned out not to be a
 	// driver.BatchSender (see SendBatch).
 	noBatchSend atomic.Bool
+	preparer    driver.PrepareRouter // nil when the driver routes batches as statements
 }
 
 // Open validates the DSN and returns a DB. It never blocks on the network:
@@ -104,6 +105,7 @@ func OpenConfig(driverName string, cfg Config) (*DB, error) {
 	db.requestTimeout = db.backend.Caps.Has(driver.CapRequestTimeout)
 	db.classifier, _ = connector.(driver.Classifier)
 	db.converter, _ = connector.(driver.ValueConverter)
+	db.preparer, _ = connector.(driver.PrepareRouter)
 	if cfg.ClusterName != "" && !db.backend.Caps.Has(driver.CapClusterName) {
 		return nil, &ConfigError{Key: "cluster_name", Value: cfg.ClusterName,
 			Reason: fmt.Sprintf("driver %s has no cluster name to check", driverName)}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -193,5 +194,61 @@ func waitFor(t *testing.T, cond func() bool, why func() string) {
 		if time.Now().After(deadline) {
 			t.Fatal(why())
 		}
+	}
+}
+
+// Each statement of a batch is parsed once, when it is routed
+// (driver.PrepareRouter), and sent as it was encoded then: a statement
+// refused on the way (an argument sqlish cannot convert, one Redis cannot
+// take) takes no place among the encodings, and each of the others gets
+// its own reply, in its RESP3 shape on RESP2 too.
+func TestBatchPrepared(t *testing.T) {
+	srv := redistest.StartServer(t)
+	ctx := context.Background()
+	for _, proto := range []string{"3", "2"} {
+		t.Run("RESP"+proto, func(t *testing.T) {
+			db := connect(t, "redis", "redis://"+srv.Addr+"?protocol="+proto)
+			db.Exec(ctx, "DEL h z")
+			for range 3 { // the working memory of one batch is reused by the next
+				var b sqlish.Batch
+				b.Queue("SET ? ?", "k0", "v0")
+				b.Queue("GET ?", struct{}{}) // refused by sqlish
+				b.Queue("HSET h f ?", 1)
+				b.Queue("GET ?", nil) // refused by the driver
+				b.Queue("ZADD z ? m", 1.5)
+				b.Queue("HGETALL h")
+				b.Queue("ZSCORE z m")
+				b.Queue("GET k0")
+				br := db.SendBatch(ctx, &b)
+				if _, err := br.Exec(); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := br.Exec(); err == nil {
+					t.Fatal("a struct argument was accepted")
+				}
+				if _, err := br.Exec(); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := br.Exec(); err == nil || !strings.Contains(err.Error(), "nil") {
+					t.Fatalf("GET nil: %v, want an error about nil", err)
+				}
+				if _, err := br.Exec(); err != nil {
+					t.Fatal(err)
+				}
+				var f, v string
+				if err := br.QueryRow().Scan(&f, &v); err != nil || f != "f" || v != "1" {
+					t.Fatalf("HGETALL: %q %q, %v", f, v, err)
+				}
+				var score any
+				if err := br.QueryRow().Scan(&score); err != nil || score != 1.5 {
+					t.Fatalf("ZSCORE: %#v, %v; want the float64 1.5", score, err)
+				}
+				var s string
+				if err := br.QueryRow().Scan(&s); err != nil || s != "v0" {
+					t.Fatalf("GET k0: %q, %v", s, err)
+				}
+				br.Close()
+			}
+		})
 	}
 }

@@ -317,14 +317,27 @@ func (bb *batchBuf) Wait(ctx context.Context) error {
 // credentials changed; a statement that does not parse gets its error in
 // out at once. The batchBuf returned is to be put back.
 func (rc *redisConn) encodeBatch(stmts []driver.Stmt, out []driver.BatchResult) *batchBuf {
-	cmd := rediscmd.Get()
-	defer rediscmd.Put(cmd)
+	var cmd *rediscmd.Cmd // for the statements not prepared
+	defer func() {
+		if cmd != nil {
+			rediscmd.Put(cmd)
+		}
+	}()
 	bb := batchBufs.Get().(*batchBuf)
 	bb.rc, bb.out = rc, out
 	var frame []byte
 	frame, bb.lg = rc.relogin(bb.frame[:0])
 	sent, shapes := bb.sent[:0], bb.shapes[:0]
 	for i, s := range stmts {
+		if p := s.Prepared; len(p) > 0 { // see connector.RoutePrepare
+			frame = append(frame, p[1:]...)
+			sent = append(sent, i)
+			shapes = append(shapes, rediscmd.Shape(p[0]))
+			continue
+		}
+		if cmd == nil {
+			cmd = rediscmd.Get()
+		}
 		if err := cmd.Parse(s.Query, s.Args); err != nil {
 			out[i].Err = err
 			continue

@@ -190,6 +190,21 @@ func (c *connector) Route(query string, args []driver.Value) (driver.Route, erro
 	return rediscmd.RouteOf(query, args)
 }
 
+// RoutePrepare implements driver.PrepareRouter: it appends the shape of
+// the statement's reply (one byte) and the statement's RESP frame, which a
+// batch then sends as they are (see encodeBatch).
+func (c *connector) RoutePrepare(query string, args []driver.Value, buf []byte) (driver.Route, []byte, error) {
+	cmd := rediscmd.Get()
+	defer rediscmd.Put(cmd)
+	if err := cmd.ParseRef(query, args, rediscmd.BigArg); err != nil { // a big value is copied once, into buf
+		return driver.Route{}, buf, err
+	}
+	r, spec := rediscmd.RouteSpec(cmd.Argv)
+	r.Key = nil // the parsed arguments do not outlive the call
+	buf = append(buf, byte(spec.ReplyShape(cmd.Argv)))
+	return r, resp.AppendCommand(buf, cmd.Argv...), nil
+}
+
 // Resolve implements driver.Resolver: the default port is added and a
 // host name stands for every address DNS gives it.
 func (c *connector) Resolve(ctx context.Context, seed string) ([]string, error) {

@@ -31,8 +31,10 @@ func Get() *Cmd { return cmdPool.Get().(*Cmd) }
 
 // Put returns c to the pool; c.Argv must not be used after.
 func Put(c *Cmd) {
-	clear(c.refs) // the pool must not keep the caller's values alive
-	clear(c.Argv)
+	if len(c.refs) > 0 { // the pool must not keep the caller's values alive
+		clear(c.refs)
+		clear(c.Argv) // the other arguments are in c.buf
+	}
 	if cap(c.buf) > 64<<10 || cap(c.Frame) > 64<<10 { // do not keep a huge value's buffers around
 		return
 	}

@@ -571,6 +571,12 @@ func RouteOf(query string, args []driver.Value) (driver.Route, error) {
 // Exclusive as well as Session; so are blocking ones (XREAD only with
 // BLOCK).
 func Route(argv [][]byte) driver.Route {
+	r, _ := RouteSpec(argv)
+	return r
+}
+
+// RouteSpec is Route that also returns the command's Spec (see Lookup).
+func RouteSpec(argv [][]byte) (driver.Route, *Spec) {
 	name, s := Lookup(argv)
 	r := driver.Route{
 		Op:         name,
@@ -586,7 +592,7 @@ func Route(argv [][]byte) driver.Route {
 		r.Key = argv[i]
 		r.Partition = int(Slot(r.Key))
 	}
-	return r
+	return r, s
 }
 
 // upper returns the ASCII upper case of b. Only ASCII letters change, as in
