@@ -127,7 +127,7 @@ func (c *Cmd) parse(query string, args []driver.Value, big int) error {
 				}
 			}
 			if next == len(args) {
-				return fmt.Errorf("statement has more ? placeholders than the %d arguments given", len(args))
+				return tooFewArgs(len(args))
 			}
 			if err := c.appendArg(args[next], big); err != nil {
 				return argError(next+1, err)
@@ -153,7 +153,17 @@ func (c *Cmd) parse(query string, args []driver.Value, big int) error {
 			return argError(next+1, err)
 		}
 	}
-	// Slice the arguments only now: buf may have moved while growing.
+	c.slice()
+	return nil
+}
+
+func tooFewArgs(n int) error {
+	return fmt.Errorf("statement has more ? placeholders than the %d arguments given", n)
+}
+
+// slice makes Argv of what parse put in buf, ends and refs. Only once
+// every argument is in: buf may have moved while growing.
+func (c *Cmd) slice() {
 	start, refs := 0, c.refs
 	for i, end := range c.ends {
 		if len(refs) > 0 && refs[0].i == i {
@@ -164,7 +174,6 @@ func (c *Cmd) parse(query string, args []driver.Value, big int) error {
 		c.Argv = append(c.Argv, c.buf[start:end:end])
 		start = end
 	}
-	return nil
 }
 
 // appendArg adds an argument to Argv: copied into buf, or, when big

@@ -578,6 +578,12 @@ func Route(argv [][]byte) driver.Route {
 // RouteSpec is Route that also returns the command's Spec (see Lookup).
 func RouteSpec(argv [][]byte) (driver.Route, *Spec) {
 	name, s := Lookup(argv)
+	return RouteWith(argv, name, s), s
+}
+
+// RouteWith is Route for an argv whose command's name and Spec are known
+// (see Lookup).
+func RouteWith(argv [][]byte, name string, s *Spec) driver.Route {
 	r := driver.Route{
 		Op:         name,
 		Partition:  driver.AnyPartition,
@@ -592,7 +598,7 @@ func RouteSpec(argv [][]byte) (driver.Route, *Spec) {
 		r.Key = argv[i]
 		r.Partition = int(Slot(r.Key))
 	}
-	return r, s
+	return r
 }
 
 // upper returns the ASCII upper case of b. Only ASCII letters change, as in
