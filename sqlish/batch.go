@@ -48,7 +48,8 @@ func (b *Batch) Len() int { return len(b.stmts) }
 // statement; a statement's own error (a server error) is reported for that
 // statement only.
 func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
-	br := &BatchResults{results: make([]slot, len(b.stmts))}
+	br := &BatchResults{slots: getSlots(len(b.stmts))}
+	br.results = *br.slots
 	if db.closed.Load() {
 		br.err = ErrClosed
 		return br
@@ -252,7 +253,7 @@ func (db *DB) sendGroup(ctx context.Context, n *topology.Node, g *batchGroup, bo
 	g.ob = observation{group: bo}
 	g.ctx = db.tel.begin(ctx, &g.ob, g.route, "", 0)
 	g.lease, g.sent = l, true
-	clear(g.res)
+	// g.res is zero: getResults hands out results cleared by Close.
 	g.pending, g.sendErr = bs.SendBatch(g.ctx, g.stmts, g.res)
 }
 
@@ -573,7 +574,8 @@ func (r *batchResult) Next(dest []driver.Value) error {
 
 // BatchResults holds the results of SendBatch, read in queue order.
 type BatchResults struct {
-	results []slot
+	results []slot                // never indexed once Close has pooled it again (pos is its length)
+	slots   *[]slot               // results, pooled again by Close
 	drv     *[]driver.BatchResult // the drivers' results, pooled again by Close
 	cur     batchResult           // the result being read, when its slot holds a driver's
 	pos     int
@@ -584,6 +586,19 @@ type BatchResults struct {
 // closed: nothing returned to the caller refers to them (QueryRow copies
 // the row, Query copies it too).
 var resultsPool = sync.Pool{New: func() any { return new([]driver.BatchResult) }}
+
+// slotsPool recycles the slots of batches that were closed (see
+// BatchResults.results).
+var slotsPool = sync.Pool{New: func() any { return new([]slot) }}
+
+func getSlots(n int) *[]slot {
+	p := slotsPool.Get().(*[]slot)
+	if cap(*p) < n {
+		*p = make([]slot, n)
+	}
+	*p = (*p)[:n]
+	return p
+}
 
 func getResults(n int) *[]driver.BatchResult {
 	p := resultsPool.Get().(*[]driver.BatchResult)
@@ -689,8 +704,14 @@ func (br *BatchResults) queryRow(row *Row) {
 // read are dropped.
 func (br *BatchResults) Close() error {
 	br.pos = len(br.results)
+	if br.slots != nil {
+		clear(br.results) // they may point into *br.drv, and hold errors and rows
+		if cap(br.results) <= maxScratch {
+			slotsPool.Put(br.slots)
+		}
+		br.slots = nil
+	}
 	if br.drv != nil {
-		clear(br.results) // the slots point into *br.drv
 		if cap(*br.drv) <= maxScratch {
 			clear(*br.drv)
 			resultsPool.Put(br.drv)

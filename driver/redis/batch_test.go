@@ -252,3 +252,32 @@ func TestBatchPrepared(t *testing.T) {
 		})
 	}
 }
+
+// A BatchResults closed twice does not touch the memory its first Close
+// gave back, which a later batch may be using.
+func TestBatchResultsClosedTwice(t *testing.T) {
+	srv := redistest.StartServer(t)
+	ctx := context.Background()
+	db := connect(t, "redis", "redis://"+srv.Addr)
+	db.Exec(ctx, "SET k v")
+	queue := func() *sqlish.Batch {
+		var b sqlish.Batch
+		for range 10 {
+			b.Queue("GET k")
+		}
+		return &b
+	}
+	for range 50 {
+		br1 := db.SendBatch(ctx, queue())
+		br1.Close()
+		br2 := db.SendBatch(ctx, queue()) // most often on br1's memory
+		br1.Close()
+		for i := range 10 {
+			var s string
+			if err := br2.QueryRow().Scan(&s); err != nil || s != "v" {
+				t.Fatalf("statement %d of a batch after another was closed twice: %q, %v", i, s, err)
+			}
+		}
+		br2.Close()
+	}
+}
