@@ -89,3 +89,58 @@ func BenchmarkBatch(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBatchSize is BenchmarkBatch for tendril and rueidis with
+// pipelines of 10, 100 and 1000 GETs, from one goroutine (serial) and from
+// 32 per CPU (parallel): how a batch's cost grows with its size.
+func BenchmarkBatchSize(b *testing.B) {
+	c := redistest.StartCluster(b, 3, 0)
+	tg := target{seeds: c.Seeds()}
+	ctx := context.Background()
+	keys := make([]string, 1000)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key:%d", i)
+	}
+	for _, spec := range clientSpecs {
+		if spec.name == "go-redis" {
+			continue
+		}
+		cl, err := spec.open(ctx, tg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cl.close()
+		for _, k := range keys {
+			if err := cl.set(ctx, k, []byte("value")); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, n := range []int{10, 100, 1000} {
+			keys := keys[:n]
+			b.Run(fmt.Sprintf("size=%d/serial/%s", n, spec.name), func(b *testing.B) {
+				b.ReportAllocs()
+				cpu := clientCPU()
+				for b.Loop() {
+					if err := cl.batch(ctx, keys); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(clientCPU()-cpu)/float64(b.N), "client-cpu-ns/op")
+			})
+			b.Run(fmt.Sprintf("size=%d/parallel/%s", n, spec.name), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetParallelism(32)
+				cpu := clientCPU()
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := cl.batch(ctx, keys); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				b.ReportMetric(float64(clientCPU()-cpu)/float64(b.N), "client-cpu-ns/op")
+			})
+		}
+	}
+}

@@ -469,19 +469,85 @@ func (c *Conn[R]) DoV(ctx context.Context, pieces [][]byte, dst []R, timeout tim
 }
 
 func (c *Conn[R]) do(ctx context.Context, frame []byte, pieces [][]byte, n int, dst []R, timeout time.Duration) ([]R, error) {
+	req, lone, deadline, err := c.send(ctx, frame, pieces, n, timeout, true)
+	if err != nil {
+		return nil, err
+	}
+	if lone {
+		return c.readOwn(req, dst, timeout, deadline)
+	}
+	return c.wait(ctx, req, dst, timeout)
+}
+
+// Call is a request sent by [Conn.Send] whose replies have not been
+// waited for yet.
+type Call[R any] struct {
+	c       *Conn[R]
+	req     *request[R]
+	dst     []R
+	timeout time.Duration
+}
+
+// Send is the first half of [Conn.DoInto]: it queues frame, the encoded
+// bytes of len(dst) requests, writes it when nobody else is writing (as
+// Do does), and returns without waiting for the replies; [Call.Wait]
+// waits for them and stores them in dst. A caller with requests for
+// several Conns so sends them all before it waits for any, from one
+// goroutine. Send copies frame before it returns; dst is written by Wait
+// only, on the caller's goroutine.
+//
+// The replies are always read by a reader goroutine (never by the caller,
+// which may be waiting on another Conn meanwhile). Every Call that Send
+// returns without an error must be waited for exactly once: a Call never
+// waited for is not cut from the stream, and its replies are read and kept
+// until the Call is garbage. timeout is DoTimeout's, counted from Send.
+// When Send fails, nothing was queued, and the error wraps [ErrNotSent].
+func (c *Conn[R]) Send(ctx context.Context, frame []byte, dst []R, timeout time.Duration) (Call[R], error) {
+	if len(dst) < 1 {
+		return Call[R]{}, fmt.Errorf("%w: Send needs room for >= 1 replies", ErrNotSent)
+	}
+	req, _, _, err := c.send(ctx, frame, nil, len(dst), timeout, false)
+	if err != nil {
+		return Call[R]{}, err
+	}
+	return Call[R]{c: c, req: req, dst: dst, timeout: timeout}, nil
+}
+
+// Wait waits for the replies of a Call made by [Conn.Send] and stores
+// them in the Call's dst, with Do's outcomes: if ctx ends first, Wait
+// returns at once with an error wrapping ctx.Err(), the frame withdrawn
+// (the error also wraps [ErrNotSent]) if it had not been written yet, its
+// replies discarded when they come otherwise; a Conn that closes first
+// fails it with its [*CloseError]. A Call is waited for once: a second
+// Wait returns an error.
+func (cl *Call[R]) Wait(ctx context.Context) error {
+	req := cl.req
+	if req == nil {
+		return errors.New("conn: Wait on a Call that was not sent or was waited for already")
+	}
+	cl.req = nil
+	_, err := cl.c.wait(ctx, req, cl.dst, cl.timeout)
+	return err
+}
+
+// send queues a request for n replies and writes it if nobody is writing.
+// With readOwn, a caller whose ctx cannot be cancelled and that finds the
+// Conn idle is told to read its reply itself (lone; deadline is then the
+// one its read must honour); otherwise a reader goroutine reads.
+func (c *Conn[R]) send(ctx context.Context, frame []byte, pieces [][]byte, n int, timeout time.Duration, readOwn bool) (req *request[R], lone bool, deadline int64, err error) {
 	if err := ctx.Err(); err != nil {
-		return nil, notSent(err)
+		return nil, false, 0, notSent(err)
 	}
 	if pieces != nil {
 		if err := c.claimWriter(ctx); err != nil {
-			return nil, notSent(err)
+			return nil, false, 0, notSent(err)
 		}
 	}
 	reserved := false // the read token, taken by checkIdle
 	if c.npending.Load() == 0 && !c.alwaysRead {
 		reserved = c.checkIdle()
 	}
-	req := c.pool.Get().(*request[R])
+	req = c.pool.Get().(*request[R])
 	req.n, req.got = n, 0
 	if cap(req.replies) >= n {
 		req.replies = req.replies[:n]
@@ -505,7 +571,7 @@ func (c *Conn[R]) do(ctx context.Context, frame []byte, pieces [][]byte, n int, 
 		}
 		c.mu.Unlock()
 		c.recycle(req)
-		return nil, notSent(ce)
+		return nil, false, 0, notSent(ce)
 	}
 	c.seq++
 	req.seq = c.seq
@@ -537,18 +603,15 @@ func (c *Conn[R]) do(ctx context.Context, frame []byte, pieces [][]byte, n int, 
 	// caller that cannot be cancelled reads its own reply (no goroutine
 	// hand-off: the one that matters to a lone caller); otherwise a reader
 	// goroutine reads, so that the caller can wait for ctx as well.
-	ctxDone := ctx.Done()
-	lone := false
 	if reserved || !c.reading {
 		c.reading = true
-		if ctxDone == nil {
+		if readOwn && ctx.Done() == nil {
 			lone = true
 		} else {
 			c.readers.Add(1)
 			go c.readLoop()
 		}
 	}
-	var deadline int64
 	if timeout > 0 {
 		deadline = time.Now().Add(timeout).UnixNano()
 		if !lone { // a lone reader bounds its read instead
@@ -569,9 +632,13 @@ func (c *Conn[R]) do(ctx context.Context, frame []byte, pieces [][]byte, n int, 
 	} else if write {
 		c.flush()
 	}
-	if lone {
-		return c.readOwn(req, dst, timeout, deadline)
-	}
+	return req, lone, deadline, nil
+}
+
+// wait waits for req, read by someone else, to complete or for ctx to
+// end.
+func (c *Conn[R]) wait(ctx context.Context, req *request[R], dst []R, timeout time.Duration) ([]R, error) {
+	ctxDone := ctx.Done()
 	if ctxDone == nil {
 		return c.finish(req, <-req.done, dst, timeout)
 	}

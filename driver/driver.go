@@ -246,6 +246,17 @@ type Router interface {
 	Route(query string, args []Value) (Route, error)
 }
 
+// PrepareRouter is implemented by Connectors that can route a statement
+// and encode it for their Conns in one pass. For each statement of a
+// batch, the user API calls RoutePrepare instead of Route, and hands what
+// it appended to buf to the Conn's Batcher or BatchSender in
+// Stmt.Prepared: each statement is then parsed once. On an error,
+// RoutePrepare returns buf as it was given. The Route is Route's; what it
+// appends is read only by the driver's own Conns.
+type PrepareRouter interface {
+	RoutePrepare(query string, args []Value, buf []byte) (Route, []byte, error)
+}
+
 // Conn is one connection to one node. It is used by one goroutine at a
 // time unless the driver documents otherwise. Its methods (and a Router's)
 // must not keep the args slice after they return: the user API reuses it
@@ -390,6 +401,12 @@ type Validator interface {
 type Stmt struct {
 	Query string
 	Args  []Value
+	// Prepared, when not nil, is the statement as the Connector's
+	// PrepareRouter encoded it while routing it: a Batcher (or
+	// BatchSender) uses it instead of parsing Query and Args again. Its
+	// content is the driver's own business. It is valid until the batch
+	// returns (or its PendingBatch was waited for), and must not be kept.
+	Prepared []byte
 }
 
 // BatchResult is the outcome of one statement of a batch: rows or an error.
@@ -414,6 +431,28 @@ type BatchResult struct {
 // BatchResult.
 type Batcher interface {
 	Batch(ctx context.Context, stmts []Stmt, out []BatchResult) error
+}
+
+// BatchSender is implemented by Conns that can send a batch without waiting
+// for its outcome: Batcher's Batch in two halves. The user API sends the
+// statements of a batch that go to several nodes to each node in turn from
+// one goroutine, then waits for each node's outcome, instead of running a
+// goroutine per node. SendBatch has Batch's contract for stmts and out,
+// except that the caller reads out only once Wait has returned; it must
+// not keep stmts. An error from SendBatch is a failure of the whole batch,
+// as Batch's, and leaves nothing to wait for.
+type BatchSender interface {
+	SendBatch(ctx context.Context, stmts []Stmt, out []BatchResult) (PendingBatch, error)
+}
+
+// PendingBatch is a batch sent by a BatchSender. Wait must be called
+// exactly once: it waits for the outcome, stores it in out and returns
+// what Batch would have returned. When ctx ends first, Wait returns
+// promptly with an error wrapping ctx's; the connection is then left as
+// after a statement whose caller gave up (still usable, or retired by the
+// driver).
+type PendingBatch interface {
+	Wait(ctx context.Context) error
 }
 
 // IsolationLevel is a transaction's isolation level, as database/sql has

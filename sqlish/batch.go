@@ -48,7 +48,8 @@ func (b *Batch) Len() int { return len(b.stmts) }
 // statement; a statement's own error (a server error) is reported for that
 // statement only.
 func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
-	br := &BatchResults{results: make([]slot, len(b.stmts))}
+	br := &BatchResults{slots: getSlots(len(b.stmts))}
+	br.results = *br.slots
 	if db.closed.Load() {
 		br.err = ErrClosed
 		return br
@@ -73,6 +74,7 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 	dargsAll := sc.dargs // every statement's arguments
 	flat, args := dargsAll, b.args
 	for i, s := range b.stmts {
+		sc.ends[i] = len(sc.prep) // no encoding, unless RoutePrepare adds one
 		dargs := flat[:s.nargs:s.nargs]
 		flat = flat[s.nargs:]
 		sargs := args[:s.nargs]
@@ -81,7 +83,14 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 			br.results[i].err = err
 			continue
 		}
-		route, err := db.connector.Route(s.query, dargs)
+		var route driver.Route
+		var err error
+		if db.preparer != nil {
+			route, sc.prep, err = db.preparer.RoutePrepare(s.query, dargs, sc.prep)
+			sc.ends[i] = len(sc.prep)
+		} else {
+			route, err = db.connector.Route(s.query, dargs)
+		}
 		if err != nil {
 			br.results[i].err = fmt.Errorf("sqlish: %w", err)
 			continue
@@ -125,20 +134,59 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 		idx, stmts, res = idx[g.n:], stmts[g.n:], res[g.n:]
 	}
 	flat = dargsAll
+	start := 0 // of statement i's encoding in sc.prep
 	for i, s := range b.stmts {
 		dargs := flat[:s.nargs:s.nargs]
 		flat = flat[s.nargs:]
 		if g := of[i]; g != nil {
 			g.idx = append(g.idx, i)
-			g.stmts = append(g.stmts, driver.Stmt{Query: s.query, Args: dargs})
+			st := driver.Stmt{Query: s.query, Args: dargs}
+			if end := sc.ends[i]; end > start {
+				st.Prepared = sc.prep[start:end:end]
+			}
+			g.stmts = append(g.stmts, st)
+		}
+		start = sc.ends[i]
+	}
+	// On a multiplexed backend whose connections can send a batch without
+	// waiting for its outcome (driver.BatchSender), every group's first
+	// attempt is sent from here, one node after the other, before any is
+	// waited for: the groups still run in parallel on the servers, with no
+	// goroutine per group. Retries, and groups that cannot be sent so (no
+	// healthy node or connection at hand, a statement that needs a
+	// connection to itself), run as statements do.
+	if db.multiplexed && (db.requestTimeout || db.cfg.Policy.SocketTimeout <= 0) && !db.noBatchSend.Load() {
+		for _, n := range order {
+			db.sendGroup(ctx, n, groups[n], bo)
 		}
 	}
 	runGroup := func(g *group) {
-		err := db.run(ctx, g.route, stmtInfo{group: bo}, nil, func(ctx context.Context, l *lease, _ []driver.Value) error {
-			err := runBatch(ctx, l.conn(), g.stmts, g.res, br.results, g.idx)
+		fn := func(ctx context.Context, l *lease, _ []driver.Value) error {
+			var err error
+			if g.sent { // the first attempt, sent by sendGroup
+				g.sent = false
+				err = g.sendErr
+				if p := g.pending; p != nil {
+					g.pending = nil
+					err = p.Wait(ctx)
+				}
+				if err == nil {
+					err = readBatch(g.res, br.results, g.idx)
+				}
+			} else {
+				err = runBatch(ctx, l.conn(), g.stmts, g.res, br.results, g.idx)
+			}
 			l.release(err)
 			return err
-		})
+		}
+		var err error
+		if l := g.lease; l != nil {
+			g.lease = nil
+			err = db.runAttempts(g.ctx, g.route, nil, fn, &g.ob, l)
+			db.tel.finish(g.ctx, &g.ob, g.route, err)
+		} else {
+			err = db.run(ctx, g.route, stmtInfo{group: bo}, nil, fn)
+		}
 		for k, i := range g.idx {
 			switch {
 			case err != nil:
@@ -151,23 +199,62 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 			}
 		}
 	}
-	// Every group but the last runs on a goroutine of its own; the last
-	// (for most batches, the only one) runs here.
+	// Every group not sent runs on a goroutine of its own, but the last
+	// when no group was sent (for most batches on other backends, the only
+	// one): that one runs here. Then the groups sent are waited for here.
+	sent := false
+	for _, n := range order {
+		sent = sent || groups[n].lease != nil
+	}
 	var wg sync.WaitGroup
 	for k, n := range order {
 		g := groups[n]
-		if k == len(order)-1 {
+		switch {
+		case g.lease != nil:
+		case !sent && k == len(order)-1:
 			runGroup(g)
-			break
+		default:
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				runGroup(g)
+			}()
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	}
+	for _, n := range order {
+		if g := groups[n]; g.lease != nil {
 			runGroup(g)
-		}()
+		}
 	}
 	wg.Wait()
 	return br
+}
+
+// sendGroup sends the first attempt of g's statements to n, without
+// waiting for the outcome, when n is healthy, a connection of its pool is
+// at hand and the driver can (driver.BatchSender); g.lease is then set,
+// and runGroup waits for the outcome on it. Otherwise it does nothing.
+func (db *DB) sendGroup(ctx context.Context, n *topology.Node, g *batchGroup, bo *batchObs) {
+	if n == nil || g.route.Exclusive || !n.Healthy() || db.closed.Load() {
+		return
+	}
+	l := db.tryAcquire(ctx, n)
+	if l == nil {
+		return
+	}
+	l.share()
+	bs, ok := l.conn().(driver.BatchSender)
+	if !ok {
+		db.noBatchSend.Store(true)
+		l.release(nil)
+		db.recycle(l)
+		return
+	}
+	g.ob = observation{group: bo}
+	g.ctx = db.tel.begin(ctx, &g.ob, g.route, "", 0)
+	g.lease, g.sent = l, true
+	// g.res is zero: getResults hands out results cleared by Close.
+	g.pending, g.sendErr = bs.SendBatch(g.ctx, g.stmts, g.res)
 }
 
 // batchGroup is the statements of a batch that go to one node.
@@ -177,6 +264,16 @@ type batchGroup struct {
 	idx   []int
 	stmts []driver.Stmt
 	res   []driver.BatchResult // the driver's results, for stmts
+
+	// Set by sendGroup when it sent the group's first attempt: the
+	// attempt's lease, its outcome to wait for (or the error of the
+	// send), and the group's observation and context.
+	lease   *lease
+	sent    bool
+	pending driver.PendingBatch
+	sendErr error
+	ob      observation
+	ctx     context.Context
 }
 
 // batchScratch holds SendBatch's working slices, reused from batch to
@@ -187,30 +284,39 @@ type batchScratch struct {
 	dargs []driver.Value
 	idx   []int
 	stmts []driver.Stmt
+	// prep holds the statements' encodings (driver.PrepareRouter), each
+	// ending at ends[i].
+	prep []byte
+	ends []int
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(batchScratch) }}
 
-// maxScratch bounds the statements a batchScratch keeps room for.
-const maxScratch = 1 << 12
+// maxScratch bounds the statements a batchScratch keeps room for, and
+// maxScratchBytes their encodings.
+const (
+	maxScratch      = 1 << 12
+	maxScratchBytes = 1 << 20
+)
 
 // grow makes room for n statements and nargs arguments; it returns of,
 // cleared.
 func (sc *batchScratch) grow(n, nargs int) []*batchGroup {
 	if cap(sc.of) < n {
-		sc.of, sc.idx, sc.stmts = make([]*batchGroup, n), make([]int, n), make([]driver.Stmt, n)
+		sc.of, sc.idx, sc.stmts, sc.ends = make([]*batchGroup, n), make([]int, n), make([]driver.Stmt, n), make([]int, n)
 	}
 	if cap(sc.dargs) < nargs {
 		sc.dargs = make([]driver.Value, nargs)
 	}
-	sc.of, sc.idx, sc.stmts, sc.dargs = sc.of[:n], sc.idx[:n], sc.stmts[:n], sc.dargs[:nargs]
+	sc.of, sc.idx, sc.stmts, sc.dargs, sc.ends = sc.of[:n], sc.idx[:n], sc.stmts[:n], sc.dargs[:nargs], sc.ends[:n]
+	sc.prep = sc.prep[:0]
 	return sc.of
 }
 
 // put clears what refers to the caller's values and the groups, and pools
 // sc unless it grew too big to keep.
 func (sc *batchScratch) put() {
-	if cap(sc.of) > maxScratch || cap(sc.dargs) > maxScratch {
+	if cap(sc.of) > maxScratch || cap(sc.dargs) > maxScratch || cap(sc.prep) > maxScratchBytes {
 		return
 	}
 	clear(sc.of)
@@ -276,25 +382,7 @@ func runBatch(ctx context.Context, cn driver.Conn, stmts []driver.Stmt, res []dr
 		if err := b.Batch(ctx, stmts, res); err != nil {
 			return err
 		}
-		for k := range res {
-			r, o := &res[k], &out[idx[k]]
-			switch {
-			case r.Err != nil:
-				*o = slot{err: r.Err}
-			case r.Rows != nil:
-				c, err := collect(r.Rows)
-				if err != nil {
-					return err
-				}
-				*o = slot{r: &c}
-			default:
-				if err := checkRow(r); err != nil {
-					return err
-				}
-				*o = slot{d: r}
-			}
-		}
-		return nil
+		return readBatch(res, out, idx)
 	}
 	for k, s := range stmts {
 		o := &out[idx[k]]
@@ -312,6 +400,30 @@ func runBatch(ctx context.Context, cn driver.Conn, stmts []driver.Stmt, res []dr
 			return err
 		}
 		*o = slot{r: &c}
+	}
+	return nil
+}
+
+// readBatch reads the outcome a driver's Batcher (or BatchSender) left in
+// res: statement k's into out[idx[k]].
+func readBatch(res []driver.BatchResult, out []slot, idx []int) error {
+	for k := range res {
+		r, o := &res[k], &out[idx[k]]
+		switch {
+		case r.Err != nil:
+			*o = slot{err: r.Err}
+		case r.Rows != nil:
+			c, err := collect(r.Rows)
+			if err != nil {
+				return err
+			}
+			*o = slot{r: &c}
+		default:
+			if err := checkRow(r); err != nil {
+				return err
+			}
+			*o = slot{d: r}
+		}
 	}
 	return nil
 }
@@ -462,7 +574,8 @@ func (r *batchResult) Next(dest []driver.Value) error {
 
 // BatchResults holds the results of SendBatch, read in queue order.
 type BatchResults struct {
-	results []slot
+	results []slot                // never indexed once Close has pooled it again (pos is its length)
+	slots   *[]slot               // results, pooled again by Close
 	drv     *[]driver.BatchResult // the drivers' results, pooled again by Close
 	cur     batchResult           // the result being read, when its slot holds a driver's
 	pos     int
@@ -473,6 +586,19 @@ type BatchResults struct {
 // closed: nothing returned to the caller refers to them (QueryRow copies
 // the row, Query copies it too).
 var resultsPool = sync.Pool{New: func() any { return new([]driver.BatchResult) }}
+
+// slotsPool recycles the slots of batches that were closed (see
+// BatchResults.results).
+var slotsPool = sync.Pool{New: func() any { return new([]slot) }}
+
+func getSlots(n int) *[]slot {
+	p := slotsPool.Get().(*[]slot)
+	if cap(*p) < n {
+		*p = make([]slot, n)
+	}
+	*p = (*p)[:n]
+	return p
+}
 
 func getResults(n int) *[]driver.BatchResult {
 	p := resultsPool.Get().(*[]driver.BatchResult)
@@ -578,8 +704,14 @@ func (br *BatchResults) queryRow(row *Row) {
 // read are dropped.
 func (br *BatchResults) Close() error {
 	br.pos = len(br.results)
+	if br.slots != nil {
+		clear(br.results) // they may point into *br.drv, and hold errors and rows
+		if cap(br.results) <= maxScratch {
+			slotsPool.Put(br.slots)
+		}
+		br.slots = nil
+	}
 	if br.drv != nil {
-		clear(br.results) // the slots point into *br.drv
 		if cap(*br.drv) <= maxScratch {
 			clear(*br.drv)
 			resultsPool.Put(br.drv)

@@ -65,6 +65,10 @@ type DB struct {
 	// cacher answers QueryRows from the driver's client-side cache, when
 	// it has one that can (see cachedRow).
 	cacher driver.RowCacher
+	// noBatchSend is set once a connection turned out not to be a
+	// driver.BatchSender (see SendBatch).
+	noBatchSend atomic.Bool
+	preparer    driver.PrepareRouter // nil when the driver routes batches as statements
 }
 
 // Open validates the DSN and returns a DB. It never blocks on the network:
@@ -105,6 +109,7 @@ func OpenConfig(driverName string, cfg Config) (*DB, error) {
 	db.classifier, _ = connector.(driver.Classifier)
 	db.converter, _ = connector.(driver.ValueConverter)
 	db.cacher, _ = connector.(driver.RowCacher)
+	db.preparer, _ = connector.(driver.PrepareRouter)
 	if cfg.ClusterName != "" && !db.backend.Caps.Has(driver.CapClusterName) {
 		return nil, &ConfigError{Key: "cluster_name", Value: cfg.ClusterName,
 			Reason: fmt.Sprintf("driver %s has no cluster name to check", driverName)}
@@ -459,15 +464,18 @@ type stmtInfo struct {
 func (db *DB) run(ctx context.Context, route driver.Route, st stmtInfo, dargs []driver.Value, fn func(context.Context, *lease, []driver.Value) error) error {
 	ob := observation{group: st.group}
 	ctx = db.tel.begin(ctx, &ob, route, st.query, len(dargs))
-	err := db.runAttempts(ctx, route, dargs, fn, &ob)
+	err := db.runAttempts(ctx, route, dargs, fn, &ob, nil)
 	db.tel.finish(ctx, &ob, route, err)
 	return err
 }
 
 // runAttempts runs the attempts of a statement by the retry policy (see
 // policy.go). Each attempt picks its node from the current topology
-// snapshot; a redirect goes straight to the node it names.
-func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []driver.Value, fn func(context.Context, *lease, []driver.Value) error, ob *observation) error {
+// snapshot; a redirect goes straight to the node it names. first, when not
+// nil, is the lease of the first attempt, taken by the caller (a batch
+// sends every node's group on such leases before it waits for any): that
+// attempt runs on it, whatever the topology says by now.
+func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []driver.Value, fn func(context.Context, *lease, []driver.Value) error, ob *observation, first *lease) error {
 	p := db.cfg.Policy
 	// total_timeout costs a context (and a timer) per operation unless it
 	// can be avoided. A driver with CapRequestTimeout bounds each request by
@@ -509,12 +517,16 @@ func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []drive
 		attempts int
 	)
 	for {
-		if db.closed.Load() {
+		pre := first
+		first = nil
+		if pre == nil && db.closed.Load() {
 			last = ErrClosed
 			break
 		}
 		n := target
-		if n == nil {
+		if pre != nil {
+			n = pre.n
+		} else if n == nil {
 			if n = db.tender.Snapshot().Pick(route, db.pref, attempts); n == nil || !n.Healthy() {
 				// No healthy node serves the partition (a node is down,
 				// a failover under way): wait for the tender, bounded.
@@ -550,6 +562,8 @@ func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []drive
 		var l *lease
 		var err error
 		switch {
+		case pre != nil:
+			l = pre
 		case exclusive && db.multiplexed:
 			if err = bound(); err == nil {
 				l, err = db.acquireExclusive(ctx, n)
@@ -563,7 +577,7 @@ func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []drive
 		}
 		sent := err == nil
 		if err == nil {
-			if !exclusive {
+			if !exclusive && !l.shared {
 				l.share()
 			}
 			actx, cancel := ctx, context.CancelFunc(noop)

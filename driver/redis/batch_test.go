@@ -2,8 +2,11 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/tendril-db/tendril/internal/redistest"
 	"github.com/tendril-db/tendril/sqlish"
@@ -51,4 +54,230 @@ func TestBatchResultsOutliveClose(t *testing.T) {
 		t.Errorf("Rows read after Close: %q, %v; want v1", s1, err)
 	}
 	rows.Close()
+}
+
+// keysByPrimary returns n keys served by each primary of c, in the
+// primaries' order.
+func keysByPrimary(c *redistest.Cluster, n int) [][]string {
+	prims := c.Primaries()
+	keys := make([][]string, len(prims))
+	for i := 0; ; i++ {
+		k := fmt.Sprint("bk:", i)
+		p := c.PrimaryFor(redistest.Slot(k))
+		full := true
+		for j := range prims {
+			if prims[j] == p && len(keys[j]) < n {
+				keys[j] = append(keys[j], k)
+			}
+			full = full && len(keys[j]) == n
+		}
+		if full {
+			return keys
+		}
+	}
+}
+
+// A batch over several nodes is sent to every node before its replies are
+// waited for (driver.BatchSender); what SendBatch promises holds on that
+// path too: a statement whose slot moved under the batch follows the
+// redirect on its own; a node that does not answer fails only its group,
+// within socket_timeout, and a statement of it that may have run is not
+// run again (ErrOutcomeUnknown); a caller's ctx that ends mid-batch ends
+// it at once; no goroutine is left (goleak in TestMain), and the
+// connections serve the next batch.
+func TestBatchPipelinedAcrossNodes(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 0, redistest.WithConfig("cluster-node-timeout 30000"))
+	ctx := context.Background()
+	// No tend during the test: the client's slot map stays as it was.
+	db := connect(t, "redis", clusterDSN(c, "tend_interval=1h&socket_timeout=300ms&max_retries=2"))
+	keys := keysByPrimary(c, 5)
+	for _, ks := range keys {
+		for _, k := range ks {
+			if _, err := db.Exec(ctx, "SET ? ?", k, "v:"+k); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	check := func(t *testing.T, br *sqlish.BatchResults, want []string) {
+		t.Helper()
+		for _, k := range want {
+			var v string
+			if err := br.QueryRow().Scan(&v); err != nil || v != "v:"+k {
+				t.Errorf("GET %s = %q, %v", k, v, err)
+			}
+		}
+		if err := br.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var all []string
+	for i := range keys[0] {
+		for _, ks := range keys {
+			all = append(all, ks[i])
+		}
+	}
+	queue := func(keys []string) *sqlish.Batch {
+		var b sqlish.Batch
+		for _, k := range keys {
+			b.Queue("GET ?", k)
+		}
+		return &b
+	}
+	check(t, db.SendBatch(ctx, queue(all)), all)
+
+	t.Run("Moved", func(t *testing.T) {
+		prims := c.Primaries()
+		moved := keys[0][0]
+		c.MoveSlot(redistest.Slot(moved), prims[1]) // the client does not know
+		check(t, db.SendBatch(ctx, queue(all)), all)
+		c.MoveSlot(redistest.Slot(moved), prims[0])
+		check(t, db.SendBatch(ctx, queue(all)), all)
+	})
+
+	t.Run("StoppedNode", func(t *testing.T) {
+		stopped := c.Primaries()[2]
+		incr := "{" + keys[2][1] + "}:n" // in the stopped node's slot
+		var b sqlish.Batch
+		b.Queue("INCR ?", incr)
+		b.Queue("GET ?", keys[0][1])
+		b.Queue("GET ?", keys[1][1])
+		stopped.Stop()
+		start := time.Now()
+		br := db.SendBatch(ctx, &b)
+		took := time.Since(start)
+		stopped.Cont()
+		_, err := br.Exec()
+		if !errors.Is(err, sqlish.ErrOutcomeUnknown) {
+			t.Errorf("INCR on a node that did not answer: %v; want ErrOutcomeUnknown", err)
+		}
+		check(t, br, []string{keys[0][1], keys[1][1]})
+		if took > 2*time.Second {
+			t.Errorf("the batch took %v with socket_timeout 300ms", took)
+		}
+		// The INCR was sent once: it ran once, when the node woke up.
+		waitFor(t, func() bool {
+			var n int
+			return db.QueryRow(ctx, "GET ?", incr).Scan(&n) == nil && n == 1
+		}, func() string {
+			v, err := stopped.Do("GET", incr)
+			return fmt.Sprintf("INCR ran other than once: %q, %v", v, err)
+		})
+		check(t, db.SendBatch(ctx, queue(all)), all)
+	})
+
+	t.Run("Cancelled", func(t *testing.T) {
+		stopped := c.Primaries()[1]
+		stopped.Stop()
+		cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		br := db.SendBatch(cctx, queue(all))
+		took := time.Since(start)
+		stopped.Cont()
+		if took > 250*time.Millisecond {
+			t.Errorf("a batch whose ctx ended after 100ms returned after %v", took)
+		}
+		for k := range all {
+			_, err := br.Exec()
+			if k%3 == 1 && !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("statement %d on the stopped node: %v; want DeadlineExceeded", k, err)
+			}
+		}
+		br.Close()
+		check(t, db.SendBatch(ctx, queue(all)), all)
+	})
+}
+
+func waitFor(t *testing.T, cond func() bool, why func() string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal(why())
+		}
+	}
+}
+
+// Each statement of a batch is parsed once, when it is routed
+// (driver.PrepareRouter), and sent as it was encoded then: a statement
+// refused on the way (an argument sqlish cannot convert, one Redis cannot
+// take) takes no place among the encodings, and each of the others gets
+// its own reply, in its RESP3 shape on RESP2 too.
+func TestBatchPrepared(t *testing.T) {
+	srv := redistest.StartServer(t)
+	ctx := context.Background()
+	for _, proto := range []string{"3", "2"} {
+		t.Run("RESP"+proto, func(t *testing.T) {
+			db := connect(t, "redis", "redis://"+srv.Addr+"?protocol="+proto)
+			db.Exec(ctx, "DEL h z")
+			for range 3 { // the working memory of one batch is reused by the next
+				var b sqlish.Batch
+				b.Queue("SET ? ?", "k0", "v0")
+				b.Queue("GET ?", struct{}{}) // refused by sqlish
+				b.Queue("HSET h f ?", 1)
+				b.Queue("GET ?", nil) // refused by the driver
+				b.Queue("ZADD z ? m", 1.5)
+				b.Queue("HGETALL h")
+				b.Queue("ZSCORE z m")
+				b.Queue("GET k0")
+				br := db.SendBatch(ctx, &b)
+				if _, err := br.Exec(); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := br.Exec(); err == nil {
+					t.Fatal("a struct argument was accepted")
+				}
+				if _, err := br.Exec(); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := br.Exec(); err == nil || !strings.Contains(err.Error(), "nil") {
+					t.Fatalf("GET nil: %v, want an error about nil", err)
+				}
+				if _, err := br.Exec(); err != nil {
+					t.Fatal(err)
+				}
+				var f, v string
+				if err := br.QueryRow().Scan(&f, &v); err != nil || f != "f" || v != "1" {
+					t.Fatalf("HGETALL: %q %q, %v", f, v, err)
+				}
+				var score any
+				if err := br.QueryRow().Scan(&score); err != nil || score != 1.5 {
+					t.Fatalf("ZSCORE: %#v, %v; want the float64 1.5", score, err)
+				}
+				var s string
+				if err := br.QueryRow().Scan(&s); err != nil || s != "v0" {
+					t.Fatalf("GET k0: %q, %v", s, err)
+				}
+				br.Close()
+			}
+		})
+	}
+}
+
+// A BatchResults closed twice does not touch the memory its first Close
+// gave back, which a later batch may be using.
+func TestBatchResultsClosedTwice(t *testing.T) {
+	srv := redistest.StartServer(t)
+	ctx := context.Background()
+	db := connect(t, "redis", "redis://"+srv.Addr)
+	db.Exec(ctx, "SET k v")
+	queue := func() *sqlish.Batch {
+		var b sqlish.Batch
+		for range 10 {
+			b.Queue("GET k")
+		}
+		return &b
+	}
+	for range 50 {
+		br1 := db.SendBatch(ctx, queue())
+		br1.Close()
+		br2 := db.SendBatch(ctx, queue()) // most often on br1's memory
+		br1.Close()
+		for i := range 10 {
+			var s string
+			if err := br2.QueryRow().Scan(&s); err != nil || s != "v" {
+				t.Fatalf("statement %d of a batch after another was closed twice: %q, %v", i, s, err)
+			}
+		}
+		br2.Close()
+	}
 }

@@ -328,14 +328,83 @@ func isString(k resp.Kind) bool {
 // Batch implements driver.Batcher: every statement goes in one write and
 // the replies come back in one read pass.
 func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt, out []driver.BatchResult) error {
-	cmd := rediscmd.Get()
-	defer rediscmd.Put(cmd)
-	bb := batchBufs.Get().(*batchBuf)
+	bb := rc.encodeBatch(stmts, out)
 	defer bb.put()
-	frame, lg := rc.relogin(bb.frame[:0])
+	if len(bb.sent) == 0 {
+		rc.unsent(bb.lg)
+		return nil
+	}
+	err := rc.c.DoInto(ctx, bb.frame, bb.vals, rc.connector.cfg.SocketTimeout)
+	bb.dropWritten()
+	if err != nil {
+		rc.unsent(bb.lg)
+		return rc.transportError(err)
+	}
+	bb.results()
+	return nil
+}
+
+// SendBatch implements driver.BatchSender: Batch, whose replies Wait
+// reads.
+func (rc *redisConn) SendBatch(ctx context.Context, stmts []driver.Stmt, out []driver.BatchResult) (driver.PendingBatch, error) {
+	bb := rc.encodeBatch(stmts, out)
+	if len(bb.sent) == 0 {
+		rc.unsent(bb.lg)
+		return bb, nil // Wait has nothing to wait for
+	}
+	var err error
+	if bb.call, err = rc.c.Send(ctx, bb.frame, bb.vals, rc.connector.cfg.SocketTimeout); err != nil {
+		rc.unsent(bb.lg)
+		bb.dropWritten()
+		bb.put()
+		return nil, rc.transportError(err)
+	}
+	return bb, nil
+}
+
+// Wait implements driver.PendingBatch.
+func (bb *batchBuf) Wait(ctx context.Context) error {
+	defer bb.put()
+	if len(bb.sent) == 0 {
+		return nil
+	}
+	err := bb.call.Wait(ctx)
+	bb.dropWritten()
+	if err != nil {
+		bb.rc.unsent(bb.lg)
+		return bb.rc.transportError(err)
+	}
+	bb.results()
+	return nil
+}
+
+// encodeBatch encodes stmts into one frame, after an AUTH when the
+// credentials changed; a statement that does not parse gets its error in
+// out at once. The batchBuf returned is to be put back.
+func (rc *redisConn) encodeBatch(stmts []driver.Stmt, out []driver.BatchResult) *batchBuf {
+	var cmd *rediscmd.Cmd // for the statements not prepared
+	defer func() {
+		if cmd != nil {
+			rediscmd.Put(cmd)
+		}
+	}()
+	bb := batchBufs.Get().(*batchBuf)
+	bb.rc, bb.out = rc, out
+	var frame []byte
+	frame, bb.lg = rc.relogin(bb.frame[:0])
 	sent, shapes := bb.sent[:0], bb.shapes[:0]
-	var written []writtenBy // with a client-side cache: the writes' keys to drop
 	for i, s := range stmts {
+		// With a client-side cache, a write's keys are needed (see
+		// dropWritten): the statement is parsed.
+		if p := s.Prepared; len(p) > 0 && rc.cache == nil { // see connector.RoutePrepare
+			frame = append(frame, p[1:]...)
+			sent = append(sent, i)
+			shapes = append(shapes, rediscmd.Shape(p[0]))
+			continue
+		}
+		if cmd == nil {
+			cmd = rediscmd.Get()
+		}
 		if err := cmd.Parse(s.Query, s.Args); err != nil {
 			out[i].Err = err
 			continue
@@ -349,40 +418,35 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt, out []drive
 			for k, a := range cmd.Argv {
 				argv[k] = bytes.Clone(a)
 			}
-			written = append(written, writtenBy{spec, argv})
+			bb.written = append(bb.written, writtenBy{spec, argv})
 		}
 	}
-	for _, w := range written {
-		defer rc.wrote(w.spec, w.argv, &resp.Value{}) // once the replies are in
+	bb.frame, bb.sent, bb.shapes = frame, sent, shapes // the Conn copies the frame: keep the buffers
+	if len(sent) > 0 {
+		extra := 0 // replies before the statements'
+		if bb.lg != nil {
+			extra = 1
+		}
+		bb.vals = slices.Grow(bb.vals[:0], extra+len(sent))[:extra+len(sent)]
 	}
-	bb.frame, bb.sent, bb.shapes = frame, sent, shapes // Do copies the frame: keep the buffers
-	if len(sent) == 0 {
-		rc.unsent(lg)
-		return nil
-	}
-	extra := 0 // replies before the statements'
-	if lg != nil {
-		extra = 1
-	}
-	vs := slices.Grow(bb.vals[:0], extra+len(sent))[:extra+len(sent)]
-	bb.vals = vs
-	if err := rc.c.DoInto(ctx, frame, vs, rc.connector.cfg.SocketTimeout); err != nil {
-		rc.unsent(lg)
-		return rc.transportError(err)
-	}
-	if lg != nil {
-		rc.relogged(&vs[0])
+	return bb
+}
+
+// results stores the replies, read into bb.vals, in bb.out.
+func (bb *batchBuf) results() {
+	vs, out := bb.vals, bb.out
+	if bb.lg != nil {
+		bb.rc.relogged(&vs[0])
 		vs = vs[1:]
 	}
-	for k, i := range sent {
-		canonical(&vs[k], shapes[k])
+	for k, i := range bb.sent {
+		canonical(&vs[k], bb.shapes[k])
 		if isString(vs[k].Kind) {
 			rediscmd.BytesRow(vs[k].Str, &out[i].Row)
 			continue
 		}
-		out[i].Rows, out[i].Err = rediscmd.Rows(rc.reply(&vs[k]))
+		out[i].Rows, out[i].Err = rediscmd.Rows(bb.rc.reply(&vs[k]))
 	}
-	return nil
 }
 
 // writtenBy is a write of a batch, whose keys leave the cache once the
@@ -392,14 +456,24 @@ type writtenBy struct {
 	argv [][]byte
 }
 
-// batchBuf holds a batch's buffers between batches: the frame, the
-// statements sent, and the replies (whose strings leave with the results;
-// the Values themselves are reused).
+// batchBuf is a batch on its way: its frame, the statements sent, and the
+// replies (whose strings leave with the results; the Values themselves are
+// reused). It is kept for the next batch once the replies are read; while
+// a batch sent by SendBatch waits, it is the driver.PendingBatch.
 type batchBuf struct {
 	frame  []byte
 	sent   []int
 	shapes []rediscmd.Shape // of the replies to the statements sent
 	vals   []resp.Value
+
+	rc   *redisConn
+	lg   *login // the relogin sent ahead of the statements, if any
+	out  []driver.BatchResult
+	call conn.Call[resp.Value]
+	// written are the batch's writes, with a client-side cache: their
+	// keys leave it once the replies are in, or the batch failed (see
+	// dropWritten).
+	written []writtenBy
 }
 
 var batchBufs = sync.Pool{New: func() any { return new(batchBuf) }}
@@ -407,8 +481,20 @@ var batchBufs = sync.Pool{New: func() any { return new(batchBuf) }}
 // maxBatchBuf bounds the frame a batchBuf keeps for the next batch.
 const maxBatchBuf = 1 << 20
 
+// dropWritten drops the cached keys of the batch's writes (see
+// redisConn.wrote): once their replies are in, or when they may have run.
+func (bb *batchBuf) dropWritten() {
+	for _, w := range bb.written {
+		bb.rc.wrote(w.spec, w.argv, &resp.Value{})
+	}
+	bb.written = bb.written[:0]
+}
+
 func (bb *batchBuf) put() {
 	clear(bb.vals)
+	clear(bb.written)
+	bb.written = bb.written[:0]
+	bb.rc, bb.lg, bb.out, bb.call = nil, nil, nil, conn.Call[resp.Value]{}
 	if cap(bb.frame) > maxBatchBuf {
 		*bb = batchBuf{}
 	}

@@ -85,6 +85,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"maps"
 	"math"
@@ -128,7 +129,7 @@ func (Driver) Params() []string { return params }
 
 // OpenConnector implements driver.Driver.
 func (d Driver) OpenConnector(cfg driver.Config) (driver.Connector, error) {
-	c := &connector{cfg: cfg, protocol: 3, system: d.system}
+	c := &connector{cfg: cfg, protocol: 3, system: d.system, seed: maphash.MakeSeed()}
 	if c.system == "" {
 		c.system = "redis"
 	}
@@ -229,6 +230,16 @@ type connector struct {
 	// when a probe may ask it again (unix ns); see auth.go.
 	creds     atomic.Pointer[login]
 	nextCheck atomic.Int64
+
+	// tpls caches the Templates of statements RoutePrepare has seen twice
+	// in a row in their slot (by a hash of their text), so that a batch's
+	// statements, most often of a few texts run with other arguments, are
+	// not tokenized and looked up each time; seen holds the hash of the
+	// last text that missed in each slot. Texts seen once (values written
+	// into the text) are parsed as they come, and cost no Template.
+	tpls [64]atomic.Pointer[rediscmd.Template]
+	seen [64]atomic.Uint64
+	seed maphash.Seed
 }
 
 // Backend implements driver.Connector.
@@ -243,6 +254,52 @@ func (c *connector) Backend() driver.Backend {
 // Route implements driver.Router.
 func (c *connector) Route(query string, args []driver.Value) (driver.Route, error) {
 	return rediscmd.RouteOf(query, args)
+}
+
+// RoutePrepare implements driver.PrepareRouter: it appends the shape of
+// the statement's reply (one byte) and the statement's RESP frame, which a
+// batch then sends as they are (see encodeBatch).
+func (c *connector) RoutePrepare(query string, args []driver.Value, buf []byte) (driver.Route, []byte, error) {
+	cmd := rediscmd.Get()
+	defer rediscmd.Put(cmd)
+	var r driver.Route
+	var spec *rediscmd.Spec
+	if t := c.template(query); t != nil {
+		name, s, err := cmd.ParseTemplate(t, args)
+		if err != nil {
+			return driver.Route{}, buf, err
+		}
+		r, spec = rediscmd.RouteWith(cmd.Argv, name, s), s
+	} else {
+		if err := cmd.ParseRef(query, args, rediscmd.BigArg); err != nil { // a big value is copied once, into buf
+			return driver.Route{}, buf, err
+		}
+		r, spec = rediscmd.RouteSpec(cmd.Argv)
+	}
+	r.Key = nil // the parsed arguments do not outlive the call
+	buf = append(buf, byte(spec.ReplyShape(cmd.Argv)))
+	return r, resp.AppendCommand(buf, cmd.Argv...), nil
+}
+
+// template returns query's Template from the cache (see connector.tpls),
+// compiling it the second time in a row the text misses in its slot; nil
+// when it is not cached (yet), or has none.
+func (c *connector) template(query string) *rediscmd.Template {
+	h := maphash.String(c.seed, query)
+	i := h % uint64(len(c.tpls))
+	if t := c.tpls[i].Load(); t != nil && t.Is(query) {
+		return t
+	}
+	if c.seen[i].Swap(h) != h {
+		return nil
+	}
+	t := rediscmd.Compile(query)
+	if t == nil {
+		c.seen[i].Store(0) // not compiled again at the next sighting
+		return nil
+	}
+	c.tpls[i].Store(t)
+	return t
 }
 
 // Resolve implements driver.Resolver: the default port is added and a

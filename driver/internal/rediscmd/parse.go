@@ -31,8 +31,10 @@ func Get() *Cmd { return cmdPool.Get().(*Cmd) }
 
 // Put returns c to the pool; c.Argv must not be used after.
 func Put(c *Cmd) {
-	clear(c.refs) // the pool must not keep the caller's values alive
-	clear(c.Argv)
+	if len(c.refs) > 0 { // the pool must not keep the caller's values alive
+		clear(c.refs)
+		clear(c.Argv) // the other arguments are in c.buf
+	}
 	if cap(c.buf) > 64<<10 || cap(c.Frame) > 64<<10 { // do not keep a huge value's buffers around
 		return
 	}
@@ -125,7 +127,7 @@ func (c *Cmd) parse(query string, args []driver.Value, big int) error {
 				}
 			}
 			if next == len(args) {
-				return fmt.Errorf("statement has more ? placeholders than the %d arguments given", len(args))
+				return tooFewArgs(len(args))
 			}
 			if err := c.appendArg(args[next], big); err != nil {
 				return argError(next+1, err)
@@ -151,7 +153,17 @@ func (c *Cmd) parse(query string, args []driver.Value, big int) error {
 			return argError(next+1, err)
 		}
 	}
-	// Slice the arguments only now: buf may have moved while growing.
+	c.slice()
+	return nil
+}
+
+func tooFewArgs(n int) error {
+	return fmt.Errorf("statement has more ? placeholders than the %d arguments given", n)
+}
+
+// slice makes Argv of what parse put in buf, ends and refs. Only once
+// every argument is in: buf may have moved while growing.
+func (c *Cmd) slice() {
 	start, refs := 0, c.refs
 	for i, end := range c.ends {
 		if len(refs) > 0 && refs[0].i == i {
@@ -162,7 +174,6 @@ func (c *Cmd) parse(query string, args []driver.Value, big int) error {
 		c.Argv = append(c.Argv, c.buf[start:end:end])
 		start = end
 	}
-	return nil
 }
 
 // appendArg adds an argument to Argv: copied into buf, or, when big

@@ -600,7 +600,19 @@ func RouteOf(query string, args []driver.Value) (driver.Route, error) {
 // Exclusive as well as Session; so are blocking ones (XREAD only with
 // BLOCK).
 func Route(argv [][]byte) driver.Route {
+	r, _ := RouteSpec(argv)
+	return r
+}
+
+// RouteSpec is Route that also returns the command's Spec (see Lookup).
+func RouteSpec(argv [][]byte) (driver.Route, *Spec) {
 	name, s := Lookup(argv)
+	return RouteWith(argv, name, s), s
+}
+
+// RouteWith is Route for an argv whose command's name and Spec are known
+// (see Lookup).
+func RouteWith(argv [][]byte, name string, s *Spec) driver.Route {
 	r := driver.Route{
 		Op:         name,
 		Partition:  driver.AnyPartition,
