@@ -936,7 +936,7 @@ func (p *Pool[T]) checkIdle() {
 		return
 	}
 	p.checkedGen = gen
-	idle := p.pp.AcquireAllIdle() // idle[0] is the most recently used
+	idle := p.takeIdle() // idle[0] is the most recently used
 	if len(idle) == 0 {
 		return
 	}
@@ -1001,9 +1001,34 @@ func (p *Pool[T]) fillMin() time.Duration {
 }
 
 func (p *Pool[T]) closeIdle(reason Reason) {
-	for _, pres := range p.pp.AcquireAllIdle() {
+	for _, pres := range p.takeIdle() {
 		p.destroyRes(pres, reason, nil)
 	}
+}
+
+// takeIdle takes the idle connections out of puddle, the most recently
+// used first, one TryAcquire each. Not puddle's AcquireAllIdle (v2.2.3):
+// when TryAcquire of all its idle count fails, it takes semaphore tokens
+// by powers of two, and a token an acquirer whose context ended gives back
+// meanwhile (x/sync's semaphore does that outside puddle's lock) can make
+// it take more tokens than there are idle resources, and then pop a nil
+// one: a nil dereference on the maintainer goroutine (TestStress under
+// -race, about 1 run in 30). TryAcquire fails while acquirers wait: the
+// idle connections are theirs then anyway.
+func (p *Pool[T]) takeIdle() []*puddle.Resource[*conn[T]] {
+	n := p.pp.Stat().IdleResources()
+	if n == 0 {
+		return nil
+	}
+	idle := make([]*puddle.Resource[*conn[T]], 0, n)
+	for range n {
+		pres, err := p.pp.TryAcquire(noDialCtx)
+		if err != nil {
+			break
+		}
+		idle = append(idle, pres)
+	}
+	return idle
 }
 
 // Pause marks the node unusable (CMAP "paused"): waiters fail at once with
