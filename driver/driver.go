@@ -828,14 +828,16 @@ type CacheStats struct {
 }
 
 // RowCacher is implemented by a Connector whose client-side cache can
-// answer a read without a connection. Before taking a connection of node
-// addr for a QueryRow, the user API asks CachedRow: true means row holds
-// the statement's first row (err is io.EOF when it has none) served from
-// the cache, with row.Shared set; false means nothing was done and the
-// statement runs as usual (a miss, a statement not to cache, caching off
-// under ctx).
+// answer a read without a connection. Before a QueryRow takes a
+// connection, the user API asks CachedRow, which parses the statement once:
+// it routes it, calls pick with the route for the address of the node that
+// would serve it ("" to give up), and looks in that node's cache. true
+// means row holds the statement's first row (err is io.EOF when it has
+// none) served from the cache, with row.Shared set; false means nothing was
+// done and the statement runs as usual (a miss, a statement not to cache,
+// caching off under ctx).
 type RowCacher interface {
-	CachedRow(ctx context.Context, addr string, query string, args []Value, row *Row) (bool, error)
+	CachedRow(ctx context.Context, query string, args []Value, pick func(Route) string, row *Row) (bool, error)
 }
 
 // CacheStatser is implemented by a Connector with a client-side cache.

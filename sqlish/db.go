@@ -65,6 +65,7 @@ type DB struct {
 	// cacher answers QueryRows from the driver's client-side cache, when
 	// it has one that can (see cachedRow).
 	cacher driver.RowCacher
+	pick   func(driver.Route) string // pickCached
 	// noBatchSend is set once a connection turned out not to be a
 	// driver.BatchSender (see SendBatch).
 	noBatchSend atomic.Bool
@@ -109,6 +110,7 @@ func OpenConfig(driverName string, cfg Config) (*DB, error) {
 	db.classifier, _ = connector.(driver.Classifier)
 	db.converter, _ = connector.(driver.ValueConverter)
 	db.cacher, _ = connector.(driver.RowCacher)
+	db.pick = db.pickCached // made once: a method value passed on allocates
 	db.preparer, _ = connector.(driver.PrepareRouter)
 	if cfg.ClusterName != "" && !db.backend.Caps.Has(driver.CapClusterName) {
 		return nil, &ConfigError{Key: "cluster_name", Value: cfg.ClusterName,
@@ -306,16 +308,8 @@ func (db *DB) cachedRow(ctx context.Context, query string, args []any, into *Row
 	if normalizeInto(db.converter, dargs, args) != nil {
 		return false, nil
 	}
-	route, err := db.connector.Route(query, dargs)
-	if err != nil || route.Session || route.Exclusive || route.Intent != driver.Read {
-		return false, nil
-	}
-	node := db.tender.Snapshot().Pick(route, db.pref, 0)
-	if node == nil || !node.Healthy() {
-		return false, nil
-	}
 	*into = Rows{}
-	hit, err := db.cacher.CachedRow(ctx, node.Addr(), query, dargs, &into.first)
+	hit, err := db.cacher.CachedRow(ctx, query, dargs, db.pick, &into.first)
 	if !hit {
 		return false, nil
 	}
@@ -327,6 +321,19 @@ func (db *DB) cachedRow(ctx context.Context, query string, args []any, into *Row
 		err = into.initFirst(none)
 	}
 	return true, err
+}
+
+// pickCached is cachedRow's node pick (see driver.RowCacher): the node that
+// would serve a read, if it is healthy; "" for anything else.
+func (db *DB) pickCached(route driver.Route) string {
+	if route.Session || route.Exclusive || route.Intent != driver.Read {
+		return ""
+	}
+	n := db.tender.Snapshot().Pick(route, db.pref, 0)
+	if n == nil || !n.Healthy() {
+		return ""
+	}
+	return n.Addr()
 }
 
 // QueryRow runs a statement expected to return at most one row. Errors are

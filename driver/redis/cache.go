@@ -257,7 +257,7 @@ type cachingConnector struct{ *connector }
 
 // CachedRow implements driver.RowCacher: a hit costs a parse of the
 // statement and a map lookup, no connection.
-func (c cachingConnector) CachedRow(ctx context.Context, addr string, query string, args []driver.Value, row *driver.Row) (bool, error) {
+func (c cachingConnector) CachedRow(ctx context.Context, query string, args []driver.Value, pick func(driver.Route) string, row *driver.Row) (bool, error) {
 	if c.ttl(ctx) <= 0 || driver.IsAsk(ctx) {
 		return false, nil
 	}
@@ -265,14 +265,14 @@ func (c cachingConnector) CachedRow(ctx context.Context, addr string, query stri
 	if m == nil {
 		return false, nil
 	}
-	ch := (*m)[addr]
-	if ch == nil {
-		return false, nil
-	}
 	cmd := rediscmd.Get()
 	defer rediscmd.Put(cmd)
 	if _, _, ok, err := parseCacheable(cmd, query, args); !ok || err != nil {
 		return false, nil // an error is the statement's own run's to report
+	}
+	ch := (*m)[pick(rediscmd.Route(cmd.Argv))]
+	if ch == nil {
+		return false, nil
 	}
 	v, hit := ch.get(cmd.Frame, cacheNow())
 	if !hit {
