@@ -252,28 +252,12 @@ func (c *conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 // not name is refused here; one the backend cannot honour is refused by
 // its driver, both with an error wrapping sqlish.ErrNotSupported.
 func txOptions(opts driver.TxOptions) (tdriver.TxOptions, error) {
-	o := tdriver.TxOptions{ReadOnly: opts.ReadOnly}
-	switch sql.IsolationLevel(opts.Isolation) {
-	case sql.LevelDefault:
-		o.Isolation = tdriver.LevelDefault
-	case sql.LevelReadUncommitted:
-		o.Isolation = tdriver.LevelReadUncommitted
-	case sql.LevelReadCommitted:
-		o.Isolation = tdriver.LevelReadCommitted
-	case sql.LevelWriteCommitted:
-		o.Isolation = tdriver.LevelWriteCommitted
-	case sql.LevelRepeatableRead:
-		o.Isolation = tdriver.LevelRepeatableRead
-	case sql.LevelSnapshot:
-		o.Isolation = tdriver.LevelSnapshot
-	case sql.LevelSerializable:
-		o.Isolation = tdriver.LevelSerializable
-	case sql.LevelLinearizable:
-		o.Isolation = tdriver.LevelLinearizable
-	default:
-		return o, fmt.Errorf("stdlib: BeginTx: isolation level %v: %w", sql.IsolationLevel(opts.Isolation), sqlish.ErrNotSupported)
+	// tendril's levels are database/sql's, in the same order
+	// (TestIsolationLevelsMatch).
+	if sql.IsolationLevel(opts.Isolation) > sql.LevelLinearizable {
+		return tdriver.TxOptions{}, fmt.Errorf("stdlib: BeginTx: isolation level %v: %w", sql.IsolationLevel(opts.Isolation), sqlish.ErrNotSupported)
 	}
-	return o, nil
+	return tdriver.TxOptions{ReadOnly: opts.ReadOnly, Isolation: tdriver.IsolationLevel(opts.Isolation)}, nil
 }
 
 // Begin implements driver.Conn for callers without a context.
