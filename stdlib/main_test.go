@@ -3,14 +3,10 @@ package stdlib_test
 import (
 	"context"
 	"database/sql"
-	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 
 	"github.com/tendril-db/tendril/internal/pgtest"
 	"github.com/tendril-db/tendril/sqlish"
@@ -18,19 +14,9 @@ import (
 )
 
 // TestMain checks that no goroutine outlives the tests (database/sql's
-// opener, tendril's tenders, pools and readers), once the shared server is
+// opener, tendril's tenders, pools and readers) once the shared server is
 // shut down.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	shared.Close()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { shared.Main(m) }
 
 // shared is one PostgreSQL primary for the tests that need no server of
 // their own.

@@ -2,32 +2,18 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"net"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 
 	"github.com/tendril-db/tendril/internal/pgtest"
 	"github.com/tendril-db/tendril/sqlish"
 )
 
-// TestMain checks that no goroutine outlives the tests, once the shared
+// TestMain checks that no goroutine outlives the tests once the shared
 // server is shut down.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	shared.Close()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { shared.Main(m) }
 
 // shared is one PostgreSQL primary for the tests that need no server of
 // their own.

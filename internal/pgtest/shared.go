@@ -3,11 +3,15 @@ package pgtest
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // Shared is one primary for a test binary's tests that need no server of
@@ -49,6 +53,21 @@ func (s *Shared) Close() {
 	if s.fx != nil {
 		s.fx.cleanup()
 	}
+}
+
+// Main is a TestMain for a package whose tests share s: it runs them,
+// stops the server, then fails the run if a goroutine outlived the tests
+// (tenders, pools, readers...), and exits.
+func (s *Shared) Main(m *testing.M) {
+	code := m.Run()
+	s.Close()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // fixture is the TB of a shared server: it lives as long as the test
