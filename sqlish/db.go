@@ -295,18 +295,10 @@ func (db *DB) cachedRow(ctx context.Context, query string, args []any, into *Row
 	if db.closed.Load() || ctx.Err() != nil || db.tel.on(ctx) {
 		return false, nil
 	}
-	n := len(args)
-	if n > len(argBuf{}) {
-		return false, nil
-	}
-	buf := argBufs.Get().(*argBuf)
-	defer func() {
-		clear(buf[:n])
-		argBufs.Put(buf)
-	}()
-	dargs := buf[:n:n]
-	if normalizeInto(db.converter, dargs, args) != nil {
-		return false, nil
+	dargs, buf, err := db.driverArgs(args)
+	defer putArgs(buf, len(dargs))
+	if err != nil {
+		return false, nil // the statement's usual path reports it
 	}
 	*into = Rows{}
 	hit, err := db.cacher.CachedRow(ctx, query, dargs, db.pick, &into.first)
@@ -417,24 +409,10 @@ func (db *DB) do(ctx context.Context, query string, args []any, fn func(context.
 	if db.closed.Load() {
 		return ErrClosed
 	}
-	var dargs []driver.Value
-	if n := len(args); n > 0 && n <= len(argBuf{}) {
-		// Drivers keep no args past the call (see driver.Conn): the
-		// slice goes back to the pool when the statement is done.
-		buf := argBufs.Get().(*argBuf)
-		defer func() {
-			clear(buf[:n])
-			argBufs.Put(buf)
-		}()
-		dargs = buf[:n:n]
-		if err := normalizeInto(db.converter, dargs, args); err != nil {
-			return err
-		}
-	} else {
-		var err error
-		if dargs, err = normalizeArgs(db.converter, args); err != nil {
-			return err
-		}
+	dargs, buf, err := db.driverArgs(args)
+	defer putArgs(buf, len(dargs))
+	if err != nil {
+		return err
 	}
 	route, err := db.connector.Route(query, dargs)
 	if err != nil {
@@ -457,6 +435,29 @@ func sessionErr(route driver.Route) error {
 
 // argBuf holds the driver values of a statement's arguments.
 type argBuf [8]driver.Value
+
+// driverArgs converts args for the driver: up to eight of them into a
+// pooled argBuf, returned for putArgs once the statement is done (drivers
+// keep no args past the call, see driver.Conn).
+func (db *DB) driverArgs(args []any) ([]driver.Value, *argBuf, error) {
+	n := len(args)
+	if n == 0 || n > len(argBuf{}) {
+		dargs, err := normalizeArgs(db.converter, args)
+		return dargs, nil, err
+	}
+	buf := argBufs.Get().(*argBuf)
+	dargs := buf[:n:n]
+	return dargs, buf, normalizeInto(db.converter, dargs, args)
+}
+
+// putArgs gives buf, the first n of whose values were used, back to the
+// pool.
+func putArgs(buf *argBuf, n int) {
+	if buf != nil {
+		clear(buf[:n])
+		argBufs.Put(buf)
+	}
+}
 
 var argBufs = sync.Pool{New: func() any { return new(argBuf) }}
 
