@@ -22,6 +22,16 @@ func clusterDSN(c *redistest.Cluster, query string) string {
 	return dsn
 }
 
+// otherPrimary returns a primary of c other than p.
+func otherPrimary(c *redistest.Cluster, p *redistest.Server) *redistest.Server {
+	for _, q := range c.Primaries() {
+		if q != p {
+			return q
+		}
+	}
+	return nil
+}
+
 // One cluster serves the tests that do not break it.
 func TestCluster(t *testing.T) {
 	c := redistest.StartCluster(t, 3, 1)
@@ -121,13 +131,7 @@ func TestCluster(t *testing.T) {
 		const tag = "{reshard}"
 		slot := redistest.Slot(tag)
 		from := c.PrimaryFor(slot)
-		var to *redistest.Server
-		for _, p := range c.Primaries() {
-			if p != from {
-				to = p
-				break
-			}
-		}
+		to := otherPrimary(c, from)
 		for i := range 200 {
 			db.Exec(ctx, "SET ? ?", fmt.Sprint(tag, i), i)
 		}
@@ -176,13 +180,7 @@ func TestCluster(t *testing.T) {
 		const key = "{cache}k"
 		slot := redistest.Slot(key)
 		from := c.PrimaryFor(slot)
-		var to *redistest.Server
-		for _, p := range c.Primaries() {
-			if p != from {
-				to = p
-				break
-			}
-		}
+		to := otherPrimary(c, from)
 		set := func(v string) {
 			t.Helper()
 			if _, err := db.Exec(ctx, "SET ? ?", key, v); err != nil {
