@@ -255,6 +255,17 @@ func (c *connector) publishCaches() {
 // cached reads before any connection is taken (driver.RowCacher).
 type cachingConnector struct{ *connector }
 
+// RoutePrepare implements driver.PrepareRouter as connector's does, but
+// for writes, which are left unprepared: their Conn parses them to learn
+// the keys it drops from the cache (see batchBuf.dropWritten).
+func (c cachingConnector) RoutePrepare(query string, args []driver.Value, buf []byte) (driver.Route, []byte, error) {
+	r, out, err := c.connector.RoutePrepare(query, args, buf)
+	if err == nil && r.Intent != driver.Read {
+		out = buf
+	}
+	return r, out, err
+}
+
 // CachedRow implements driver.RowCacher: a hit costs a parse of the
 // statement and a map lookup, no connection.
 func (c cachingConnector) CachedRow(ctx context.Context, query string, args []driver.Value, pick func(driver.Route) string, row *driver.Row) (bool, error) {

@@ -394,9 +394,7 @@ func (rc *redisConn) encodeBatch(stmts []driver.Stmt, out []driver.BatchResult) 
 	frame, bb.lg = rc.relogin(bb.frame[:0])
 	sent, shapes := bb.sent[:0], bb.shapes[:0]
 	for i, s := range stmts {
-		// With a client-side cache, a write's keys are needed (see
-		// dropWritten): the statement is parsed.
-		if p := s.Prepared; len(p) > 0 && rc.cache == nil { // see connector.RoutePrepare
+		if p := s.Prepared; len(p) > 0 { // see connector.RoutePrepare (never a write under a cache)
 			frame = append(frame, p[1:]...)
 			sent = append(sent, i)
 			shapes = append(shapes, rediscmd.Shape(p[0]))
