@@ -247,6 +247,13 @@ type Conn[R any] struct {
 
 	done    chan struct{}  // closed on close
 	readers sync.WaitGroup // reader goroutines
+	// parked is the request of a Send whose caller took the read token and
+	// has not begun to Wait (see Send), parkedDL its deadline; under mu.
+	// A request queued behind it starts a reader goroutine instead of
+	// waiting for that caller to come and read.
+	parked   *request[R]
+	parkedDL int64
+
 	// alwaysRead keeps a reader goroutine for the Conn's life, idle or not:
 	// push messages (Codec.OnPush) must be delivered when they come.
 	alwaysRead bool
@@ -469,7 +476,7 @@ func (c *Conn[R]) DoV(ctx context.Context, pieces [][]byte, dst []R, timeout tim
 }
 
 func (c *Conn[R]) do(ctx context.Context, frame []byte, pieces [][]byte, n int, dst []R, timeout time.Duration) ([]R, error) {
-	req, lone, deadline, err := c.send(ctx, frame, pieces, n, timeout, true)
+	req, lone, deadline, err := c.send(ctx, frame, pieces, n, timeout, readOwn)
 	if err != nil {
 		return nil, err
 	}
@@ -482,10 +489,12 @@ func (c *Conn[R]) do(ctx context.Context, frame []byte, pieces [][]byte, n int, 
 // Call is a request sent by [Conn.Send] whose replies have not been
 // waited for yet.
 type Call[R any] struct {
-	c       *Conn[R]
-	req     *request[R]
-	dst     []R
-	timeout time.Duration
+	c        *Conn[R]
+	req      *request[R]
+	dst      []R
+	timeout  time.Duration
+	lone     bool  // Send took the read token: Wait may read the replies itself
+	deadline int64 // of a lone Call (unix nanoseconds; 0: none)
 }
 
 // Send is the first half of [Conn.DoInto]: it queues frame, the encoded
@@ -496,21 +505,29 @@ type Call[R any] struct {
 // goroutine. Send copies frame before it returns; dst is written by Wait
 // only, on the caller's goroutine.
 //
-// The replies are always read by a reader goroutine (never by the caller,
-// which may be waiting on another Conn meanwhile). Every Call that Send
-// returns without an error must be waited for exactly once: a Call never
-// waited for is not cut from the stream, and its replies are read and kept
-// until the Call is garbage. timeout is DoTimeout's, counted from Send.
-// When Send fails, nothing was queued, and the error wraps [ErrNotSent].
+// As with Do, a caller whose ctx cannot be cancelled and that finds the
+// Conn idle reads its own replies, in Wait, on its own goroutine (when
+// Wait's ctx cannot be cancelled either): waiting on several Conns one
+// after the other then costs no goroutine hand-off. Until then nobody
+// reads the Conn, so a request that anyone queues on it meanwhile (the
+// same caller included) starts a reader goroutine instead of waiting for
+// that Wait; otherwise a reader goroutine reads.
+//
+// Every Call that Send returns without an error must be waited for
+// exactly once: a Call never waited for is not cut from the stream, and
+// its replies are read and kept until the Call is garbage (or, if nothing
+// else is queued on the Conn, never read). timeout is DoTimeout's, counted
+// from Send. When Send fails, nothing was queued, and the error wraps
+// [ErrNotSent].
 func (c *Conn[R]) Send(ctx context.Context, frame []byte, dst []R, timeout time.Duration) (Call[R], error) {
 	if len(dst) < 1 {
 		return Call[R]{}, fmt.Errorf("%w: Send needs room for >= 1 replies", ErrNotSent)
 	}
-	req, _, _, err := c.send(ctx, frame, nil, len(dst), timeout, false)
+	req, lone, deadline, err := c.send(ctx, frame, nil, len(dst), timeout, readParked)
 	if err != nil {
 		return Call[R]{}, err
 	}
-	return Call[R]{c: c, req: req, dst: dst, timeout: timeout}, nil
+	return Call[R]{c: c, req: req, dst: dst, timeout: timeout, lone: lone, deadline: deadline}, nil
 }
 
 // Wait waits for the replies of a Call made by [Conn.Send] and stores
@@ -521,20 +538,64 @@ func (c *Conn[R]) Send(ctx context.Context, frame []byte, dst []R, timeout time.
 // fails it with its [*CloseError]. A Call is waited for once: a second
 // Wait returns an error.
 func (cl *Call[R]) Wait(ctx context.Context) error {
-	req := cl.req
+	req, c := cl.req, cl.c
 	if req == nil {
 		return errors.New("conn: Wait on a Call that was not sent or was waited for already")
 	}
 	cl.req = nil
-	_, err := cl.c.wait(ctx, req, cl.dst, cl.timeout)
+	if cl.lone {
+		c.mu.Lock()
+		own := c.parked == req // nobody queued behind it: the token is still ours
+		if own {
+			c.parked = nil
+			if ctx.Done() != nil {
+				c.unparkLocked(req, cl.deadline) // read by a reader goroutine; ctx is watched below
+				own = false
+			}
+		}
+		c.mu.Unlock()
+		if own {
+			_, err := c.readOwn(req, cl.dst, cl.timeout, cl.deadline)
+			return err
+		}
+	}
+	_, err := c.wait(ctx, req, cl.dst, cl.timeout)
 	return err
 }
 
+// unparkLocked hands the read token, held for req (a Send's request not
+// waited for yet), to a reader goroutine, with req's deadline armed as a
+// request read by it has. Called with mu held; c.parked cleared.
+func (c *Conn[R]) unparkLocked(req *request[R], deadline int64) {
+	if c.cerr != nil {
+		c.reading = false // req was failed by the close
+		return
+	}
+	if deadline != 0 {
+		req.deadline = deadline
+		if c.expiryAt == 0 || deadline < c.expiryAt {
+			c.expiryAt = deadline
+			c.expiry.Reset(time.Until(time.Unix(0, deadline)))
+		}
+	}
+	c.readers.Add(1)
+	go c.readLoop()
+}
+
+// How the caller of send reads the replies when it finds the Conn idle
+// and its ctx cannot be cancelled (otherwise a reader goroutine reads).
+const (
+	readByReader = iota // never itself (a reader goroutine reads)
+	readOwn             // itself, at once (do)
+	readParked          // itself, later (Send; see Conn.parked)
+)
+
 // send queues a request for n replies and writes it if nobody is writing.
-// With readOwn, a caller whose ctx cannot be cancelled and that finds the
-// Conn idle is told to read its reply itself (lone; deadline is then the
-// one its read must honour); otherwise a reader goroutine reads.
-func (c *Conn[R]) send(ctx context.Context, frame []byte, pieces [][]byte, n int, timeout time.Duration, readOwn bool) (req *request[R], lone bool, deadline int64, err error) {
+// Unless mode is readByReader, a caller whose ctx cannot be cancelled and
+// that finds the Conn idle is told to read its reply itself (lone;
+// deadline is then the one its read must honour); otherwise a reader
+// goroutine reads.
+func (c *Conn[R]) send(ctx context.Context, frame []byte, pieces [][]byte, n int, timeout time.Duration, mode int) (req *request[R], lone bool, deadline int64, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, false, 0, notSent(err)
 	}
@@ -605,22 +666,31 @@ func (c *Conn[R]) send(ctx context.Context, frame []byte, pieces [][]byte, n int
 	// goroutine reads, so that the caller can wait for ctx as well.
 	if reserved || !c.reading {
 		c.reading = true
-		if readOwn && ctx.Done() == nil {
+		if mode != readByReader && ctx.Done() == nil {
 			lone = true
 		} else {
 			c.readers.Add(1)
 			go c.readLoop()
 		}
+	} else if p := c.parked; p != nil {
+		// The token's holder will not read before it waits: a reader
+		// goroutine reads now, for both.
+		c.parked = nil
+		c.unparkLocked(p, c.parkedDL)
 	}
 	if timeout > 0 {
 		deadline = time.Now().Add(timeout).UnixNano()
+		req.timeout = timeout
 		if !lone { // a lone reader bounds its read instead
-			req.deadline, req.timeout = deadline, timeout
+			req.deadline = deadline
 			if c.expiryAt == 0 || deadline < c.expiryAt {
 				c.expiryAt = deadline
 				c.expiry.Reset(timeout)
 			}
 		}
+	}
+	if lone && mode == readParked {
+		c.parked, c.parkedDL = req, deadline
 	}
 	write := !c.writing
 	c.writing = true

@@ -3,16 +3,16 @@ package conn
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 )
 
 // Send returns before the reply comes, from a caller that cannot be
-// cancelled too (its replies are read by a reader goroutine, not by the
-// caller, which may wait on another Conn first): one goroutine sends to
-// two Conns, both frames reach the servers before it waits for either,
-// and it may wait in any order.
+// cancelled too (it reads its replies in Wait, and nobody reads them
+// before): one goroutine sends to two Conns, both frames reach the servers
+// before it waits for either, and it may wait in any order.
 func TestSendWait(t *testing.T) {
 	s := newFakeServer(t)
 	a := dialLine(t, Options{Addr: s.addr}, nil)
@@ -114,22 +114,38 @@ func TestSendWaitCancelled(t *testing.T) {
 	}
 }
 
-// A Call's timeout retires the Conn as DoTimeout's does (its replies are
-// read by a reader goroutine), and Send on a closed or retired Conn fails
-// with ErrNotSent.
+// A Call's timeout retires the Conn as DoTimeout's does when a reader
+// goroutine reads its replies, and closes it when its caller reads them
+// itself (nobody else would read the late reply); Send on a closed or
+// retired Conn fails with ErrNotSent.
 func TestSendTimeoutAndClosed(t *testing.T) {
 	s := newFakeServer(t)
-	c := dialLine(t, Options{Addr: s.addr}, nil)
+	lone := dialLine(t, Options{Addr: s.addr}, nil)
 	var r [1]string
-	call, err := c.Send(context.Background(), []byte("HOLD late\n"), r[:], 30*time.Millisecond)
+	call, err := lone.Send(context.Background(), []byte("HOLD late\n"), r[:], 30*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := call.Wait(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Wait: %v, want DeadlineExceeded", err)
 	}
-	if c.Usable() {
-		t.Fatal("Conn usable after a Call timed out on it")
+	if ce := closeError(t, lone.Err()); ce.Reason != ReasonTimeout {
+		t.Fatalf("a lone Call's timeout: Conn closed with %v, want timeout", ce)
+	}
+	s.release <- struct{}{}
+
+	c := dialLine(t, Options{Addr: s.addr}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	call, err = c.Send(ctx, []byte("HOLD late\n"), r[:], 30*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := call.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait: %v, want DeadlineExceeded", err)
+	}
+	if c.Usable() || c.Err() != nil {
+		t.Fatalf("Conn after a Call timed out on it: usable %v, err %v; want retired, open", c.Usable(), c.Err())
 	}
 	if _, err := c.Send(context.Background(), echo("x"), r[:], 0); !errors.Is(err, ErrNotSent) {
 		t.Fatalf("Send on a retired Conn: %v, want ErrNotSent", err)
@@ -141,5 +157,109 @@ func TestSendTimeoutAndClosed(t *testing.T) {
 	}
 	if _, err := c.Send(context.Background(), echo("x"), nil, 0); !errors.Is(err, ErrNotSent) {
 		t.Fatalf("Send with no room for a reply: %v", err)
+	}
+}
+
+// readerRunning reports whether a reader goroutine of the package runs.
+func readerRunning() bool {
+	buf := make([]byte, 1<<20)
+	return strings.Contains(string(buf[:runtime.Stack(buf, true)]), ".readLoop(")
+}
+
+// A Call whose caller cannot be cancelled is read by that caller, in
+// Wait: nobody reads the Conn before, so no reader goroutine runs between
+// Send and Wait.
+func TestSendLoneReadsInWait(t *testing.T) {
+	s := newFakeServer(t)
+	c := dialLine(t, Options{Addr: s.addr}, nil)
+	var r [1]string
+	call, err := c.Send(context.Background(), []byte("HOLD mine\n"), r[:], 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.waitLines(1)
+	time.Sleep(20 * time.Millisecond) // a reader goroutine would be waiting for the reply by now
+	if readerRunning() {
+		t.Fatal("a reader goroutine runs for a Call whose caller reads its own replies")
+	}
+	s.release <- struct{}{}
+	if err := call.Wait(context.Background()); err != nil || r[0] != "mine" {
+		t.Fatalf("Wait: %q, %v", r[0], err)
+	}
+}
+
+// A request queued behind a Call whose caller will read its replies
+// itself, but has not begun to, does not wait for that caller: here the
+// same goroutine sends, then does a request on the same Conn before it
+// waits, which would wait forever for itself otherwise.
+func TestSendThenDoOnTheSameConn(t *testing.T) {
+	s := newFakeServer(t)
+	c := dialLine(t, Options{Addr: s.addr}, nil)
+	ctx := context.Background()
+	var r [1]string
+	call, err := c.Send(ctx, echo("sent"), r[:], 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d [1]string
+	if err := c.DoInto(ctx, echo("done"), d[:], 5*time.Second); err != nil || d[0] != "done" {
+		t.Fatalf("Do behind an unwaited Call: %q, %v", d[0], err)
+	}
+	if err := call.Wait(ctx); err != nil || r[0] != "sent" {
+		t.Fatalf("Wait: %q, %v", r[0], err)
+	}
+	// Again with a second Send behind the first, and the waits reversed.
+	var r2 [1]string
+	call, err = c.Send(ctx, echo("first"), r[:], 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call2, err := c.Send(ctx, echo("second"), r2[:], 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := call2.Wait(ctx); err != nil || r2[0] != "second" {
+		t.Fatalf("second Wait: %q, %v", r2[0], err)
+	}
+	if err := call.Wait(ctx); err != nil || r[0] != "first" {
+		t.Fatalf("first Wait: %q, %v", r[0], err)
+	}
+	if got := doLine(t, c, echo("after"), 1); got[0] != "after" {
+		t.Fatalf("after: %q", got)
+	}
+}
+
+// A Call sent by a caller that cannot be cancelled and waited for with a
+// ctx that can: the replies go to a reader goroutine, so that the Wait
+// ends with its ctx; the late reply is dropped and the Conn serves on.
+func TestSendLoneWaitCancelled(t *testing.T) {
+	s := newFakeServer(t)
+	c := dialLine(t, Options{Addr: s.addr}, nil)
+	var r [1]string
+	call, err := c.Send(context.Background(), []byte("HOLD late\n"), r[:], 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.waitLines(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(20*time.Millisecond, cancel)
+	done := make(chan error, 1)
+	go func() { done <- call.Wait(ctx) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Wait: %v, want context.Canceled", err)
+		}
+		s.release <- struct{}{}
+	case <-time.After(5 * time.Second):
+		s.release <- struct{}{}
+		<-done
+		t.Fatal("Wait did not end with its ctx")
+	}
+	if got := doLine(t, c, echo("next"), 1); got[0] != "next" {
+		t.Fatalf("next request got %q", got)
+	}
+	if r[0] != "" {
+		t.Fatalf("a late reply was stored in the abandoned Call's dst: %q", r[0])
 	}
 }

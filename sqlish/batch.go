@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/tendril-db/tendril/driver"
 	"github.com/tendril-db/tendril/topology"
@@ -54,14 +55,37 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 		br.err = ErrClosed
 		return br
 	}
-	if t := db.cfg.Policy.TotalTimeout; t > 0 {
-		// Grouping waits for the topology when no node is known yet:
-		// the batch as a whole is bounded like one statement.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, t)
-		defer cancel()
-	}
 	ctx, bo := db.tel.beginBatch(ctx, len(b.stmts))
+	// The batch as a whole is bounded like one statement, by
+	// total_timeout. As for a statement (see runAttempts), the context
+	// that costs is made only before something may wait (for the
+	// topology, a connection, a retry) when the driver bounds each
+	// request by socket_timeout itself: a batch whose groups are sent and
+	// answered at once then runs on the caller's context, and a caller
+	// whose context cannot be cancelled reads its replies itself (see
+	// conn.Send).
+	p := db.cfg.Policy
+	var deadline time.Time
+	if p.TotalTimeout > 0 {
+		deadline = time.Now().Add(p.TotalTimeout)
+	}
+	bounded := deadline.IsZero()
+	var cancel context.CancelFunc
+	defer func() {
+		if cancel != nil {
+			cancel()
+		}
+	}()
+	bound := func() context.Context {
+		if !bounded {
+			bounded = true
+			ctx, cancel = context.WithDeadline(ctx, deadline)
+		}
+		return ctx
+	}
+	if !db.requestTimeout || p.SocketTimeout <= 0 || p.SocketTimeout > p.TotalTimeout {
+		bound()
+	}
 	defer db.tel.finishBatch(bo)
 	type group = batchGroup
 	groups := map[*topology.Node]*group{}
@@ -102,7 +126,7 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 		if route.Unsure && readIntent(ctx) {
 			route.Intent, route.Idempotent = driver.Read, true
 		}
-		n, err := db.batchNode(ctx, route)
+		n, err := db.batchNode(route, bound)
 		if err != nil {
 			br.results[i].err = err
 			continue
@@ -160,17 +184,12 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 			db.sendGroup(ctx, n, groups[n], bo)
 		}
 	}
-	runGroup := func(g *group) {
+	runGroup := func(ctx context.Context, g *group) {
 		fn := func(ctx context.Context, l *lease, _ []driver.Value) error {
 			var err error
-			if g.sent { // the first attempt, sent by sendGroup
+			if g.sent { // the first attempt: sent by sendGroup, waited for below
 				g.sent = false
-				err = g.sendErr
-				if p := g.pending; p != nil {
-					g.pending = nil
-					err = p.Wait(ctx)
-				}
-				if err == nil {
+				if err = g.sendErr; err == nil {
 					err = readBatch(g.res, br.results, g.idx)
 				}
 			} else {
@@ -182,7 +201,15 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 		var err error
 		if l := g.lease; l != nil {
 			g.lease = nil
-			err = db.runAttempts(g.ctx, g.route, nil, fn, &g.ob, l)
+			gctx := g.ctx
+			if g.sendErr != nil && !deadline.IsZero() {
+				// Retries follow: bounded by what is left of the batch's
+				// total_timeout.
+				var cancel context.CancelFunc
+				gctx, cancel = context.WithDeadline(gctx, deadline)
+				defer cancel()
+			}
+			err = db.runAttempts(gctx, g.route, nil, fn, &g.ob, l)
 			db.tel.finish(g.ctx, &g.ob, g.route, err)
 		} else {
 			err = db.run(ctx, g.route, stmtInfo{group: bo}, nil, fn)
@@ -201,10 +228,14 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 	}
 	// Every group not sent runs on a goroutine of its own, but the last
 	// when no group was sent (for most batches on other backends, the only
-	// one): that one runs here. Then the groups sent are waited for here.
-	sent := false
+	// one): that one runs here.
+	sent, unsent := false, false
 	for _, n := range order {
 		sent = sent || groups[n].lease != nil
+		unsent = unsent || groups[n].lease == nil
+	}
+	if unsent {
+		bound() // they may wait for a connection
 	}
 	var wg sync.WaitGroup
 	for k, n := range order {
@@ -212,18 +243,27 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 		switch {
 		case g.lease != nil:
 		case !sent && k == len(order)-1:
-			runGroup(g)
+			runGroup(ctx, g)
 		default:
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				runGroup(g)
+				runGroup(ctx, g)
 			}()
+		}
+	}
+	// Then the groups sent are waited for here, all of them before any
+	// retry: a caller whose context cannot be cancelled reads each one's
+	// replies itself (conn.Send), and until it does nobody else may read
+	// them. Each wait is bounded by the driver (socket_timeout).
+	for _, n := range order {
+		if g := groups[n]; g.pending != nil {
+			g.sendErr, g.pending = g.pending.Wait(g.ctx), nil
 		}
 	}
 	for _, n := range order {
 		if g := groups[n]; g.lease != nil {
-			runGroup(g)
+			runGroup(ctx, g)
 		}
 	}
 	wg.Wait()
@@ -326,14 +366,15 @@ func (sc *batchScratch) put() {
 }
 
 // batchNode returns the node a statement of a batch goes to, waiting for
-// the topology when no node is known yet. It is nil when no node serves
-// the statement's partition now: such statements make a group of their
-// own, whose run waits for the tender like any operation.
-func (db *DB) batchNode(ctx context.Context, route driver.Route) (*topology.Node, error) {
+// the topology when no node is known yet (on the context bound returns).
+// It is nil when no node serves the statement's partition now: such
+// statements make a group of their own, whose run waits for the tender
+// like any operation.
+func (db *DB) batchNode(route driver.Route, bound func() context.Context) (*topology.Node, error) {
 	s := db.tender.Snapshot()
 	if !s.HasHealthy() {
 		var err error
-		if s, err = db.tender.Wait(ctx); err != nil {
+		if s, err = db.tender.Wait(bound()); err != nil {
 			return nil, fmt.Errorf("sqlish: %s: %w", route.Op, err)
 		}
 	}
