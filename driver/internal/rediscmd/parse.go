@@ -22,18 +22,31 @@ type Cmd struct {
 	buf   []byte
 	ends  []int
 	refs  []ref // arguments not copied into buf, in order (ParseRef)
+	held  int   // the bytes refs refer to
 }
 
+// keepRefs is how many bytes of the caller's arguments a Cmd back in the
+// pool may still refer to (until its next use, or until the pool is
+// emptied by the GC) rather than cost clearing its slices (write
+// barriers) on every Put.
+const keepRefs = 4 << 10
+
 var cmdPool = sync.Pool{New: func() any { return new(Cmd) }}
+
+// reset empties c for a parse: its storage stays.
+func (c *Cmd) reset() {
+	c.buf, c.ends, c.Argv, c.refs, c.held = c.buf[:0], c.ends[:0], c.Argv[:0], c.refs[:0], 0
+}
 
 // Get returns a Cmd from the pool.
 func Get() *Cmd { return cmdPool.Get().(*Cmd) }
 
 // Put returns c to the pool; c.Argv must not be used after.
 func Put(c *Cmd) {
-	if len(c.refs) > 0 { // the pool must not keep the caller's values alive
+	if c.held > keepRefs { // the pool must not keep the caller's large values alive
 		clear(c.refs)
 		clear(c.Argv) // the other arguments are in c.buf
+		c.held = 0
 	}
 	if cap(c.buf) > 64<<10 || cap(c.Frame) > 64<<10 { // do not keep a huge value's buffers around
 		return
@@ -104,7 +117,7 @@ func bigArg(v driver.Value, big int) ([]byte, bool) {
 }
 
 func (c *Cmd) parse(query string, args []driver.Value, big int) error {
-	c.buf, c.ends, c.Argv, c.refs = c.buf[:0], c.ends[:0], c.Argv[:0], c.refs[:0]
+	c.reset()
 	if blank(query) {
 		// The command must come from the statement text, never from an
 		// argument: that would let data choose the command.
@@ -181,6 +194,7 @@ func (c *Cmd) slice() {
 func (c *Cmd) appendArg(v driver.Value, big int) error {
 	if b, ok := bigArg(v, big); ok {
 		c.refs = append(c.refs, ref{len(c.ends), b})
+		c.held += len(b)
 		c.ends = append(c.ends, len(c.buf))
 		return nil
 	}

@@ -348,3 +348,25 @@ func TestAppendValueErrors(t *testing.T) {
 		})
 	}
 }
+
+// A Cmd put back in the pool refers to no large argument of its last use
+// (it would keep the caller's value alive); small ones it may keep until
+// its next use, which saves clearing its slices on every Put.
+func TestPutDropsLargeArguments(t *testing.T) {
+	big := make([]byte, keepRefs+1)
+	c := new(Cmd)
+	if err := c.ParseRef("SET k ?", []driver.Value{big}, 1); err != nil {
+		t.Fatal(err)
+	}
+	Put(c)
+	for _, r := range c.refs[:cap(c.refs)] {
+		if len(r.b) > 0 && &r.b[0] == &big[0] {
+			t.Fatal("a Cmd in the pool still refers to a large argument (refs)")
+		}
+	}
+	for _, a := range c.Argv[:cap(c.Argv)] {
+		if len(a) > 0 && &a[0] == &big[0] {
+			t.Fatal("a Cmd in the pool still refers to a large argument (Argv)")
+		}
+	}
+}

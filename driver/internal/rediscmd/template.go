@@ -72,7 +72,7 @@ func (t *Template) Is(query string) bool { return t.query == query }
 // copied (Argv refers to the arguments' memory, read only). It returns the
 // command's name and Spec, as Lookup(c.Argv) would.
 func (c *Cmd) ParseTemplate(t *Template, args []driver.Value) (string, *Spec, error) {
-	c.buf, c.ends, c.Argv, c.refs = c.buf[:0], c.ends[:0], c.Argv[:0], c.refs[:0]
+	c.reset()
 	if len(args) < t.holes {
 		return "", nil, tooFewArgs(len(args))
 	}
