@@ -33,10 +33,12 @@
 //     saves the two goroutine wake-ups a hand-off costs (about 10 µs per
 //     round trip on a 2-core machine). Otherwise, or when requests were
 //     queued behind it meanwhile, a reader goroutine reads until nothing is
-//     pending and exits. The reader decodes replies with the Codec's
-//     decoder, routes push messages to Codec.OnPush, and hands every other
-//     reply to the oldest pending request, completing it once its n replies
-//     are in.
+//     pending and exits. [Conn.Send] reads the same way, but later, in
+//     [Call.Wait]: until then a request queued behind it starts a reader
+//     goroutine rather than wait for the caller. The reader decodes
+//     replies with the Codec's decoder, routes push messages to
+//     Codec.OnPush, and hands every other reply to the oldest pending
+//     request, completing it once its n replies are in.
 //   - With a Codec.OnPush, pushes must be delivered when they come: the
 //     reader goroutine then runs for the Conn's life. OnPush runs on it: it
 //     must return quickly and must not wait for a reply on the same Conn.
