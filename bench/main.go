@@ -365,6 +365,7 @@ func runSizes() error {
 	if !isFlagSet("out") {
 		base = "sizes"
 	}
+	write := base != "" // -out "": print only, as for the other runs
 	var b strings.Builder
 	b.WriteString("# Value sizes: tendril vs go-redis vs rueidis\n\n")
 	fmt.Fprintf(&b, "%s Command: `cd bench && %s`. Per size, a throughput run (its full report in %s-SIZE.md): "+
@@ -374,7 +375,9 @@ func runSizes() error {
 	var reps []*report
 	for _, size := range sizes {
 		*valueSize = size
-		*out = fmt.Sprintf("%s-%d.md", base, size)
+		if write {
+			*out = fmt.Sprintf("%s-%d.md", base, size)
+		}
 		log.Printf("value size %d bytes", size)
 		rep, err := throughput()
 		if err != nil {
@@ -419,6 +422,9 @@ func runSizes() error {
 	}
 	md := b.String()
 	fmt.Print(md)
+	if !write {
+		return nil
+	}
 	name := base + ".md"
 	if err := os.WriteFile(name, []byte(md), 0o644); err != nil {
 		return err
