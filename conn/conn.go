@@ -582,20 +582,18 @@ func (c *Conn[R]) unparkLocked(req *request[R], deadline int64) {
 	go c.readLoop()
 }
 
-// How the caller of send reads the replies when it finds the Conn idle
-// and its ctx cannot be cancelled (otherwise a reader goroutine reads).
+// When the caller of send, finding the Conn idle with a ctx that cannot be
+// cancelled, reads its replies.
 const (
-	readByReader = iota // never itself (a reader goroutine reads)
-	readOwn             // itself, at once (do)
-	readParked          // itself, later (Send; see Conn.parked)
+	readOwn    = false // at once (do)
+	readParked = true  // later, in Wait (Send; see Conn.parked)
 )
 
 // send queues a request for n replies and writes it if nobody is writing.
-// Unless mode is readByReader, a caller whose ctx cannot be cancelled and
-// that finds the Conn idle is told to read its reply itself (lone;
-// deadline is then the one its read must honour); otherwise a reader
-// goroutine reads.
-func (c *Conn[R]) send(ctx context.Context, frame []byte, pieces [][]byte, n int, timeout time.Duration, mode int) (req *request[R], lone bool, deadline int64, err error) {
+// A caller whose ctx cannot be cancelled and that finds the Conn idle is
+// told to read its reply itself (lone; deadline is then the one its read
+// must honour); otherwise a reader goroutine reads.
+func (c *Conn[R]) send(ctx context.Context, frame []byte, pieces [][]byte, n int, timeout time.Duration, park bool) (req *request[R], lone bool, deadline int64, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, false, 0, notSent(err)
 	}
@@ -666,7 +664,7 @@ func (c *Conn[R]) send(ctx context.Context, frame []byte, pieces [][]byte, n int
 	// goroutine reads, so that the caller can wait for ctx as well.
 	if reserved || !c.reading {
 		c.reading = true
-		if mode != readByReader && ctx.Done() == nil {
+		if ctx.Done() == nil {
 			lone = true
 		} else {
 			c.readers.Add(1)
@@ -689,7 +687,7 @@ func (c *Conn[R]) send(ctx context.Context, frame []byte, pieces [][]byte, n int
 			}
 		}
 	}
-	if lone && mode == readParked {
+	if lone && park {
 		c.parked, c.parkedDL = req, deadline
 	}
 	write := !c.writing
