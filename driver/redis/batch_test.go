@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -279,5 +281,113 @@ func TestBatchResultsClosedTwice(t *testing.T) {
 			}
 		}
 		br2.Close()
+	}
+}
+
+// Batches whose callers read their own replies (a context that cannot be
+// cancelled: conn.Send parks the read token until the caller waits) share
+// each node's connection with single statements and with batches whose
+// contexts are cancelled under them: every reply still goes to the
+// statement it answers, and a caller whose context is not cancelled gets
+// no error.
+func TestBatchRepliesMatchUnderSharing(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 0)
+	db := connect(t, "redis", clusterDSN(c, "socket_timeout=5s"))
+	var keys []string
+	for _, ks := range keysByPrimary(c, 20) {
+		keys = append(keys, ks...)
+	}
+	bg := context.Background()
+	for i, k := range keys {
+		// Values of different lengths: a reply handed to the wrong
+		// statement cannot pass for the right one.
+		if _, err := db.Exec(bg, "SET ? ?", k, "v:"+k+strings.Repeat("x", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := func(i int) string { return "v:" + keys[i] + strings.Repeat("x", i) }
+	stop := time.Now().Add(2 * time.Second)
+	errs := make(chan error, 100)
+	report := func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}
+	var wg sync.WaitGroup
+	var batches, gets, cancelled atomic.Int64
+	batcher := func(g int, cancellable bool) {
+		defer wg.Done()
+		for n := 0; time.Now().Before(stop); n++ {
+			ctx, cancel := bg, context.CancelFunc(func() {})
+			if cancellable {
+				// Some end before their replies come, some after.
+				ctx, cancel = context.WithTimeout(bg, time.Duration(n%5)*100*time.Microsecond)
+			}
+			var b sqlish.Batch
+			idx := make([]int, 0, 30)
+			for k := range 30 {
+				i := (g*7 + n*3 + k*5) % len(keys)
+				idx = append(idx, i)
+				b.Queue("GET ?", keys[i])
+			}
+			br := db.SendBatch(ctx, &b)
+			for _, i := range idx {
+				var v string
+				err := br.QueryRow().Scan(&v)
+				switch {
+				case err != nil && cancellable && ctx.Err() != nil:
+					cancelled.Add(1)
+				case err != nil:
+					report(fmt.Errorf("batch GET %s: %w", keys[i], err))
+				case v != want(i):
+					report(fmt.Errorf("batch GET %s = %.40q, want %.40q", keys[i], v, want(i)))
+				}
+			}
+			br.Close()
+			cancel()
+			batches.Add(1)
+		}
+	}
+	getter := func(g int, cancellable bool) {
+		defer wg.Done()
+		for n := 0; time.Now().Before(stop); n++ {
+			i := (g*11 + n*7) % len(keys)
+			ctx, cancel := bg, context.CancelFunc(func() {})
+			if cancellable {
+				ctx, cancel = context.WithTimeout(bg, time.Duration(n%5)*100*time.Microsecond)
+			}
+			var v string
+			err := db.QueryRow(ctx, "GET ?", keys[i]).Scan(&v)
+			switch {
+			case err != nil && cancellable && ctx.Err() != nil:
+				cancelled.Add(1)
+			case err != nil:
+				report(fmt.Errorf("GET %s: %w", keys[i], err))
+			case v != want(i):
+				report(fmt.Errorf("GET %s = %.40q, want %.40q", keys[i], v, want(i)))
+			}
+			cancel()
+			gets.Add(1)
+		}
+	}
+	for g := range 4 {
+		wg.Add(2)
+		go batcher(g, false)
+		go getter(g, false)
+	}
+	for g := 4; g < 6; g++ {
+		wg.Add(2)
+		go batcher(g, true)
+		go getter(g, true)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	t.Logf("%d batches, %d GETs, %d statements cancelled", batches.Load(), gets.Load(), cancelled.Load())
+	if batches.Load() == 0 || gets.Load() == 0 {
+		t.Fatal("no load ran")
 	}
 }
