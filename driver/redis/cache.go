@@ -278,10 +278,11 @@ func (c cachingConnector) CachedRow(ctx context.Context, query string, args []dr
 	}
 	cmd := rediscmd.Get()
 	defer rediscmd.Put(cmd)
-	if _, _, ok, err := parseCacheable(cmd, query, args); !ok || err != nil {
+	name, spec, _, ok, err := c.parseCacheable(cmd, query, args)
+	if !ok || err != nil {
 		return false, nil // an error is the statement's own run's to report
 	}
-	ch := (*m)[pick(rediscmd.Route(cmd.Argv))]
+	ch := (*m)[pick(rediscmd.RouteWith(cmd.Argv, name, spec))]
 	if ch == nil {
 		return false, nil
 	}
@@ -300,18 +301,23 @@ func (c *connector) ttl(ctx context.Context) time.Duration {
 	return c.cacheTTL
 }
 
-// parseCacheable parses query into cmd and, when its reply may be cached
-// (ok), encodes it into cmd.Frame, the cache's key for it; key is the key
-// it reads.
-func parseCacheable(cmd *rediscmd.Cmd, query string, args []driver.Value) (spec *rediscmd.Spec, key []byte, ok bool, err error) {
-	if err := cmd.Parse(query, args); err != nil {
-		return nil, nil, false, err
+// parseCacheable parses query into cmd (through the statement's template
+// when it has one: see connector.template) and, when its reply may be
+// cached (Spec.CacheKey), encodes it into cmd.Frame, the entry's name, and
+// returns its key. cmd.Argv may refer to args' memory.
+func (c *connector) parseCacheable(cmd *rediscmd.Cmd, query string, args []driver.Value) (name string, spec *rediscmd.Spec, key []byte, ok bool, err error) {
+	if t := c.template(query); t != nil {
+		name, spec, err = cmd.ParseTemplate(t, args)
+	} else if err = cmd.Parse(query, args); err == nil {
+		name, spec = rediscmd.Lookup(cmd.Argv)
 	}
-	_, spec = rediscmd.Lookup(cmd.Argv)
+	if err != nil {
+		return "", nil, nil, false, err
+	}
 	if key, ok = spec.CacheKey(cmd.Argv); ok {
 		cmd.Frame = resp.AppendCommand(cmd.Frame[:0], cmd.Argv...)
 	}
-	return spec, key, ok, nil
+	return name, spec, key, ok, nil
 }
 
 // cachedRow stores cached reply v as row: shared with the cache.
@@ -426,7 +432,7 @@ func (rc *redisConn) cachedValue(ctx context.Context, query string, args []drive
 	}
 	cmd := rediscmd.Get()
 	defer rediscmd.Put(cmd)
-	spec, key, cacheable, err := parseCacheable(cmd, query, args)
+	_, spec, key, cacheable, err := rc.connector.parseCacheable(cmd, query, args)
 	if err != nil || !cacheable {
 		return v, err != nil, err
 	}

@@ -48,7 +48,7 @@ func TestWritesDropTheirCachedKeys(t *testing.T) {
 		t.Helper()
 		cmd := rediscmd.Get()
 		defer rediscmd.Put(cmd)
-		_, key, ok, err := parseCacheable(cmd, "GET k", nil)
+		_, _, key, ok, err := c.parseCacheable(cmd, "GET k", nil)
 		if !ok || err != nil {
 			t.Fatal("GET k is not cacheable", err)
 		}

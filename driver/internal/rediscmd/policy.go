@@ -251,6 +251,7 @@ func init() {
 			s.shape, s.shapeIf = p.shape, p.shapeIf
 			s.keys = p.keys
 		}
+		s.uncacheable = uncacheable[s.Name]
 		Commands[s.Name] = s
 	}
 	for i := range specs {

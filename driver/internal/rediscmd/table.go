@@ -306,6 +306,9 @@ type Spec struct {
 	keys     keyFinder                 // a key finder of its own (SORT, MIGRATE)
 	subs     map[string]*Spec          // a container's subcommands, by upper- and lower-case name
 	unknown  *Spec                     // a container's spec for a subcommand it does not have
+	// uncacheable: its reply may change while its key does not (see
+	// CacheKey); the map below, looked up once.
+	uncacheable bool
 }
 
 // keyFinder selects a key finder for commands whose keys the key specs
@@ -349,7 +352,7 @@ func (s *Spec) Blocks(argv [][]byte) bool {
 // access statistics (OBJECT) and random members (SRANDMEMBER...) change
 // without the key changing, and a script's reply is the script's.
 func (s *Spec) CacheKey(argv [][]byte) ([]byte, bool) {
-	if s.Flags&FlagReadOnly == 0 || s.Blocks(argv) || uncacheable[s.Name] {
+	if s.Flags&FlagReadOnly == 0 || s.Blocks(argv) || s.uncacheable {
 		return nil, false
 	}
 	key, n := -1, 0
