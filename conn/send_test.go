@@ -263,3 +263,33 @@ func TestSendLoneWaitCancelled(t *testing.T) {
 		t.Fatalf("a late reply was stored in the abandoned Call's dst: %q", r[0])
 	}
 }
+
+// A Call whose caller reads its own replies, waited for only after its
+// timeout passed (the caller was busy elsewhere: a slow write to another
+// Conn), gets the replies that came in time instead of timing out on a
+// reply nobody read; one whose reply did not come still times out.
+func TestSendLoneWaitAfterTimeout(t *testing.T) {
+	s := newFakeServer(t)
+	c := dialLine(t, Options{Addr: s.addr}, nil)
+	var r [1]string
+	call, err := c.Send(context.Background(), echo("in time"), r[:], 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	if err := call.Wait(context.Background()); err != nil || r[0] != "in time" {
+		t.Fatalf("Wait after the timeout, reply in: %q, %v", r[0], err)
+	}
+	if !c.Usable() {
+		t.Fatalf("Conn unusable after a reply that came in time: %v", c.Err())
+	}
+	call, err = c.Send(context.Background(), []byte("HOLD late\n"), r[:], 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(60 * time.Millisecond)
+	if err := call.Wait(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait after the timeout, no reply: %v; want DeadlineExceeded", err)
+	}
+	s.release <- struct{}{}
+}
