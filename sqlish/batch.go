@@ -246,16 +246,16 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 			runGroup(ctx, g)
 		default:
 			wg.Add(1)
-			go func() {
+			go func(ctx context.Context) {
 				defer wg.Done()
 				runGroup(ctx, g)
-			}()
+			}(ctx)
 		}
 	}
 	// Then the groups sent are waited for here, all of them before any
 	// retry: a caller whose context cannot be cancelled reads each one's
-	// replies itself (conn.Send), and until it does nobody else may read
-	// them. Each wait is bounded by the driver (socket_timeout).
+	// replies itself (conn.Send), and until it does they are read only if
+	// another request is queued on that connection.
 	for _, n := range order {
 		if g := groups[n]; g.pending != nil {
 			g.sendErr, g.pending = g.pending.Wait(g.ctx), nil
