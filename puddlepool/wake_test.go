@@ -11,8 +11,10 @@ import (
 	"time"
 )
 
-// These tests cover how waits end: on a hand-over, the caller's context,
-// Pause/Clear/Close.
+// These tests cover how waits end. Callers wait inside puddle on their own
+// context only; Pause/Clear/Close wake them through the marker (a caller
+// queued in puddle's semaphore) or the dial placeholder (a caller waiting
+// for its own dial). See the package doc.
 
 // acquireAsync starts an Acquire and returns where its outcome arrives.
 func acquireAsync(p *Pool[*fakeConn], ctx context.Context) <-chan acqResult {
