@@ -87,6 +87,11 @@ func waitEv(t EventType, r Reason, n int) op {
 }
 func waitStat(c func(Stat) bool) op       { return op{kind: opWaitStat, cond: c} }
 func do(fn func(t *testing.T, e *env)) op { return op{kind: opDo, fn: fn} }
+func waitIdleInPuddle(n int32) op {
+	return do(func(t *testing.T, e *env) {
+		eventually(t, "idle connections in puddle", func() bool { return e.p.pp.Stat().IdleResources() == n })
+	})
+}
 
 var ignoreCheckout = []EventType{EventCheckOutStarted, EventCheckedOut, EventCheckedIn}
 
@@ -242,7 +247,9 @@ func TestCMAP(t *testing.T) {
 				{kind: opWait, label: "x", err: context.Canceled},
 				do(func(t *testing.T, e *env) { e.d.set(func(d *fakeDialer) { close(d.gate); d.gate = nil }) }),
 				waitEv(EventConnReady, "", 1),
-				waitStat(func(s Stat) bool { return s.Idle == 1 }),
+				// Stat counts the connection idle as soon as it is
+				// dialed; puddle has it a moment later.
+				waitIdleInPuddle(1),
 				checkOut(1),
 				checkIn(1),
 			},
