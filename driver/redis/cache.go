@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -244,10 +245,7 @@ func (c *connector) cacheFor(addr string) *cache {
 // publishCaches gives CachedRow a copy of the caches by address, which it
 // reads without a lock; c.cacheMu is held.
 func (c *connector) publishCaches() {
-	m := make(map[string]*cache, len(c.caches))
-	for a, ch := range c.caches {
-		m[a] = ch
-	}
+	m := maps.Clone(c.caches)
 	c.byAddr.Store(&m)
 }
 
@@ -423,10 +421,15 @@ func (rc *redisConn) endTx(keys []string) {
 }
 
 // cachedValue runs query as runValue does, through the cache: ok is false
-// when the statement is not one to cache (the caller runs it as usual).
-// The value returned is shared with the cache: read only.
-func (rc *redisConn) cachedValue(ctx context.Context, query string, args []driver.Value, ttl time.Duration) (v resp.Value, ok bool, err error) {
-	if rc.sess.changed.Load() || driver.IsAsk(ctx) {
+// when the connection has no cache, ctx's ttl is 0 (see connector.ttl) or
+// the statement is not one to cache (the caller runs it as usual). The
+// value returned is shared with the cache: read only.
+func (rc *redisConn) cachedValue(ctx context.Context, query string, args []driver.Value) (v resp.Value, ok bool, err error) {
+	if rc.cache == nil {
+		return v, false, nil
+	}
+	ttl := rc.connector.ttl(ctx)
+	if ttl <= 0 || rc.sess.changed.Load() || driver.IsAsk(ctx) {
 		// A transaction queues the read; an ASK redirect is a one-off.
 		return v, false, nil
 	}

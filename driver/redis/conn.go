@@ -265,20 +265,15 @@ func (rc *redisConn) Exec(ctx context.Context, query string, args []driver.Value
 
 // Query implements driver.Conn.
 func (rc *redisConn) Query(ctx context.Context, query string, args []driver.Value) (driver.Rows, error) {
-	if rc.cache != nil {
-		if ttl := rc.connector.ttl(ctx); ttl > 0 {
-			v, ok, err := rc.cachedValue(ctx, query, args, ttl)
-			if ok {
-				if err != nil {
-					return nil, err
-				}
-				rows, err := rediscmd.Rows(rc.reply(&v))
-				if err != nil {
-					return nil, err
-				}
-				return sharedRows{rows}, nil
-			}
+	if v, ok, err := rc.cachedValue(ctx, query, args); ok {
+		if err != nil {
+			return nil, err
 		}
+		rows, err := rediscmd.Rows(rc.reply(&v))
+		if err != nil {
+			return nil, err
+		}
+		return sharedRows{rows}, nil
 	}
 	r, err := rc.run(ctx, query, args)
 	if err != nil {
@@ -294,19 +289,14 @@ type sharedRows struct{ driver.Rows }
 // QueryRow implements driver.RowQueryer: a string reply (GET) goes to
 // the row as it was decoded, in memory of its own.
 func (rc *redisConn) QueryRow(ctx context.Context, query string, args []driver.Value, row *driver.Row) error {
-	if rc.cache != nil {
-		if ttl := rc.connector.ttl(ctx); ttl > 0 {
-			v, ok, err := rc.cachedValue(ctx, query, args, ttl)
-			if ok {
-				if err != nil {
-					return err
-				}
-				if v.IsError() {
-					return rediscmd.FirstRow(rc.reply(&v), row) // a redirect, completed
-				}
-				return cachedRow(&v, row)
-			}
+	if v, ok, err := rc.cachedValue(ctx, query, args); ok {
+		if err != nil {
+			return err
 		}
+		if v.IsError() {
+			return rediscmd.FirstRow(rc.reply(&v), row) // a redirect, completed
+		}
+		return cachedRow(&v, row)
 	}
 	v, err := rc.runValue(ctx, query, args)
 	if err != nil {
