@@ -127,18 +127,10 @@ func (r *Rows) next() bool {
 	if r.closed {
 		return false
 	}
-	if q := r.queued; q != nil {
-		if !q.ready.Load() {
-			r.err = ErrQueued
+	if r.queued != nil {
+		if !r.resolve() {
 			return false
 		}
-		if q.err != nil {
-			r.err = q.err
-			r.close(nil)
-			return false
-		}
-		res := q.res
-		r.init(&res, nil)
 		return r.next()
 	}
 	if r.rows == nil { // filled in by a RowQueryer
@@ -206,8 +198,34 @@ func (r *Rows) scan(dest []any) error {
 	return nil
 }
 
-// Columns returns the column names.
-func (r *Rows) Columns() []string { return r.cols }
+// Columns returns the column names; those of a statement queued in a
+// transaction once Commit has run (nil before).
+func (r *Rows) Columns() []string {
+	defer r.lock()()
+	if q := r.queued; q != nil && q.ready.Load() {
+		r.resolve()
+	}
+	return r.cols
+}
+
+// resolve makes the rows of a statement queued in a transaction its
+// result, once Commit brought it in; false, with Err set, when it did not
+// (yet). The rows hold no connection, so r.mu is not in use.
+func (r *Rows) resolve() bool {
+	q := r.queued
+	if !q.ready.Load() {
+		r.err = ErrQueued
+		return false
+	}
+	if q.err != nil {
+		r.err = q.err
+		r.close(nil)
+		return false
+	}
+	res := q.res
+	r.init(&res, nil)
+	return true
+}
 
 // ColumnType describes a result column: its name, the database's name for
 // its type, whether it may be NULL and the Go type its values scan as,

@@ -370,19 +370,17 @@ func TestRESP2TransactionShapes(t *testing.T) {
 		}
 		var sb strings.Builder
 		for _, rows := range all {
-			fmt.Fprint(&sb, rows.Columns(), ":")
-			for rows.Next() {
-				vals := make([]any, len(rows.Columns()))
-				ptrs := make([]any, len(vals))
-				for i := range vals {
-					ptrs[i] = &vals[i]
-				}
-				if err := rows.Scan(ptrs...); err != nil {
-					t.Fatal(err)
-				}
-				fmt.Fprintf(&sb, " %v", vals)
+			cols, vals, err := scanAll(rows) // columns before Next, as database/sql gives them
+			if err != nil {
+				t.Fatal(err)
 			}
-			rows.Close()
+			if len(cols) == 0 {
+				t.Fatalf("RESP%s: a queued statement's Rows have no columns after Commit", protocol)
+			}
+			fmt.Fprint(&sb, cols, ":")
+			for _, v := range vals {
+				fmt.Fprintf(&sb, " %v", v)
+			}
 			sb.WriteString("; ")
 		}
 		return sb.String()
