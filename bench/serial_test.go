@@ -73,20 +73,7 @@ func BenchmarkBatch(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		b.Run(spec.name, func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetParallelism(32)
-			cpu := clientCPU()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := cl.batch(ctx, keys); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			b.ReportMetric(float64(clientCPU()-cpu)/float64(b.N), "client-cpu-ns/op")
-		})
+		b.Run(spec.name, func(b *testing.B) { batchParallel(b, ctx, cl, keys) })
 	}
 }
 
@@ -127,20 +114,24 @@ func BenchmarkBatchSize(b *testing.B) {
 				}
 				b.ReportMetric(float64(clientCPU()-cpu)/float64(b.N), "client-cpu-ns/op")
 			})
-			b.Run(fmt.Sprintf("size=%d/parallel/%s", n, spec.name), func(b *testing.B) {
-				b.ReportAllocs()
-				b.SetParallelism(32)
-				cpu := clientCPU()
-				b.RunParallel(func(pb *testing.PB) {
-					for pb.Next() {
-						if err := cl.batch(ctx, keys); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-				b.ReportMetric(float64(clientCPU()-cpu)/float64(b.N), "client-cpu-ns/op")
-			})
+			b.Run(fmt.Sprintf("size=%d/parallel/%s", n, spec.name), func(b *testing.B) { batchParallel(b, ctx, cl, keys) })
 		}
 	}
+}
+
+// batchParallel runs cl's pipeline of keys from 32 goroutines per CPU and
+// reports the client's CPU per batch.
+func batchParallel(b *testing.B, ctx context.Context, cl client, keys []string) {
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	cpu := clientCPU()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := cl.batch(ctx, keys); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(clientCPU()-cpu)/float64(b.N), "client-cpu-ns/op")
 }
