@@ -217,6 +217,13 @@ func throughput() (*report, error) {
 		defer tb.done()
 		tg = target{seeds: c.Seeds()}
 		serverVersion = redisVersion(c.Nodes[0])
+		serverCPU = procsCPU(func() (pids []int) {
+			for _, s := range c.Nodes {
+				pids = append(pids, s.PID())
+			}
+			return pids
+		})
+		defer func() { serverCPU = func() time.Duration { return 0 } }()
 	}
 	ks := newKeyspace(*numKeys, *valueSize)
 	t0 := time.Now()
@@ -265,8 +272,11 @@ func throughput() (*report, error) {
 					pr := runPoint(clients[ci], wl, g, *warmupFlag, *duration, ws, ks)
 					res[wl][g][ci] = append(res[wl][g][ci], pr)
 					msg := ""
+					if d := pr.srvPerOp(); d > 0 {
+						msg = fmt.Sprintf("  srv %5.1fµs/op", d.Seconds()*1e6)
+					}
 					if pr.errs > 0 {
-						msg = fmt.Sprintf(" errors %d (first: %v)", pr.errs, pr.firstErr)
+						msg += fmt.Sprintf(" errors %d (first: %v)", pr.errs, pr.firstErr)
 					}
 					log.Printf("round %d/%d %-5s g=%-4d %-8s %10.0f ops/s  p50 %8s  p99 %8s  p999 %8s  %6.1f allocs/op%s",
 						r+1, *rounds, wl, g, specs[ci].name, pr.opsPerSec(), fmtDur(pr.h.quantile(0.5)),
@@ -370,7 +380,8 @@ func runSizes() error {
 	b.WriteString("# Value sizes: tendril vs go-redis vs rueidis\n\n")
 	fmt.Fprintf(&b, "%s Command: `cd bench && %s`. Per size, a throughput run (its full report in %s-SIZE.md): "+
 		"%d round(s) of %s, medians; in brackets the lowest and highest ratio within one round; "+
-		"KB/op is the process's allocation per operation (TotalAlloc delta), against the value's size.\n\n",
+		"KB/op is the process's allocation per operation (TotalAlloc delta), against the value's size; "+
+		"srv µs/op the CPU time the local servers (all six) spent per operation, from /proc.\n\n",
 		machineLine(), commandLine(), base, *rounds, *duration)
 	var reps []*report
 	for _, size := range sizes {
@@ -388,11 +399,11 @@ func runSizes() error {
 	rep := reps[0]
 	b.WriteString("| value | workload | goroutines |")
 	for _, s := range rep.specs {
-		fmt.Fprintf(&b, " %s ops/s | KB/op |", s.name)
+		fmt.Fprintf(&b, " %s ops/s | KB/op | srv µs/op |", s.name)
 	}
 	b.WriteString(" tendril ÷ go-redis | tendril ÷ rueidis |\n|---:|---|---:|")
 	for range rep.specs {
-		b.WriteString("---:|---:|")
+		b.WriteString("---:|---:|---:|")
 	}
 	b.WriteString("---:|---:|\n")
 	for k, r := range reps {
@@ -403,11 +414,12 @@ func runSizes() error {
 				for i, s := range r.specs {
 					rs := r.res[wl][g][i]
 					ops[s.name] = rs
-					var kb []float64
+					var kb, srv []float64
 					for _, x := range rs {
 						kb = append(kb, x.bytesPerOp()/1024)
+						srv = append(srv, x.srvPerOp().Seconds()*1e6)
 					}
-					fmt.Fprintf(&b, " %s | %.1f |", fmtRate(summarize(rs).ops), median(kb))
+					fmt.Fprintf(&b, " %s | %.1f | %s |", fmtRate(summarize(rs).ops), median(kb), fmtSrv(median(srv)))
 				}
 				for _, peer := range []string{"go-redis", "rueidis"} {
 					if ops[peer] == nil || ops["tendril"] == nil {
@@ -431,6 +443,15 @@ func runSizes() error {
 	}
 	log.Printf("wrote %s", name)
 	return nil
+}
+
+// fmtSrv formats the servers' CPU per operation in µs, "—" when it was
+// not measured (an external cluster).
+func fmtSrv(us float64) string {
+	if us <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f", us)
 }
 
 func fmtSize(n int) string {

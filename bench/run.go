@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,7 +86,8 @@ type pointResult struct {
 	ops, errs uint64
 	elapsed   time.Duration
 	mallocs   uint64
-	bytes     uint64 // TotalAlloc delta
+	bytes     uint64        // TotalAlloc delta
+	srv       time.Duration // the servers' CPU time, when serverCPU is set
 	h         hist
 	firstErr  error
 }
@@ -99,6 +104,14 @@ func (r *pointResult) allocsPerOp() float64 {
 		return 0
 	}
 	return float64(r.mallocs) / float64(r.ops)
+}
+
+// srvPerOp is the servers' CPU time per operation, 0 when not measured.
+func (r *pointResult) srvPerOp() time.Duration {
+	if r.ops == 0 {
+		return 0
+	}
+	return r.srv / time.Duration(r.ops)
 }
 
 func (r *pointResult) bytesPerOp() float64 {
@@ -183,15 +196,17 @@ func runFunc(fn func(context.Context, *worker) error, g int, warmup, dur time.Du
 	time.Sleep(warmup)
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
+	s0 := serverCPU()
 	start := time.Now()
 	phase.Store(phaseMeasure)
 	time.Sleep(dur)
 	phase.Store(phaseStop)
 	elapsed := time.Since(start)
+	s1 := serverCPU()
 	runtime.ReadMemStats(&m1)
 	wg.Wait()
 
-	res := pointResult{elapsed: elapsed, mallocs: m1.Mallocs - m0.Mallocs, bytes: m1.TotalAlloc - m0.TotalAlloc}
+	res := pointResult{elapsed: elapsed, mallocs: m1.Mallocs - m0.Mallocs, bytes: m1.TotalAlloc - m0.TotalAlloc, srv: s1 - s0}
 	for _, w := range ws[:g] {
 		res.ops += w.ops
 		res.errs += w.errs
@@ -201,4 +216,39 @@ func runFunc(fn func(context.Context, *worker) error, g int, warmup, dur time.Du
 		}
 	}
 	return res
+}
+
+// serverCPU returns the CPU time the local servers have used so far (0
+// when the servers are not ours to watch): a client that makes the server
+// work harder per operation shows it here, not in its own CPU.
+var serverCPU = func() time.Duration { return 0 }
+
+// procsCPU returns a serverCPU for the processes pids: the user and
+// system time /proc gives for each, in clock ticks of 10 ms (Linux's
+// USER_HZ). A process that cannot be read counts 0.
+func procsCPU(pids func() []int) func() time.Duration {
+	return func() time.Duration {
+		var ticks int64
+		for _, pid := range pids() {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if err != nil {
+				continue
+			}
+			// The fields after the command's name, which is in parentheses
+			// and may hold spaces: state is the 1st, utime the 12th, stime
+			// the 13th.
+			i := bytes.LastIndexByte(b, ')')
+			if i < 0 {
+				continue
+			}
+			f := strings.Fields(string(b[i+1:]))
+			if len(f) < 13 {
+				continue
+			}
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			k, _ := strconv.ParseInt(f[12], 10, 64)
+			ticks += u + k
+		}
+		return time.Duration(ticks) * 10 * time.Millisecond
+	}
 }
