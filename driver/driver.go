@@ -397,6 +397,22 @@ type Validator interface {
 	IsValid() bool
 }
 
+// Spreader is implemented by multiplexed Conns (CapMultiplex) that can
+// tell when sharing them costs more than it saves: Crowded reports that
+// the connection's recent statements carried large values, so that the
+// next one had better have the connection to itself. A server builds the
+// replies queued on one connection before it writes them out, a slice per
+// turn of its event loop, and large ones queued behind each other have
+// left its CPU's cache by the time they are copied into the socket; on
+// connections of their own they have not. The user API then runs the
+// statement on the connection without lending it to other callers, who
+// take (or dial) another: large values spread over as many connections as
+// callers, small ones keep sharing one. Crowded must be cheap (no I/O, no
+// allocation, no lock).
+type Spreader interface {
+	Crowded() bool
+}
+
 // Stmt is one statement of a batch.
 type Stmt struct {
 	Query string

@@ -139,3 +139,48 @@ func TestLoansRace(t *testing.T) {
 		t.Fatalf("%d times a lent and an exclusive user overlapped", n)
 	}
 }
+
+// Room holds while fewer than MaxSize connections are open or dialing,
+// whether or not they are checked out, and always without a MaxSize.
+func TestRoom(t *testing.T) {
+	d := &fakeDialer{}
+	p := newTestPool(t, d, func(c *Config[*fakeConn]) { c.MaxSize = 2 })
+	defer p.Close()
+	ctx := context.Background()
+	if !p.Room() {
+		t.Fatal("an empty pool of 2 has no room")
+	}
+	r1, err := p.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Room() {
+		t.Fatal("a pool of 2 with 1 open has no room")
+	}
+	r2, err := p.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Room() {
+		t.Fatal("a pool of 2 with 2 checked out has room")
+	}
+	r1.Release()
+	if p.Room() {
+		t.Fatal("a pool of 2 with 2 open (1 idle) has room")
+	}
+	r2.Destroy()
+	deadline := time.Now().Add(5 * time.Second)
+	for !p.Room() {
+		if time.Now().After(deadline) {
+			t.Fatal("no room after a connection was destroyed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	u := newTestPool(t, &fakeDialer{}, func(c *Config[*fakeConn]) { c.MaxSize = 0 })
+	defer u.Close()
+	if r, err := u.Acquire(ctx); err != nil || !u.Room() {
+		t.Fatalf("an unbounded pool has no room (%v)", err)
+	} else {
+		r.Release()
+	}
+}

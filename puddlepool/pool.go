@@ -656,6 +656,14 @@ func (p *Pool[T]) acquireFailed(ctx, actx context.Context, start time.Duration, 
 	}
 }
 
+// Room reports whether the pool could open another connection now: fewer
+// than MaxSize are open or being dialed (always, without a MaxSize). A
+// caller about to keep to itself a connection others could share (a
+// multiplexed one) asks first, so that nobody has to wait for it.
+func (p *Pool[T]) Room() bool {
+	return p.maxSize == 0 || p.open.Load()+p.constructing.Load() < p.maxSize
+}
+
 // Value returns the connection.
 func (r *Resource[T]) Value() T { return r.c.value }
 

@@ -586,7 +586,11 @@ func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []drive
 		sent := err == nil
 		if err == nil {
 			if !exclusive && !l.shared {
-				l.share()
+				if crowded(l.conn()) && n.Pool().Room() {
+					l.spread = true
+				} else {
+					l.share()
+				}
 			}
 			actx, cancel := ctx, context.CancelFunc(noop)
 			if p.SocketTimeout > 0 && !driverTimeout && !blocking(route) {

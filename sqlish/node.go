@@ -148,6 +148,11 @@ type lease struct {
 	// loan is set, and res nil, while the connection is lent (see share).
 	loan   puddlepool.Loan[driver.Conn]
 	shared bool
+	// spread is set when a multiplexed connection serves one shared
+	// statement alone (driver.Spreader): it stays checked out until the
+	// statement is done, so other callers take another, and then goes
+	// back as a lent one does.
+	spread bool
 	// dirty is set when a statement that changes the session state ran
 	// on the connection: it is reset, or closed, before it is reused.
 	dirty bool
@@ -204,6 +209,13 @@ func (l *lease) release(err error) {
 		}
 		return
 	}
+	if l.spread {
+		// As for a loan: a statement on the DB changes no session, and a
+		// connection that broke is found invalid at its next checkout.
+		l.res.Release()
+		l.res = nil
+		return
+	}
 	trusted := err == nil || keepsConn(err)
 	reuse := trusted && !errors.Is(err, driver.ErrBadConn)
 	cn := l.res.Value()
@@ -238,6 +250,13 @@ func (l *lease) release(err error) {
 	}
 	l.res.Destroy()
 	l.res = nil
+}
+
+// crowded reports that the driver would rather cn served one statement
+// alone now (see driver.Spreader).
+func crowded(cn driver.Conn) bool {
+	s, ok := cn.(driver.Spreader)
+	return ok && s.Crowded()
 }
 
 func keepsConn(err error) bool {

@@ -40,7 +40,38 @@ type redisConn struct {
 	// connection no longer counts as one of the cache's (releaseCache).
 	cache    *cache
 	uncached atomic.Bool
+
+	// load is how many of the connection's recent statements were large
+	// (see weigh and Crowded).
+	load atomic.Int32
 }
+
+// largeOp is the size (request and reply) from which a statement counts as
+// large for Crowded: a reply larger than 64 KiB takes Redis more than one
+// turn of its event loop to write (NET_MAX_WRITES_PER_EVENT), and those
+// queued behind each other on one connection cost it more than on
+// connections of their own.
+const largeOp = 64 << 10
+
+// weigh counts a statement of n bytes into load: a moving average (weight
+// 1/8) of the share of large statements, 256 when all are. Concurrent
+// statements may lose each other's update: load is a hint.
+func (rc *redisConn) weigh(n int) {
+	l := rc.load.Load()
+	if l == 0 && n < largeOp {
+		return // small values only: no write to a line every caller reads
+	}
+	l -= (l + 7) >> 3 // rounded up, so that it comes down to 0
+	if n >= largeOp {
+		l += 32
+	}
+	rc.load.Store(l)
+}
+
+// Crowded implements driver.Spreader: it holds while about half or more of
+// the connection's recent statements were large (six in a row make it
+// hold, five small ones in a row end it).
+func (rc *redisConn) Crowded() bool { return rc.load.Load() >= 128 }
 
 // handshake negotiates the protocol, authenticates, names the connection
 // and selects the database.
@@ -224,6 +255,11 @@ func (rc *redisConn) runValue(ctx context.Context, query string, args []driver.V
 	if lg != nil {
 		rc.relogged(&vs[0])
 	}
+	size := len(vs[n-1].Str)
+	for _, p := range v {
+		size += len(p)
+	}
+	rc.weigh(size)
 	if spec.Session != rediscmd.SessionNone {
 		rc.track(name, spec.Session, cmd.Argv, &vs[n-1])
 	} else if rc.sess.changed.Load() {

@@ -3,9 +3,12 @@ package redis_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"runtime"
+	"sync"
 	"testing"
 
+	"github.com/tendril-db/tendril/driver"
 	"github.com/tendril-db/tendril/internal/redistest"
 )
 
@@ -50,4 +53,147 @@ func TestLargeValueNotCopied(t *testing.T) {
 		t.Errorf("SET of a %d MB string allocated %d MB (%v), want under half", size>>20, set>>20, err)
 	}
 	t.Logf("SET allocated %d KB, GET %d MB", set>>10, get>>20)
+}
+
+// Large values spread over connections (driver.Spreader): 8 callers
+// reading 256 KB values make the node's pool open about a connection per
+// caller, each serving one statement at a time, where the same callers
+// reading small values share a few. Every value read is the one written to
+// its key.
+func TestLargeValuesSpread(t *testing.T) {
+	srv := redistest.StartServer(t)
+	ctx := context.Background()
+	run := func(size int) int {
+		db := connect(t, "redis", "redis://"+srv.Addr)
+		defer db.Close()
+		vals := make([][]byte, 8)
+		for i := range vals {
+			vals[i] = bytes.Repeat([]byte{byte('a' + i)}, size)
+			if _, err := db.Exec(ctx, "SET ? ?", fmt.Sprintf("spread:%d", i), vals[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var got []byte
+				for j := range 100 {
+					k := (g + j) % len(vals)
+					if err := db.QueryRow(ctx, "GET ?", fmt.Sprintf("spread:%d", k)).Scan(&got); err != nil {
+						t.Error(err)
+						return
+					}
+					if !bytes.Equal(got, vals[k]) {
+						t.Errorf("GET spread:%d: %d bytes of %q..., want %d of %q", k, len(got), got[:min(len(got), 1)], size, vals[k][:1])
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		return db.Stats().Open
+	}
+	small, large := run(64), run(256<<10)
+	t.Logf("connections opened: %d for 64 B values, %d for 256 KB", small, large)
+	// Small values share: the pool opens another connection only when a
+	// caller finds none idle in the instant a shared one is checked out.
+	if large < 6 || large <= small {
+		t.Errorf("8 callers of 256 KB GETs used %d connections (of 64 B GETs: %d), want about one each", large, small)
+	}
+}
+
+// A node's pool at its max_conns_per_node never makes callers wait for a
+// crowded connection: with no room for another, large values share it as
+// small ones do.
+func TestLargeValuesShareAtMaxConns(t *testing.T) {
+	srv := redistest.StartServer(t)
+	ctx := context.Background()
+	db := connect(t, "redis", "redis://"+srv.Addr+"?max_conns_per_node=1")
+	val := bytes.Repeat([]byte{'v'}, 256<<10)
+	if _, err := db.Exec(ctx, "SET big ?", val); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for range 10 { // the connection is crowded from here on
+		if err := db.QueryRow(ctx, "GET big").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := db.Stats().Nodes[0].Pool.Waited
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var got []byte
+			for range 30 {
+				if err := db.QueryRow(ctx, "GET big").Scan(&got); err != nil || len(got) != len(val) {
+					t.Errorf("GET big: %d bytes, %v", len(got), err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if waited := db.Stats().Nodes[0].Pool.Waited - before; waited > 8 {
+		t.Errorf("%d of 240 GETs waited for the node's only connection, want it shared", waited)
+	}
+}
+
+// Transactions next to crowded connections: no statement of another
+// caller lands inside a MULTI, and none of the transaction's inside
+// another caller's reply.
+func TestLargeValuesBesideTransactions(t *testing.T) {
+	srv := redistest.StartServer(t)
+	ctx := context.Background()
+	db := connect(t, "redis", "redis://"+srv.Addr)
+	val := bytes.Repeat([]byte{'v'}, 256<<10)
+	if _, err := db.Exec(ctx, "SET big ?", val); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var got []byte
+			for range 100 {
+				if err := db.QueryRow(ctx, "GET big").Scan(&got); err != nil || !bytes.Equal(got, val) {
+					t.Errorf("GET big: %d bytes (%.10q), %v", len(got), got, err)
+					return
+				}
+			}
+		}()
+	}
+	for g := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := fmt.Sprintf("tx:%d", g)
+			for i := range 50 {
+				tx, err := db.BeginTx(ctx, driver.TxOptions{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := tx.Exec(ctx, "SET ? ?", key, i); err != nil {
+					t.Error(err)
+					tx.Rollback(ctx)
+					return
+				}
+				if err := tx.Commit(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+				var got int
+				if err := db.QueryRow(ctx, "GET ?", key).Scan(&got); err != nil || got != i {
+					t.Errorf("GET %s after its transaction: %d, %v; want %d", key, got, err, i)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
