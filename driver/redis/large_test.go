@@ -56,14 +56,14 @@ func TestLargeValueNotCopied(t *testing.T) {
 }
 
 // Large values spread over connections (driver.Spreader): 8 callers
-// reading 256 KB values make the node's pool open about a connection per
-// caller, each serving one statement at a time, where the same callers
-// reading small values share a few. Every value read is the one written to
-// its key.
+// reading 256 KB values, or writing 32 KB ones, make the node's pool open
+// about a connection per caller, each serving one statement at a time,
+// where the same callers reading or writing small values share a few. Every
+// value read is the one written to its key.
 func TestLargeValuesSpread(t *testing.T) {
 	srv := redistest.StartServer(t)
 	ctx := context.Background()
-	run := func(size int) int {
+	run := func(size int, write bool) int {
 		db := connect(t, "redis", "redis://"+srv.Addr)
 		defer db.Close()
 		vals := make([][]byte, 8)
@@ -81,12 +81,20 @@ func TestLargeValuesSpread(t *testing.T) {
 				var got []byte
 				for j := range 100 {
 					k := (g + j) % len(vals)
-					if err := db.QueryRow(ctx, "GET ?", fmt.Sprintf("spread:%d", k)).Scan(&got); err != nil {
+					key := fmt.Sprintf("spread:%d", k)
+					if write {
+						if _, err := db.Exec(ctx, "SET ? ?", key, vals[k]); err != nil {
+							t.Error(err)
+							return
+						}
+						continue
+					}
+					if err := db.QueryRow(ctx, "GET ?", key).Scan(&got); err != nil {
 						t.Error(err)
 						return
 					}
 					if !bytes.Equal(got, vals[k]) {
-						t.Errorf("GET spread:%d: %d bytes of %q..., want %d of %q", k, len(got), got[:min(len(got), 1)], size, vals[k][:1])
+						t.Errorf("GET %s: %d bytes of %q..., want %d of %q", key, len(got), got[:min(len(got), 1)], size, vals[k][:1])
 						return
 					}
 				}
@@ -95,12 +103,19 @@ func TestLargeValuesSpread(t *testing.T) {
 		wg.Wait()
 		return db.Stats().Open
 	}
-	small, large := run(64), run(256<<10)
-	t.Logf("connections opened: %d for 64 B values, %d for 256 KB", small, large)
 	// Small values share: the pool opens another connection only when a
 	// caller finds none idle in the instant a shared one is checked out.
-	if large < 6 || large <= small {
-		t.Errorf("8 callers of 256 KB GETs used %d connections (of 64 B GETs: %d), want about one each", large, small)
+	for _, c := range []struct {
+		op          string
+		write       bool
+		small, size int
+	}{{"GET", false, 64, 256 << 10}, {"SET", true, 64, 32 << 10}} {
+		small, large := run(c.small, c.write), run(c.size, c.write)
+		t.Logf("%s: connections opened: %d for %d B values, %d for %d KB", c.op, small, c.small, large, c.size>>10)
+		if large < 6 || large <= small {
+			t.Errorf("8 callers of %d KB %ss used %d connections (of %d B %ss: %d), want about one each",
+				c.size>>10, c.op, large, c.small, c.op, small)
+		}
 	}
 }
 

@@ -2,28 +2,28 @@ package redis
 
 import "testing"
 
-// A connection becomes crowded after six large statements in a row and
-// stops being so after five small ones, from all large; a statement just
-// under largeOp counts as small.
+// A connection becomes crowded after six large statements in a row (a
+// large reply, or a large request) and stops being so after five small
+// ones, from all large; a statement just under both sizes counts as small.
 func TestCrowdedHysteresis(t *testing.T) {
 	var rc redisConn
 	for i := range 6 {
 		if rc.Crowded() {
 			t.Fatalf("crowded after %d large statements, want 6", i)
 		}
-		rc.weigh(largeOp)
+		rc.weigh(0, largeReply)
 	}
 	if !rc.Crowded() {
 		t.Fatal("not crowded after 6 large statements")
 	}
 	for range 30 {
-		rc.weigh(largeOp + 1)
+		rc.weigh(largeRequest, 0)
 	}
 	for i := range 5 {
 		if !rc.Crowded() {
 			t.Fatalf("not crowded after %d small statements following large ones, want 5", i)
 		}
-		rc.weigh(largeOp - 1)
+		rc.weigh(largeRequest-1, largeReply-1)
 	}
 	if rc.Crowded() {
 		t.Fatal("still crowded after 5 small statements")
@@ -34,10 +34,10 @@ func TestCrowdedHysteresis(t *testing.T) {
 func TestLoadDecaysToZero(t *testing.T) {
 	var rc redisConn
 	for range 10 {
-		rc.weigh(largeOp)
+		rc.weigh(0, largeReply)
 	}
 	for range 60 {
-		rc.weigh(10)
+		rc.weigh(10, 10)
 	}
 	if l := rc.load.Load(); l != 0 {
 		t.Fatalf("load %d after 60 small statements, want 0", l)
