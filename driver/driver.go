@@ -400,15 +400,16 @@ type Validator interface {
 // Spreader is implemented by multiplexed Conns (CapMultiplex) that can
 // tell when sharing them costs more than it saves: Crowded reports that
 // the connection's recent statements carried large values, so that the
-// next one had better have the connection to itself. A server builds the
-// replies queued on one connection before it writes them out, a slice per
-// turn of its event loop, and large ones queued behind each other have
-// left its CPU's cache by the time they are copied into the socket; on
-// connections of their own they have not. The user API then runs the
-// statement on the connection without lending it to other callers, who
-// take (or dial) another: large values spread over as many connections as
-// callers, small ones keep sharing one. Crowded must be cheap (no I/O, no
-// allocation, no lock).
+// next one had better have the connection to itself: a server may handle
+// large requests and replies queued behind each other on one connection at
+// a higher cost than on connections of their own (Redis does: it builds
+// the replies queued on a connection before writing them out, a slice per
+// turn of its event loop, and by then they have left its CPU's cache).
+// The user API then runs the statement on the connection without lending
+// it to other callers, who take (or dial) another while the node's pool
+// has room: large values spread over as many connections as callers, small
+// ones keep sharing one. Crowded must be cheap (no I/O, no allocation, no
+// lock).
 type Spreader interface {
 	Crowded() bool
 }
