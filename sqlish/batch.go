@@ -57,13 +57,10 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 	}
 	ctx, bo := db.tel.beginBatch(ctx, len(b.stmts))
 	// The batch as a whole is bounded like one statement, by
-	// total_timeout. As for a statement (see runAttempts), the context
-	// that costs is made only before something may wait (for the
-	// topology, a connection, a retry) when the driver bounds each
-	// request by socket_timeout itself: a batch whose groups are sent and
-	// answered at once then runs on the caller's context, and a caller
-	// whose context cannot be cancelled reads its replies itself (see
-	// conn.Send).
+	// total_timeout, and its context made as late as a statement's (see
+	// boundAtOnce): a batch whose groups are sent and answered at once
+	// then runs on the caller's context, and a caller whose context cannot
+	// be cancelled reads its replies itself (see conn.Send).
 	p := db.cfg.Policy
 	var deadline time.Time
 	if p.TotalTimeout > 0 {
@@ -83,7 +80,7 @@ func (db *DB) SendBatch(ctx context.Context, b *Batch) *BatchResults {
 		}
 		return ctx
 	}
-	if !db.requestTimeout || p.SocketTimeout <= 0 || p.SocketTimeout > p.TotalTimeout {
+	if db.boundAtOnce(db.requestTimeout) {
 		bound()
 	}
 	defer db.tel.finishBatch(bo)

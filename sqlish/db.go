@@ -477,6 +477,18 @@ func (db *DB) run(ctx context.Context, route driver.Route, st stmtInfo, dargs []
 	return err
 }
 
+// boundAtOnce reports whether an operation makes its total_timeout context
+// at its start. That context costs a timer per operation, avoided where it
+// can be: a driver with CapRequestTimeout bounds each request by
+// socket_timeout itself (driverTimeout), so when socket_timeout is within
+// total_timeout a run that needs no waiting cannot outlive the total, and
+// the context is made only before something that may wait (for the
+// topology, for a connection) or retry, with what is left.
+func (db *DB) boundAtOnce(driverTimeout bool) bool {
+	p := db.cfg.Policy
+	return !driverTimeout || p.SocketTimeout <= 0 || p.SocketTimeout > p.TotalTimeout
+}
+
 // runAttempts runs the attempts of a statement by the retry policy (see
 // policy.go). Each attempt picks its node from the current topology
 // snapshot; a redirect goes straight to the node it names. first, when not
@@ -485,12 +497,6 @@ func (db *DB) run(ctx context.Context, route driver.Route, st stmtInfo, dargs []
 // attempt runs on it, whatever the topology says by now.
 func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []driver.Value, fn func(context.Context, *lease, []driver.Value) error, ob *observation, first *lease) error {
 	p := db.cfg.Policy
-	// total_timeout costs a context (and a timer) per operation unless it
-	// can be avoided. A driver with CapRequestTimeout bounds each request by
-	// socket_timeout itself; then, when socket_timeout is within
-	// total_timeout, an attempt that needs no waiting cannot outlive the
-	// total, and the context is made only before something that may wait
-	// (for the topology, for a connection) or retry, with what is left.
 	driverTimeout := db.requestTimeout && !route.Exclusive
 	exclusive := !db.multiplexed || route.Exclusive
 	start := time.Now()
@@ -514,7 +520,7 @@ func (db *DB) runAttempts(ctx context.Context, route driver.Route, dargs []drive
 		ctx, cancel = context.WithTimeout(ctx, left)
 		return nil
 	}
-	if !driverTimeout || p.SocketTimeout <= 0 || p.SocketTimeout > p.TotalTimeout {
+	if db.boundAtOnce(driverTimeout) {
 		bound()
 	}
 	b := newBudget(p, p.TotalTimeout > 0 || hasDeadline)
