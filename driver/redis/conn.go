@@ -51,7 +51,7 @@ type redisConn struct {
 // one connection per node against one per statement): SETs of 16 and 32 KiB
 // ran 15% faster on connections of their own (the server's CPU per 16 KiB
 // SET: 25 µs against 29 µs pipelined), GETs of 16 KiB 8% slower; GETs of 64
-// KiB ran the same either way, of 256 KiB 8–10% faster alone (Redis builds
+// KiB ran the same either way, of 256 KiB 8–14% faster alone (Redis builds
 // the replies queued on a connection before it writes them, 64 KiB a turn
 // of its event loop, and copies them into the socket once they have left
 // its CPU's cache).
