@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -14,52 +13,54 @@ import (
 // on a connection of its own, and cuts the connection (a deadline) if the
 // server has not answered within grace.
 //
-// pgconn's handler then always waits 100 ms before the connection is used
-// again, in case the cancel reaches the server only after the statement
-// ended and cancels the next one. That wait is needed only when the
-// server has not acted on the cancel: when the statement failed with
-// "canceling statement due to user request" (57014), the cancel was spent
-// on it, and the caller gets its error at once (a cancelled statement
-// returns in a few milliseconds instead of 100 more). When the server's
-// messages are not in English the wait is always made.
+// The statement's connection must not run another statement while the
+// cancel can still land: it would cancel that one instead, a stranger's
+// statement once the connection is back in the pool. A 57014 error on the
+// statement does not say the cancel is spent: the server signals the
+// backend twice (its process and its process group), and when the process
+// sending the signals is preempted between them, the second lands
+// whenever it is scheduled again. The server closes the cancel connection
+// after both, so the handler waits for that close (a fraction of a
+// millisecond after the statement's error, here); pgconn's handler sleeps
+// 100 ms after every cancel instead. Only when the close was not seen
+// within grace (a slow or unreachable server) does it pause as pgconn
+// does, unless the connection was cut, so a hung node still costs a
+// caller no more than grace.
 type cancelHandler struct {
 	pg    *pgconn.PgConn
 	grace time.Duration
 
-	mu sync.Mutex
-	// spent is closed when the server says a statement was cancelled at a
-	// user's request; nil while no cancel is under way.
-	spent chan struct{}
-
-	done chan struct{}      // closed when the cancel goroutine ends
-	stop context.CancelFunc // stops the cancel request, once the statement ended
+	deadline time.Time          // when the statement's connection is cut
+	done     chan struct{}      // closed when the cancel goroutine ends
+	stop     context.CancelFunc // ends the pause: the connection was cut
 }
 
-// pause is how long a cancel request that may not have been acted on is
-// given to land before the connection runs another statement (pgconn's).
+// pause is how long a cancel request whose end was not seen is given to
+// land before the connection runs another statement (pgconn's).
 const pause = 100 * time.Millisecond
 
 // HandleCancel implements ctxwatch.Handler.
 func (h *cancelHandler) HandleCancel(context.Context) {
-	spent := make(chan struct{})
-	h.mu.Lock()
-	h.spent = spent
-	h.mu.Unlock()
 	h.done = make(chan struct{})
 	var ctx context.Context
 	ctx, h.stop = context.WithCancel(context.Background())
-	deadline := time.Now().Add(h.grace)
-	h.pg.Conn().SetDeadline(deadline)
+	h.deadline = time.Now().Add(h.grace)
+	h.pg.Conn().SetDeadline(h.deadline)
 	go func() {
 		defer close(h.done)
-		cctx, cancel := context.WithDeadline(ctx, deadline)
+		cctx, cancel := context.WithDeadline(ctx, h.deadline)
 		defer cancel()
-		h.pg.CancelRequest(cctx)
+		// CancelRequest returns nil once it wrote the request, whether it
+		// then saw the server close the connection or gave up waiting: the
+		// close was seen when cctx had not ended by then.
+		if err := h.pg.CancelRequest(cctx); err == nil && cctx.Err() == nil {
+			return
+		}
 		t := time.NewTimer(pause)
 		defer t.Stop()
 		select {
-		case <-spent:
 		case <-t.C:
+		case <-ctx.Done():
 		}
 	}()
 }
@@ -67,25 +68,19 @@ func (h *cancelHandler) HandleCancel(context.Context) {
 // HandleUnwatchAfterCancel implements ctxwatch.Handler: the statement
 // ended; wait until the cancel request can no longer hit the next one.
 func (h *cancelHandler) HandleUnwatchAfterCancel() {
-	h.stop() // the statement is over: a request not yet sent need not be
+	if !time.Now().Before(h.deadline) {
+		// The statement's read met the deadline: pgconn closes the
+		// connection, there is no next statement to protect.
+		h.stop()
+	}
 	<-h.done
+	h.stop()
 	h.pg.Conn().SetDeadline(time.Time{})
-	h.mu.Lock()
-	h.spent = nil
-	h.mu.Unlock()
 }
 
-// onPgError notes the server's errors for the handler, and closes the
-// connection on FATAL ones, as pgconn's default does.
-func (h *cancelHandler) onPgError(_ *pgconn.PgConn, pe *pgconn.PgError) bool {
-	if pe.Code == "57014" && strings.Contains(pe.Message, "user request") {
-		h.mu.Lock()
-		if h.spent != nil {
-			close(h.spent)
-			h.spent = nil
-		}
-		h.mu.Unlock()
-	}
+// closeOnFatal closes the connection on FATAL errors, as pgconn's default
+// does, also when the server's messages are not in English.
+func closeOnFatal(_ *pgconn.PgConn, pe *pgconn.PgError) bool {
 	sev := pe.SeverityUnlocalized
 	if sev == "" {
 		sev = pe.Severity

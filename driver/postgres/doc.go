@@ -173,8 +173,12 @@
 // A statement whose context ends is cancelled on the server (a
 // CancelRequest on a connection of its own, over TLS when the statement's
 // is): it returns the context's error, a few milliseconds after the
-// context ended, and the connection stays usable. A server that does not
-// act on the cancel within 80 ms has the connection cut instead.
+// context ended, and the connection stays usable. The connection runs
+// nothing else until the server has closed the cancel request's
+// connection: a server signals the cancelled backend twice, and a second
+// signal that lands late must not cancel the next statement. A server
+// that does not act on the cancel within 80 ms has the connection cut
+// instead.
 // socket_timeout bounds each statement with a deadline on the socket (no
 // context or timer per statement): a statement that outlives it fails
 // with an error wrapping context.DeadlineExceeded that names the limit,

@@ -439,7 +439,7 @@ func (c *connector) Connect(ctx context.Context, addr string) (driver.Conn, erro
 		h.pg = pg
 		return h
 	}
-	pc.OnPgError = h.onPgError
+	pc.OnPgError = closeOnFatal
 	if c.wrap != nil {
 		pc.AfterNetConnect = func(_ context.Context, _ *pgconn.Config, nc net.Conn) (net.Conn, error) { return c.wrap(nc), nil }
 	}
