@@ -152,7 +152,13 @@ func TestLargeValuesShareAtMaxConns(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if waited := db.Stats().Nodes[0].Pool.Waited - before; waited > 8 {
+	// A shared statement too makes others wait, for the instant between
+	// its checkout and its loan: a few GETs in a quiet run, 9 in a CI run
+	// with the other packages' tests beside it. A statement that kept the
+	// connection for itself made 239 of 240 wait.
+	waited := db.Stats().Nodes[0].Pool.Waited - before
+	t.Logf("%d of 240 GETs waited for a connection", waited)
+	if waited > 60 {
 		t.Errorf("%d of 240 GETs waited for the node's only connection, want it shared", waited)
 	}
 }
