@@ -69,8 +69,10 @@ func (h *cancelHandler) HandleCancel(context.Context) {
 // ended; wait until the cancel request can no longer hit the next one.
 func (h *cancelHandler) HandleUnwatchAfterCancel() {
 	if !time.Now().Before(h.deadline) {
-		// The statement's read met the deadline: pgconn closes the
-		// connection, there is no next statement to protect.
+		// Past the deadline the statement's read failed on it and pgconn
+		// closes the connection: there is no next statement to protect.
+		// (A statement that ended in the last instant before the deadline
+		// is taken for one that did not, and skips the pause too.)
 		h.stop()
 	}
 	<-h.done
