@@ -73,7 +73,7 @@ func (c *pgConn) track(query string) error {
 	if a.copy {
 		return errCopy
 	}
-	if a.session {
+	if a.session || a.dirty {
 		c.changed = true
 	}
 	if a.reset {

@@ -409,6 +409,82 @@ func TestSessionReset(t *testing.T) {
 	}
 }
 
+// TestSessionSideWays: statements that change the session in a roundabout
+// way (a temporary object made without the word TEMP, a setting changed
+// by a DO block, a quoted or commented function name) are refused on the
+// DB's shared pool, or run there and have their connection reset before
+// the next caller gets it: the next caller reads the real table and a
+// clean setting. (Found by an adversarial review; each case reached the
+// next caller before.)
+func TestSessionSideWays(t *testing.T) {
+	srv := primary(t)
+	iso := isolated(t, srv)
+	db := connect(t, srv.DSN("max_conns_per_node=1", iso))
+	c := ctx(t)
+	if _, err := db.Exec(c, "CREATE TABLE accounts (owner text); INSERT INTO accounts VALUES ('alice')"); err != nil {
+		t.Fatal(err)
+	}
+	const owner, tenant = "SELECT owner FROM accounts", "SELECT coalesce(current_setting('app.tenant', true), '')"
+	var path string
+	if err := db.QueryRow(c, "SELECT current_setting('search_path')").Scan(&path); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ q, probe, clean string }{
+		{"CREATE OR REPLACE TEMP VIEW accounts AS SELECT 'evil'::text AS owner", owner, "alice"},
+		{"CREATE TABLE pg_temp.accounts AS SELECT 'evil'::text AS owner", owner, "alice"},
+		{`CREATE TABLE "pg_temp" . accounts AS SELECT 'evil'::text AS owner`, owner, "alice"},
+		{"SELECT 'evil'::text AS owner INTO pg_temp.accounts", owner, "alice"},
+		{"EXPLAIN ANALYZE CREATE TEMP TABLE accounts AS SELECT 'evil'::text AS owner", owner, "alice"},
+		{"EXPLAIN (ANALYZE, COSTS OFF) CREATE TEMP TABLE accounts AS SELECT 'evil'::text AS owner", owner, "alice"},
+		{"DO $$BEGIN PERFORM set_config('app.tenant', 'evil', false); END$$", tenant, ""},
+		{"DO $$BEGIN EXECUTE 'SET app.tenant = evil'; END$$", tenant, ""},
+		{`SELECT "set_config"('app.tenant', 'evil', false)`, tenant, ""},
+		{"SELECT set_config/**/('app.tenant', 'evil', false)", tenant, ""},
+		{"SELECT pg_catalog.set_config -- x\n ('app.tenant', 'evil', false)", tenant, ""},
+		{"UPDATE pg_settings SET setting = 'evil' WHERE name = 'search_path'", "SELECT current_setting('search_path')", path},
+	} {
+		// A pool of its own: a case that leaks does not fail the next.
+		db := connect(t, srv.DSN("max_conns_per_node=1", iso))
+		var before, after int
+		db.QueryRow(c, "SELECT pg_backend_pid()").Scan(&before)
+		_, err := db.Exec(c, tc.q)
+		if err != nil && !errors.Is(err, sqlish.ErrSessionState) {
+			t.Errorf("%s: %v", tc.q, err)
+			continue
+		}
+		var got string
+		if err := db.QueryRow(c, tc.probe).Scan(&got); err != nil {
+			t.Errorf("%s, then %s: %v", tc.q, tc.probe, err)
+			continue
+		}
+		db.QueryRow(c, "SELECT pg_backend_pid()").Scan(&after)
+		if got != tc.clean {
+			t.Errorf("%s (refused: %v), then on the same pool (backend %d, then %d): %s = %q, want %q",
+				tc.q, err != nil, before, after, tc.probe, got, tc.clean)
+		}
+		db.Close()
+	}
+	// A DO block may DEALLOCATE ALL: the statement cache is cleared with
+	// the reset, so a cached statement still runs in a transaction (where
+	// a statement the server dropped is not prepared again).
+	var n int
+	const q = "SELECT count(*) FROM accounts WHERE owner = $1"
+	if err := db.QueryRow(c, q, "alice").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(c, "DO $$BEGIN EXECUTE 'DEALLOCATE ALL'; END$$"); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.BeginTx(c, driver.TxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(c)
+	if err := tx.QueryRow(c, q, "alice").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("a cached statement in a transaction after a DO block ran DEALLOCATE ALL: %d, %v", n, err)
+	}
+}
+
 // socket_timeout bounds a statement with a deadline on the socket (the
 // driver declares CapRequestTimeout, so the user API makes no context for
 // it): a statement that outlives it fails with context.DeadlineExceeded

@@ -80,10 +80,17 @@
 //
 // Statements that change the session (SET other than SET LOCAL, RESET,
 // DISCARD, PREPARE, DEALLOCATE, LISTEN, UNLISTEN, transaction control,
-// DECLARE, CREATE TEMP TABLE, SELECT INTO TEMP, LOAD, set_config and
-// session-level advisory locks) are refused on the DB's shared pool: run
-// them on a pinned sqlish.Conn, whose connection is reset when it goes
-// back (below).
+// DECLARE, CREATE [OR REPLACE] TEMP, SELECT INTO TEMP, any object named
+// in pg_temp, LOAD, UPDATE pg_settings, set_config, setseed,
+// session-level advisory locks, dblink_connect; EXPLAIN ANALYZE of any of
+// them) are refused on the DB's shared pool: run them on a pinned
+// sqlish.Conn, whose connection is reset when it goes back (below). A DO
+// block runs on the shared pool, and its connection is reset (DISCARD
+// ALL) before it is reused, as it may have changed anything. What the
+// driver cannot see is a function, procedure, trigger or rule that
+// changes the session from inside (set_config(..., false), a temporary
+// table): call such code on a pinned Conn, or make it change only its
+// transaction (SET LOCAL, set_config(..., true)).
 //
 // COPY FROM STDIN and COPY TO STDOUT are refused (ErrNotSupported): the
 // driver does not speak the copy sub-protocol.

@@ -30,10 +30,13 @@ func (c *connector) Route(query string, _ []driver.Value) (driver.Route, error) 
 // analysis is what the scanner learns of a query string.
 type analysis struct {
 	op string // the first statement's keyword, upper case ("" for none)
-	// session: some statement changes the session (see sessionWord);
-	// reset: some statement drops prepared statements (DISCARD ALL,
+	// session: some statement changes the session (see stmt.session),
+	// which is its purpose: refused on the DB's shared pool. dirty: some
+	// statement may change it as a side effect (a DO block): it runs on
+	// the shared pool, and the connection is reset before its reuse.
+	// reset: some statement may drop prepared statements (DISCARD ALL,
 	// DEALLOCATE), so the statement cache must be cleared.
-	session, reset bool
+	session, dirty, reset bool
 	// copy: some statement is a COPY from the client or to it (FROM
 	// STDIN, TO STDOUT), which needs the copy sub-protocol.
 	copy bool
@@ -89,9 +92,15 @@ func analyze(query string) analysis {
 		ses, reset := st.session()
 		a.session = a.session || ses
 		a.reset = a.reset || reset
+		if st.first == "DO" {
+			// An anonymous code block can do to the session anything a
+			// statement can, DEALLOCATE ALL included, but is rarely run
+			// for that (a migration's conditional DDL).
+			a.dirty, a.reset = true, true
+		}
 		a.copy = a.copy || st.copy()
 	}
-	a.plain = n == 1 && keywords[a.op] && !a.session
+	a.plain = n == 1 && keywords[a.op] && !a.session && !a.dirty
 	return a
 }
 
@@ -103,8 +112,8 @@ type stmt struct {
 	// afterParen[i] says a closing parenthesis came right before words[i].
 	afterParen []bool
 	// calls is set when the statement calls a function that changes the
-	// session (set_config, session-level advisory locks), or selects INTO
-	// a temporary table.
+	// session (set_config, session-level advisory locks), selects INTO a
+	// temporary table, or names an object in pg_temp (which makes one).
 	calls bool
 }
 
@@ -156,6 +165,23 @@ func (st *stmt) session() (session, reset bool) {
 		return ""
 	}
 	switch w[0] {
+	case "EXPLAIN":
+		// EXPLAIN ANALYZE runs its statement: judge that one.
+		i := 1
+		for i < len(w) && (w[i] == "ANALYZE" || w[i] == "ANALYSE" || w[i] == "VERBOSE") {
+			i++
+		}
+		if i < len(w) {
+			inner := stmt{first: w[i], words: w[i:], afterParen: st.afterParen[i:], calls: st.calls}
+			return inner.session()
+		}
+	case "UPDATE":
+		// UPDATE pg_settings is SET.
+		for _, x := range w[1:min(len(w), 4)] {
+			if x == "PG_SETTINGS" {
+				return true, false
+			}
+		}
 	case "SET":
 		// SET LOCAL and SET TRANSACTION last until the transaction ends;
 		// SET SESSION CHARACTERISTICS and plain SET last for the session.
@@ -171,6 +197,9 @@ func (st *stmt) session() (session, reset bool) {
 		return true, true
 	case "CREATE":
 		i := 1
+		if next(i) == "OR" && next(i+1) == "REPLACE" {
+			i += 2
+		}
 		if n := next(i); n == "GLOBAL" || n == "LOCAL" {
 			i++
 		}
@@ -182,10 +211,24 @@ func (st *stmt) session() (session, reset bool) {
 }
 
 // sessionFuncs are functions whose effect outlasts the statement: a
-// session setting, or a lock held until the session ends.
+// session setting, the session's random seed, a lock held until the
+// session ends, a dblink connection.
 var sessionFuncs = map[string]bool{
-	"set_config": true, "pg_advisory_lock": true, "pg_advisory_lock_shared": true,
+	"set_config": true, "setseed": true, "pg_advisory_lock": true, "pg_advisory_lock_shared": true,
 	"pg_try_advisory_lock": true, "pg_try_advisory_lock_shared": true,
+	"dblink_connect": true, "dblink_connect_u": true,
+}
+
+// ident notes what an identifier (name: folded to lower case unless it
+// was quoted) does to the session: a session function called, or an
+// object of pg_temp, the session's temporary schema, named.
+func (s *scanner) ident(st *stmt, name string) {
+	switch next := s.nextNonSpace(); {
+	case next == '(' && sessionFuncs[name]:
+		st.calls = true
+	case next == '.' && (name == "pg_temp" || strings.HasPrefix(name, "pg_temp_")):
+		st.calls = true
+	}
 }
 
 // scanner walks a query string statement by statement.
@@ -232,7 +275,11 @@ func (s *scanner) statement() (stmt, bool) {
 			s.quoted('\'', true)
 			prevInto = false
 		case c == '"':
+			start := s.pos
 			s.quoted('"', false)
+			if end := s.pos - 1; end > start && s.q[end] == '"' {
+				s.ident(&st, s.q[start+1:end])
+			}
 			prevInto = false
 		case c == '$' && s.dollarQuote():
 			prevInto = false
@@ -242,9 +289,7 @@ func (s *scanner) statement() (stmt, bool) {
 				s.pos++
 			}
 			word := s.q[start:s.pos]
-			if sessionFuncs[strings.ToLower(word)] && s.nextNonSpace() == '(' {
-				st.calls = true
-			}
+			s.ident(&st, strings.ToLower(word))
 			up := strings.ToUpper(word)
 			if prevInto && (up == "TEMP" || up == "TEMPORARY") {
 				st.calls = true // SELECT ... INTO TEMP t
@@ -272,10 +317,19 @@ func (s *scanner) at(off int) byte {
 	return 0
 }
 
-// nextNonSpace returns the next byte that is not white space.
+// nextNonSpace returns the next byte that is neither white space nor in
+// a comment.
 func (s *scanner) nextNonSpace() byte {
-	for i := s.pos; i < len(s.q); i++ {
-		if c := s.q[i]; c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+	t := scanner{q: s.q, pos: s.pos}
+	for t.pos < len(t.q) {
+		switch c := t.q[t.pos]; {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v':
+			t.pos++
+		case c == '-' && t.at(1) == '-':
+			t.lineComment()
+		case c == '/' && t.at(1) == '*':
+			t.blockComment()
+		default:
 			return c
 		}
 	}

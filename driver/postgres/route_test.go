@@ -66,6 +66,23 @@ func TestRoute(t *testing.T) {
 		{"SELECT pg_advisory_xact_lock(1)", "SELECT", false},
 		{"SELECT 1; SET search_path TO x", "SELECT", true},
 		{"UPDATE t SET a = 1", "UPDATE", false},
+		{"CREATE OR REPLACE TEMP VIEW v AS SELECT 1", "CREATE", true},
+		{"CREATE OR REPLACE VIEW v AS SELECT 1", "CREATE", false},
+		{"CREATE TABLE pg_temp.x (a int)", "CREATE", true},
+		{"CREATE FUNCTION pg_temp_3 . f() RETURNS int LANGUAGE sql AS 'SELECT 1'", "CREATE", true},
+		{`INSERT INTO "pg_temp".x VALUES (1)`, "INSERT", true},
+		{"SELECT pg_temp FROM t", "SELECT", false},
+		{"SELECT 1 INTO pg_temp.x", "SELECT", true},
+		{"EXPLAIN ANALYZE VERBOSE CREATE TEMP TABLE x AS SELECT 1", "EXPLAIN", true},
+		{"EXPLAIN (ANALYZE) SELECT set_config('a.b', 'c', false)", "EXPLAIN", true},
+		{"EXPLAIN SELECT 1", "EXPLAIN", false},
+		{`SELECT "set_config"('a.b', 'c', false)`, "SELECT", true},
+		{`SELECT "SET_CONFIG"('a.b', 'c', false)`, "SELECT", false},
+		{"SELECT set_config /* a */ -- b\n ('a.b', 'c', false)", "SELECT", true},
+		{"SELECT setseed(0.5)", "SELECT", true},
+		{"UPDATE pg_settings SET setting = 'x' WHERE name = 'search_path'", "UPDATE", true},
+		{"UPDATE pg_catalog.pg_settings SET setting = 'x'", "UPDATE", true},
+		{"DO $$BEGIN PERFORM set_config('a.b', 'c', false); END$$", "DO", false}, // runs, then reset (TestAnalyzeDirty)
 		{"", "", false},
 		{"  ;  ", "", false},
 	} {
@@ -78,6 +95,22 @@ func TestRoute(t *testing.T) {
 		}
 		if r.Intent != driver.Write || !r.Unsure || r.Idempotent || r.Partition != driver.AnyPartition {
 			t.Errorf("Route(%q) = %+v: want an unsure, non-idempotent write to any partition", tc.q, r)
+		}
+	}
+}
+
+// TestAnalyzeDirty: a DO block runs on the shared pool (it is not Session)
+// but marks its connection for a reset, statement cache included.
+func TestAnalyzeDirty(t *testing.T) {
+	for q, want := range map[string]bool{
+		"DO $$BEGIN NULL; END$$":             true,
+		"SELECT 1; DO 'BEGIN NULL; END'":     true,
+		"SELECT 'DO $$BEGIN NULL; END$$'":    false,
+		"CREATE TABLE do (x int)":            false,
+		"SELECT 1 -- DO $$BEGIN NULL; END$$": false,
+	} {
+		if a := analyze(q); a.dirty != want || a.reset != want || want && a.plain {
+			t.Errorf("analyze(%q): dirty %v reset %v plain %v, want dirty and reset %v", q, a.dirty, a.reset, a.plain, want)
 		}
 	}
 }
