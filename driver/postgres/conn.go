@@ -157,13 +157,19 @@ func (c *pgConn) run(ctx context.Context, query string, args []driver.Value, rea
 }
 
 // stale reports whether err says a cached statement must be prepared
-// again: its result type changed, or the server dropped it.
+// again: its result type changed, or the server dropped it. 0A000
+// (feature_not_supported) says much else; the routine that raised it
+// tells, whatever the language of the server's messages (the English
+// message is the fallback for a server or proxy that sends no routine).
 func stale(err error) bool {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
 		return false
 	}
-	return pe.Code == "0A000" && strings.Contains(pe.Message, "cached plan") || pe.Code == "26000"
+	if pe.Code == "0A000" {
+		return pe.Routine == "RevalidateCachedQuery" || strings.Contains(pe.Message, "cached plan must not change result type")
+	}
+	return pe.Code == "26000"
 }
 
 // Query implements driver.Conn. The statement is prepared once per

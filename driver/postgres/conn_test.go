@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/tendril-db/tendril/driver"
 	"github.com/tendril-db/tendril/sqlish"
 )
@@ -524,5 +526,26 @@ func TestSocketTimeout(t *testing.T) {
 	}
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("rows slower than socket_timeout: %v; want context.DeadlineExceeded", err)
+	}
+}
+
+// TestStaleLocalized: a cached plan whose result type changed is known by
+// the routine that reports it, also when the server's messages are not in
+// English (as a server with lc_messages = 'de_DE.UTF-8' sends it: every
+// caller of that connection failed with 0A000 until it closed).
+func TestStaleLocalized(t *testing.T) {
+	for _, tc := range []struct {
+		pe   pgconn.PgError
+		want bool
+	}{
+		{pgconn.PgError{Code: "0A000", Message: "gecachter Plan darf den Ergebnistyp nicht ändern", Routine: "RevalidateCachedQuery"}, true},
+		{pgconn.PgError{Code: "0A000", Message: "cached plan must not change result type"}, true},
+		{pgconn.PgError{Code: "0A000", Message: "cannot use column reference in DEFAULT expression", Routine: "transformColumnRef"}, false},
+		{pgconn.PgError{Code: "26000", Message: "prepared statement \"tendril_1\" does not exist"}, true},
+		{pgconn.PgError{Code: "42P01"}, false},
+	} {
+		if got := stale(fmt.Errorf("wrapped: %w", &tc.pe)); got != tc.want {
+			t.Errorf("stale(%s %q, routine %q) = %v, want %v", tc.pe.Code, tc.pe.Message, tc.pe.Routine, got, tc.want)
+		}
 	}
 }
