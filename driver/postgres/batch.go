@@ -3,10 +3,12 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/tendril-db/tendril/driver"
 )
@@ -66,7 +68,7 @@ func (c *pgConn) Batch(ctx context.Context, stmts []driver.Stmt, out []driver.Ba
 			out[i].Err = err
 			continue
 		}
-		p.SendQueryStatement(e.sd, c.enc.values, c.enc.formats, e.formats)
+		p.SendQueryStatement(e.run, c.enc.values, c.enc.formats, e.formats)
 		p.SendPipelineSync()
 		sent = append(sent, i)
 	}
@@ -173,7 +175,7 @@ func (c *pgConn) grouped(ctx context.Context, stmts []driver.Stmt, ents []*entry
 			out[i].Err = err // never sent: run again, it fails the same
 			continue
 		}
-		p.SendQueryStatement(ents[i].sd, c.enc.values, c.enc.formats, ents[i].formats)
+		p.SendQueryStatement(ents[i].run, c.enc.values, c.enc.formats, ents[i].formats)
 		sent = append(sent, i)
 	}
 	p.SendPipelineSync()
@@ -335,7 +337,11 @@ func (c *pgConn) prepareBatch(ctx context.Context, stmts []driver.Stmt, ents []*
 // user API's copy), or, for a statement without result columns, the count
 // of its command tag. Decoded values have memory of their own.
 func (c *pgConn) collect(e *entry, rr *pgconn.ResultReader, r *driver.BatchResult) error {
-	e = c.fit(e, rr.FieldDescriptions())
+	e, err := c.fit(e, rr.FieldDescriptions())
+	if err != nil {
+		rr.Close()
+		return err
+	}
 	if len(e.cols) == 0 {
 		tag, err := rr.Close()
 		if err != nil {
@@ -387,19 +393,40 @@ func (c *pgConn) collect(e *entry, rr *pgconn.ResultReader, r *driver.BatchResul
 	return nil
 }
 
-// fit returns e, or when the server described other columns than e has
-// (a statement whose columns were not known when it was prepared, such
-// as a FETCH), an entry for them, in text.
-func (c *pgConn) fit(e *entry, fields []pgconn.FieldDescription) *entry {
-	if len(fields) == len(e.cols) {
-		return e
+// fit returns e, or, when the server described other columns than e has
+// (a statement whose columns vary from run to run, see entry.run, or
+// were not known when it was prepared), an entry for them as they came,
+// in text or binary. A column that came in binary, bound with another
+// column's format, and that the driver decodes only from text is an
+// error, and e is dropped from the cache so that the next run describes
+// the statement again.
+func (c *pgConn) fit(e *entry, fields []pgconn.FieldDescription) (*entry, error) {
+	if len(fields) == len(e.cols) && (e.run == e.sd || sameColumns(e.cols, fields)) {
+		return e, nil
 	}
-	f := &entry{query: e.query, sd: e.sd}
+	f := &entry{query: e.query, sd: e.sd, run: e.run}
 	f.cols, f.formats, f.names, f.types = describe(c.m, fields)
-	for i := range f.cols {
-		f.cols[i].kind = kText
+	for i, fd := range fields {
+		switch {
+		case fd.Format == pgtype.TextFormatCode:
+			f.cols[i].kind = kText
+		case f.cols[i].kind == kText:
+			c.invalidate(e)
+			return nil, fmt.Errorf("the result columns of %q changed since it was prepared: column %d (%s, type OID %d) came in binary, which the driver does not decode; run it again", e.query, i+1, fd.Name, fd.DataTypeOID)
+		}
 	}
-	return f
+	return f, nil
+}
+
+// sameColumns reports whether the described fields are the columns cols
+// decode, in the formats asked for them.
+func sameColumns(cols []column, fields []pgconn.FieldDescription) bool {
+	for i, fd := range fields {
+		if fd.DataTypeOID != cols[i].oid || fd.Format != cols[i].format() {
+			return false
+		}
+	}
+	return true
 }
 
 // memRows holds a batch statement's rows, read in full.

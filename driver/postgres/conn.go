@@ -141,7 +141,7 @@ func (c *pgConn) run(ctx context.Context, query string, args []driver.Value, rea
 		if err := c.enc.encode(c.m, e.sd.ParamOIDs, args); err != nil {
 			return err
 		}
-		rr := c.pg.ExecStatement(ctx, e.sd, c.enc.values, c.enc.formats, e.formats)
+		rr := c.pg.ExecStatement(ctx, e.run, c.enc.values, c.enc.formats, e.formats)
 		err = read(e, rr)
 		if err == nil {
 			return nil
@@ -206,12 +206,17 @@ func (c *pgConn) Query(ctx context.Context, query string, args []driver.Value) (
 		r.ctx, r.stop = sctx, func() { cancel(nil); stop(); c.disarm() }
 	}
 	err := c.run(sctx, query, args, func(e *entry, rr *pgconn.ResultReader) error {
-		r.e, r.rr, r.done = c.fit(e, rr.FieldDescriptions()), rr, false
+		fe, err := c.fit(e, rr.FieldDescriptions())
+		if err != nil {
+			rr.Close()
+			return err
+		}
+		r.e, r.rr, r.done = fe, rr, false
 		if rr.NextRow() {
 			r.pending = true
 			return nil
 		}
-		_, err := rr.Close()
+		_, err = rr.Close()
 		r.done = true
 		return err
 	})
@@ -239,7 +244,10 @@ func (c *pgConn) QueryRow(ctx context.Context, query string, args []driver.Value
 		found = rr.NextRow()
 		var derr error
 		if found {
-			derr = c.fillRow(c.fit(e, rr.FieldDescriptions()), rr.Values(), row)
+			var fe *entry
+			if fe, derr = c.fit(e, rr.FieldDescriptions()); derr == nil {
+				derr = c.fillRow(fe, rr.Values(), row)
+			}
 		}
 		_, err := rr.Close()
 		if err == nil {

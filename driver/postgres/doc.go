@@ -102,7 +102,10 @@
 // decoded below. A cached statement whose result type changed under it
 // (ALTER TABLE, SQLSTATE 0A000) or that the server dropped (26000) is
 // prepared again and run once more when it ran alone; inside a
-// transaction the error stands (the transaction is aborted).
+// transaction the error stands (the transaction is aborted). FETCH and
+// EXECUTE, whose result columns can change under the same text without
+// the server saying so (another cursor or prepared statement of the same
+// name), have their columns described with every result.
 //
 // # Arguments
 //

@@ -44,6 +44,10 @@ type analysis struct {
 	// nothing of the session; a batch may group it with others in one
 	// implicit transaction.
 	plain bool
+	// varies: the first statement's result columns may differ from one
+	// run to the next without the server saying so (FETCH from a cursor,
+	// EXECUTE of a prepared statement): see entry.run.
+	varies bool
 }
 
 // errCopy refuses COPY FROM STDIN and COPY TO STDOUT: without the copy
@@ -88,6 +92,7 @@ func analyze(query string) analysis {
 		}
 		if n++; n == 1 {
 			a.op = st.op()
+			a.varies = st.first == "FETCH" || st.first == "EXECUTE"
 		}
 		ses, reset := st.session()
 		a.session = a.session || ses

@@ -13,8 +13,14 @@ import (
 // entry is a prepared (described) statement: what executing it by name
 // needs, and how its rows are decoded.
 type entry struct {
-	query   string
-	sd      *pgconn.StatementDescription
+	query string
+	sd    *pgconn.StatementDescription
+	// run, when set, is sd without its fields, what a statement whose
+	// result columns may differ from run to run (FETCH, EXECUTE) is
+	// executed by: the server then describes them with each result, and
+	// fit checks them. The server catches a plannable statement's change
+	// of result type (0A000), but not theirs.
+	run     *pgconn.StatementDescription
 	cols    []column
 	formats []int16 // result formats, one per column
 	names   []string
@@ -164,8 +170,13 @@ func (c *pgConn) prepareClosing(ctx context.Context, name, query string) (*pgcon
 }
 
 func (c *pgConn) newEntry(query string, sd *pgconn.StatementDescription) *entry {
-	e := &entry{query: query, sd: sd}
+	e := &entry{query: query, sd: sd, run: sd}
 	e.cols, e.formats, e.names, e.types = describe(c.m, sd.Fields)
+	if c.c.analyze(query).varies {
+		run := *sd
+		run.Fields = nil
+		e.run = &run
+	}
 	return e
 }
 
