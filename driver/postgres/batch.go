@@ -56,6 +56,14 @@ func (c *pgConn) Batch(ctx context.Context, stmts []driver.Stmt, out []driver.Ba
 		if err != nil || done {
 			return err
 		}
+		// A statement whose cached plan went stale failed the group and
+		// was dropped (see grouped): prepare it again now, or the run
+		// statement by statement would meet the same error and could only
+		// redo the statement after those queued behind it.
+		clear(ents) // the same query may be queued twice
+		if temp, err = c.prepareBatch(ctx, stmts, ents, out); err != nil {
+			return err
+		}
 	}
 	p := c.pg.StartPipeline(ctx)
 	sent := make([]int, 0, len(stmts))
@@ -82,7 +90,7 @@ func (c *pgConn) Batch(ctx context.Context, stmts []driver.Stmt, out []driver.Ba
 		p.Close()
 		return c.fail(ctx, err)
 	}
-	var redo []int // statements whose cached plan went stale
+	redo := -1 // the last statement sent, when its cached plan went stale
 	for _, i := range sent {
 		res, err := p.GetResults()
 		if err == nil {
@@ -114,8 +122,13 @@ func (c *pgConn) Batch(ctx context.Context, stmts []driver.Stmt, out []driver.Ba
 			out[i] = driver.BatchResult{Err: c.fail(ctx, err)}
 			if stale(err) && ents[i].elem != nil {
 				c.invalidate(ents[i])
-				if c.pg.TxStatus() == 'I' {
-					redo = append(redo, i)
+				// It did not run. Run again after the statements queued
+				// behind it, it would see what they did and they would not
+				// see what it does: only the last one is run again (its
+				// error stands otherwise, and the batch's next run
+				// prepares it again).
+				if c.pg.TxStatus() == 'I' && i == sent[len(sent)-1] {
+					redo = i
 				}
 			}
 		}
@@ -126,7 +139,7 @@ func (c *pgConn) Batch(ctx context.Context, stmts []driver.Stmt, out []driver.Ba
 			return c.fail(ctx, err)
 		}
 	}
-	for _, i := range redo {
+	if i := redo; i >= 0 {
 		// Prepared again and run once more, alone: it did not run.
 		var r driver.BatchResult
 		err := c.run(ctx, stmts[i].Query, stmts[i].Args, func(e *entry, rr *pgconn.ResultReader) error {
@@ -209,6 +222,9 @@ func (c *pgConn) grouped(ctx context.Context, stmts []driver.Stmt, ents []*entry
 			err = c.collect(ents[i], rr, &out[i])
 		}
 		if err != nil {
+			if stale(err) && ents[i].elem != nil {
+				c.invalidate(ents[i]) // Batch prepares it again
+			}
 			return rolledBack(err)
 		}
 	}

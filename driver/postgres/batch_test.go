@@ -237,3 +237,105 @@ func TestBatchGrouped(t *testing.T) {
 		t.Errorf("a batch with VACUUM: now() %v then %v, errors %v %v %v; want three transactions", t1, t2, err1, err2, err3)
 	}
 }
+
+// TestBatchStalePlanKeepsOrder: a batch statement whose cached plan went
+// stale (SELECT * after an ALTER TABLE, a migration while the application
+// runs) is not run again after the statements queued behind it: it read
+// the balance after the withdrawal queued after it (40, want 70). Grouped,
+// the statement is prepared again before the batch runs statement by
+// statement; with a Sync per statement the others ran already, so only
+// the last statement is run again, and one before it reports its error
+// (the next batch prepares it again).
+func TestBatchStalePlanKeepsOrder(t *testing.T) {
+	srv := primary(t)
+	db := connect(t, srv.DSN("max_conns_per_node=1", isolated(t, srv)))
+	c := ctx(t)
+	if _, err := db.Exec(c, "CREATE TABLE acct (id int PRIMARY KEY, balance int); INSERT INTO acct VALUES (1, 1000)"+
+		"; CREATE PROCEDURE withdraw(n int) LANGUAGE sql AS $$ UPDATE acct SET balance = balance - n WHERE id = 1 $$"); err != nil {
+		t.Fatal(err)
+	}
+	const read = "SELECT * FROM acct WHERE id = $1"
+	balance := func() int {
+		var b int
+		if err := db.QueryRow(c, "SELECT balance FROM acct WHERE id = 1").Scan(&b); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// run sends the batch and returns the balance its read saw.
+	run := func(withdraw string, readLast bool) (int, error) {
+		var b sqlish.Batch
+		if !readLast {
+			b.Queue(read, 1)
+		}
+		b.Queue(withdraw, 30)
+		if readLast {
+			b.Queue(read, 1)
+		}
+		br := db.SendBatch(c, &b)
+		defer br.Close()
+		var rows *sqlish.Rows
+		var err error
+		if !readLast {
+			rows, err = br.Query()
+		}
+		if _, werr := br.Exec(); werr != nil {
+			t.Fatalf("withdrawal: %v", werr)
+		}
+		if readLast {
+			rows, err = br.Query()
+		}
+		if err != nil {
+			return 0, err
+		}
+		defer rows.Close()
+		vals := make([]any, len(rows.Columns()))
+		ptrs := make([]any, len(vals))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if !rows.Next() {
+			return 0, fmt.Errorf("no row: %v", rows.Err())
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return 0, err
+		}
+		return int(vals[1].(int64)), nil
+	}
+	for i, tc := range []struct {
+		name, withdraw string
+		readLast       bool
+	}{
+		{"grouped", "UPDATE acct SET balance = balance - $1 WHERE id = 1", false},
+		{"a Sync per statement", "CALL withdraw($1)", false},
+		{"a Sync per statement, the read last", "CALL withdraw($1)", true},
+	} {
+		if _, err := run(tc.withdraw, tc.readLast); err != nil { // caches the read
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if _, err := db.Exec(c, fmt.Sprintf("ALTER TABLE acct ADD COLUMN note%d text", i)); err != nil {
+			t.Fatal(err)
+		}
+		before := balance()
+		want := before
+		if tc.readLast {
+			want -= 30
+		}
+		got, err := run(tc.withdraw, tc.readLast)
+		switch {
+		case err == nil && got != want:
+			t.Errorf("%s: the batch's read saw balance %d, want %d (the balance %s the withdrawal queued %s it)",
+				tc.name, got, want, map[bool]string{false: "before", true: "after"}[tc.readLast], map[bool]string{false: "after", true: "before"}[tc.readLast])
+		case err != nil && (tc.name == "grouped" || tc.readLast):
+			t.Errorf("%s: the stale read failed: %v; want it prepared again and run", tc.name, err)
+		case err != nil:
+			var se *sqlish.ServerError
+			if !errors.As(err, &se) || se.Code != "0A000" {
+				t.Errorf("%s: the stale read failed with %v, want its 0A000", tc.name, err)
+			}
+			if got, err := run(tc.withdraw, false); err != nil || got != before-30 {
+				t.Errorf("%s: the batch run again read %d, %v; want %d", tc.name, got, err, before-30)
+			}
+		}
+	}
+}

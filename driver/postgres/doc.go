@@ -162,6 +162,10 @@
 // locks until the batch ends, and a failed first try may have used
 // sequence values. Other statements (DDL, VACUUM...) get a Sync each.
 // Put statements that must succeed or fail together in a transaction.
+// A statement whose cached plan went stale (0A000, after an ALTER TABLE)
+// runs again only where that keeps the batch's order: in the grouped
+// first try, or as the last statement; otherwise its result reports the
+// error (nothing of it ran; the batch's next run prepares it again).
 //
 // # Transactions and sessions
 //
