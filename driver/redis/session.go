@@ -54,9 +54,15 @@ func (rc *redisConn) track(name string, kind rediscmd.SessionKind, argv [][]byte
 	}()
 	ok := v.Kind == resp.KindSimpleString && string(v.Str) == "OK"
 	switch {
+	case kind == rediscmd.SessionTxEnd && !s.multi && v.IsError():
+		// EXEC or DISCARD without MULTI: refused ("EXEC without MULTI"),
+		// and the keys WATCHed stay watched; ResetSession must unwatch
+		// them, or the next user's transaction aborts on them.
+		return
 	case kind == rediscmd.SessionTxEnd:
-		// EXEC or DISCARD: whatever the reply (EXECABORT included), the
-		// transaction and the keys WATCHed are over.
+		// EXEC or DISCARD of an open transaction: whatever the reply
+		// (EXECABORT included), the transaction and the keys WATCHed are
+		// over.
 		s.multi, s.watch, s.shapes = false, false, nil
 		rc.endTx(s.written)
 		s.written = nil

@@ -148,6 +148,42 @@ func TestTransactionNeverLeaksMulti(t *testing.T) {
 	check("transaction abandoned")
 }
 
+// A WATCH on a pinned Conn does not follow its connection back to the
+// pool when the Conn then sends EXEC or DISCARD without MULTI: the server
+// refuses them and keeps the keys watched, so the reset must unwatch
+// them, or the next caller's transaction, which watched nothing, aborts.
+func TestWatchDoesNotLeakAfterExecWithoutMulti(t *testing.T) {
+	for _, end := range []string{"EXEC", "DISCARD"} {
+		t.Run(end, func(t *testing.T) {
+			srv := redistest.StartServer(t)
+			ctx := context.Background()
+			db := connect(t, "redis", "redis://"+srv.Addr+"?max_conns_per_node=1")
+			c, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Exec(ctx, "WATCH k"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Exec(ctx, end); err == nil || !strings.Contains(err.Error(), "without MULTI") {
+				t.Fatalf("%s without MULTI: %v; want the server's refusal", end, err)
+			}
+			c.Close()
+			srv.MustDo("SET", "k", "changed by another client")
+			tx, err := db.BeginTx(ctx, driver.TxOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, "SET x 1"); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatalf("Commit of a transaction that watched nothing, after a Conn ran WATCH k, %s: %v (the WATCH came back with the connection)", end, err)
+			}
+		})
+	}
+}
+
 // An exclusive user (a transaction, a blocking command) never gets a
 // connection that shared callers still use: no shared GET sees QUEUED,
 // no transaction sees "MULTI calls can not be nested" (item 4).
