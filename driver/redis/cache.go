@@ -328,8 +328,23 @@ func cachedRow(v *resp.Value, row *driver.Row) error {
 	return rediscmd.FirstRow(toReply(v), row)
 }
 
+// untracks reports whether a session command of kind k may end or change
+// the connection's key tracking, and with it the invalidations that keep
+// the entries it owns true: CLIENT TRACKING, RESET, HELLO, AUTH, CLIENT
+// REPLY, subscriptions... The others (SELECT, MULTI, WATCH, read mode,
+// name) leave tracking as it is.
+func untracks(k rediscmd.SessionKind) bool {
+	switch k {
+	case rediscmd.SessionNone, rediscmd.SessionDB, rediscmd.SessionTxBegin, rediscmd.SessionTxEnd,
+		rediscmd.SessionWatch, rediscmd.SessionUnwatch, rediscmd.SessionReadMode, rediscmd.SessionName:
+		return false
+	}
+	return true
+}
+
 // releaseCache drops what rc's tracking covered; the node's cache goes
-// with its last connection.
+// with its last connection. It also runs before a command that may turn
+// rc's tracking off (see untracks): rc then caches nothing more.
 func (c *connector) releaseCache(rc *redisConn) {
 	ch := rc.cache
 	if ch == nil || rc.uncached.Swap(true) {
@@ -429,8 +444,9 @@ func (rc *redisConn) cachedValue(ctx context.Context, query string, args []drive
 		return v, false, nil
 	}
 	ttl := rc.connector.ttl(ctx)
-	if ttl <= 0 || rc.sess.changed.Load() || driver.IsAsk(ctx) {
-		// A transaction queues the read; an ASK redirect is a one-off.
+	if ttl <= 0 || rc.sess.changed.Load() || rc.uncached.Load() || driver.IsAsk(ctx) {
+		// A transaction queues the read; an ASK redirect is a one-off;
+		// a connection released from the cache may no longer track.
 		return v, false, nil
 	}
 	cmd := rediscmd.Get()

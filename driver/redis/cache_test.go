@@ -288,6 +288,43 @@ func TestCacheDropsWhatAKilledOwnerTracked(t *testing.T) {
 	}
 }
 
+// TestCacheDropsWhatAPinnedConnStopsTracking: a pinned Conn that holds
+// the connection whose tracking covers the node's entries, and turns that
+// tracking off (CLIENT TRACKING OFF, RESET, HELLO 2), takes the entries
+// with it: the server no longer sends their invalidations, so the DB's
+// cached reads go to the server instead of serving a value another client
+// changed.
+func TestCacheDropsWhatAPinnedConnStopsTracking(t *testing.T) {
+	for _, stmt := range []string{"CLIENT TRACKING OFF", "RESET", "HELLO 2"} {
+		t.Run(stmt, func(t *testing.T) {
+			srv := redistest.StartServer(t)
+			db := connect(t, "redis", "redis://"+srv.Addr+"?cache_size=1048576&max_conns_per_node=2")
+			ctx := context.Background()
+			cached := sqlish.WithCache(ctx, time.Minute)
+			srv.MustDo("SET", "k", "old")
+			if got := getCached(t, cached, db, "k"); got != "old" {
+				t.Fatalf("GET = %q", got)
+			}
+			c, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Exec(ctx, stmt); err != nil {
+				t.Fatal(err)
+			}
+			if n := db.Stats().Nodes[0].Pool.Created; n != 1 {
+				t.Fatalf("%d connections made: the Conn does not hold the cache's owner", n)
+			}
+			srv.MustDo("SET", "k", "new") // another client
+			time.Sleep(100 * time.Millisecond)
+			if got := getCached(t, cached, db, "k"); got != "new" {
+				t.Fatalf("cached GET k = %q after another client set it to \"new\", while a Conn that ran %s on the owner is held", got, stmt)
+			}
+		})
+	}
+}
+
 // TestCacheReadsOwnWrites: a write through the DB, on any of a node's
 // connections (the server's invalidation goes to the connection that read
 // the key, maybe another), a batch or a transaction, is seen by the next

@@ -251,6 +251,12 @@ func (rc *redisConn) runValue(ctx context.Context, query string, args []driver.V
 	if spec.Blocks(cmd.Argv) {
 		timeout = 0
 	}
+	if rc.cache != nil && untracks(spec.Session) {
+		// It may turn the connection's tracking off (CLIENT TRACKING
+		// OFF, RESET, HELLO 2...): what the connection covers of the
+		// node's cache goes first, not after a stale read.
+		rc.connector.releaseCache(rc)
+	}
 	var vs [3]resp.Value
 	err := rc.c.DoV(ctx, v, vs[:n], timeout)
 	if rc.cache != nil && !spec.ReadOnly {
