@@ -248,7 +248,8 @@ func (rc *redisConn) runValue(ctx context.Context, query string, args []driver.V
 	// timeout says, bounded by ctx only.
 	timeout := rc.connector.cfg.SocketTimeout
 	name, spec := rediscmd.Lookup(cmd.Argv)
-	if spec.Blocks(cmd.Argv) {
+	blocks := spec.Blocks(cmd.Argv)
+	if blocks {
 		timeout = 0
 	}
 	if rc.cache != nil && untracks(spec.Session) {
@@ -264,6 +265,9 @@ func (rc *redisConn) runValue(ctx context.Context, query string, args []driver.V
 		rc.wrote(spec, cmd.Argv, &vs[n-1])
 	}
 	if err != nil {
+		if blocks {
+			rc.abandonBlocked(name, err)
+		}
 		rc.unsent(lg)
 		return resp.Value{}, rc.transportError(err)
 	}
@@ -282,6 +286,25 @@ func (rc *redisConn) runValue(ctx context.Context, query string, args []driver.V
 	}
 	canonical(&vs[n-1], spec.ReplyShape(cmd.Argv)) // a RESP2 reply takes its RESP3 shape
 	return vs[n-1], nil
+}
+
+// abandonBlocked closes the connection at once after the reply of a
+// blocking command (name) was given up with err (its context ended): the
+// server would otherwise still complete it, popping an element (BLPOP,
+// BLMOVE, BZPOPMIN...) for a caller that was told it failed, and the
+// element would be lost. A client that disconnects is unblocked without
+// popping anything; a graceful Close would keep the socket open for up to
+// socket_timeout. A command that was not sent, or a connection closed
+// already, leaves nothing to do.
+func (rc *redisConn) abandonBlocked(name string, err error) {
+	if errors.Is(err, conn.ErrNotSent) || rc.c.Err() != nil {
+		return
+	}
+	reason := conn.ReasonShutdown
+	if errors.Is(err, context.DeadlineExceeded) {
+		reason = conn.ReasonTimeout
+	}
+	rc.c.CloseWithReason(reason, fmt.Errorf("the reply of blocking %s was abandoned (%w): closed so that the server does not complete it", name, err))
 }
 
 // reply converts a value, completing a redirect whose address has no host

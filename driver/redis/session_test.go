@@ -502,6 +502,60 @@ func TestBlockingCommandsDoNotBlockTheNode(t *testing.T) {
 	}
 }
 
+// A blocking pop whose caller gave up (its context cancelled, or ended by
+// total_timeout), on the DB or on a pinned Conn, pops nothing afterwards:
+// its connection is closed at once, so the server unblocks it instead of
+// handing it the next element pushed, which nobody would receive. The
+// socket_timeout of 5s is the grace a graceful close would give the
+// request; the element is pushed well within it.
+func TestAbandonedBlockingPopDoesNotPop(t *testing.T) {
+	for _, c := range []struct {
+		name, query string
+		conn        bool          // on a pinned Conn
+		cancel      time.Duration // the caller's context; 0: total_timeout ends it
+	}{
+		{"DB cancelled", "BLPOP q 0", false, 200 * time.Millisecond},
+		{"Conn cancelled", "BLMOVE q dst LEFT RIGHT 0", true, 200 * time.Millisecond},
+		{"DB total_timeout", "BZPOPMIN q 0", false, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := redistest.StartServer(t)
+			db := connect(t, "redis", "redis://"+srv.Addr+"?socket_timeout=5s&total_timeout=1s")
+			ctx := context.Background()
+			bctx := ctx
+			if c.cancel > 0 {
+				var cancel context.CancelFunc
+				bctx, cancel = context.WithTimeout(ctx, c.cancel)
+				defer cancel()
+			}
+			var err error
+			if c.conn {
+				cn, cerr := db.Conn(ctx)
+				if cerr != nil {
+					t.Fatal(cerr)
+				}
+				_, err = cn.Exec(bctx, c.query)
+				cn.Close()
+			} else {
+				_, err = db.Exec(bctx, c.query)
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("%s: %v; want its deadline's error", c.query, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			push := []string{"RPUSH", "q", "precious"}
+			if strings.HasPrefix(c.query, "BZ") {
+				push = []string{"ZADD", "q", "1", "precious"}
+			}
+			srv.MustDo(push...)
+			time.Sleep(100 * time.Millisecond)
+			if n, _ := srv.Do("EXISTS", "q"); n != "1" {
+				t.Fatalf("the element pushed after %s failed was popped by it, for nobody: lost", c.query)
+			}
+		})
+	}
+}
+
 // A standalone primary and its replica in one DSN: writes go to the
 // primary (ROLE says which is which), reads may go to the replica.
 func TestStandaloneReplicaRole(t *testing.T) {
