@@ -293,6 +293,7 @@ func (c *Conn) exec(ctx context.Context, query string, args []any) (Result, erro
 		actx = c.observe(actx, &ob, n, st.route, query, len(st.dargs))
 	}
 	res, err := st.l.conn().Exec(actx, query, st.dargs)
+	c.lost(err, st.route.Op)
 	err = c.after(st, err)
 	if err == nil {
 		res = c.queue(res, st.route.Op)
@@ -329,6 +330,7 @@ func (c *Conn) query(ctx context.Context, query string, args []any) (*Rows, erro
 		actx = c.observe(actx, &ob, n, st.route, query, len(st.dargs))
 	}
 	dr, err := st.l.conn().Query(actx, query, st.dargs)
+	c.lost(err, st.route.Op)
 	err = c.after(st, err)
 	if err != nil {
 		c.done(err)
@@ -499,6 +501,10 @@ type Tx struct {
 	// queue holds the statements a driver.QueuedTx queued, for Commit to
 	// hand their results.
 	queue []*deferred
+	// lost is the error of the first statement of a driver.QueuedTx that
+	// may have been queued although it failed (see Conn.lost): Commit then
+	// rolls back.
+	lost error
 
 	done atomic.Bool
 }
@@ -597,6 +603,17 @@ func (tx *Tx) run(ctx context.Context, commit bool) error {
 	if !ok {
 		return nodeErr(c.l.n, tx.tx.Commit(actx))
 	}
+	if tx.lost != nil {
+		// EXEC would run a statement the caller was told failed, and
+		// its results would not match the queue: nothing runs instead.
+		// The cause is not wrapped: the transaction's outcome is known.
+		err := fmt.Errorf("%w: rolled back, none of its statements ran, because %v", ErrTxNotCommitted, tx.lost)
+		if rerr := tx.tx.Rollback(actx); rerr != nil {
+			err = fmt.Errorf("%w (rollback: %v)", err, rerr)
+		}
+		tx.settle(nil, errRolledBack)
+		return nodeErr(c.l.n, err)
+	}
 	res, err := qtx.CommitResults(actx)
 	if err == nil && len(res) != len(tx.queue) {
 		err = fmt.Errorf("sqlish: driver bug: %d transaction results for %d queued statements", len(res), len(tx.queue))
@@ -638,6 +655,27 @@ type deferred struct {
 	ready atomic.Bool // res and err are set
 	res   batchResult
 	err   error
+}
+
+// lost records in the open transaction, when it queues its statements
+// (driver.QueuedTx), a statement (op) that failed with err after it may
+// have reached the server: a timeout or a cancelled context (not a reply
+// of the server's, not a failure before it was sent). The server may have
+// queued it, unknown to the queue, so Commit must not run the
+// transaction. The Conn is busy.
+func (c *Conn) lost(err error, op string) {
+	tx := c.tx
+	if err == nil || tx == nil || tx.tx == nil || tx.lost != nil || keepsConn(err) || errors.Is(err, driver.ErrBadConn) {
+		return
+	}
+	if _, ok := tx.tx.(driver.QueuedTx); !ok {
+		return
+	}
+	var re *driver.RedirectError
+	if errors.As(err, &re) {
+		return // the server's reply: not queued
+	}
+	tx.lost = fmt.Errorf("statement %d (%s) failed after it may have been queued: %w", len(tx.queue)+1, op, err)
 }
 
 // queued returns the slot of the statement just run when the open

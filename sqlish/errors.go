@@ -55,6 +55,13 @@ var (
 	// ErrQueued is returned by the result of a statement queued in a
 	// transaction (Redis MULTI) when it is read before Commit.
 	ErrQueued = errors.New("sqlish: the statement is queued in the transaction: its result is available after Commit")
+	// ErrTxNotCommitted is wrapped by the error of Commit when it rolled
+	// the transaction back instead: a statement of a transaction that
+	// queues its statements until Commit (Redis MULTI) failed after it may
+	// have been queued (a timeout, a cancelled context: its reply was
+	// lost), so committing would run it, or not, unknown to the caller.
+	// None of the transaction's statements ran: it may be run again.
+	ErrTxNotCommitted = errors.New("sqlish: transaction not committed")
 )
 
 // ServerError is an error the server reported for one statement (for

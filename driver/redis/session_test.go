@@ -148,6 +148,68 @@ func TestTransactionNeverLeaksMulti(t *testing.T) {
 	check("transaction abandoned")
 }
 
+// A statement of a transaction whose reply was lost (its context ended
+// after it was written) may have been queued by the server all the same:
+// Commit then rolls back instead of running EXEC, which would run the
+// statement the caller was told failed, and says the transaction was not
+// committed; a Conn is left out of MULTI for its next statements.
+func TestTxLostStatementIsNotCommitted(t *testing.T) {
+	for _, pinned := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pinned=%v", pinned), func(t *testing.T) {
+			srv := redistest.StartServer(t)
+			ctx := context.Background()
+			db := connect(t, "redis", "redis://"+srv.Addr+"?socket_timeout=5s")
+			var c *sqlish.Conn
+			var tx *sqlish.Tx
+			var err error
+			if pinned {
+				if c, err = db.Conn(ctx); err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				tx, err = c.BeginTx(ctx, driver.TxOptions{})
+			} else {
+				tx, err = db.BeginTx(ctx, driver.TxOptions{})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := tx.Exec(ctx, "INCR a")
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv.Stop() // INCR b is written, its QUEUED reply comes too late
+			sctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			_, err = tx.Exec(sctx, "INCR b")
+			cancel()
+			srv.Cont()
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("INCR b: %v; want its deadline's error", err)
+			}
+			err = tx.Commit(ctx)
+			if !errors.Is(err, sqlish.ErrTxNotCommitted) || !strings.Contains(err.Error(), "statement 2 (INCR)") {
+				t.Fatalf("Commit after INCR b's reply was lost: %v; want ErrTxNotCommitted naming statement 2", err)
+			}
+			if _, err := res.RowsAffected(); err == nil {
+				t.Errorf("INCR a's result after the rollback: no error")
+			}
+			for _, k := range []string{"a", "b"} {
+				if v, _ := srv.Do("GET", k); v != "" {
+					t.Errorf("GET %s = %q after a Commit that said it committed nothing", k, v)
+				}
+			}
+			if pinned {
+				if _, err := c.Exec(ctx, "SET c 1"); err != nil {
+					t.Fatal(err)
+				}
+				if v, _ := srv.Do("GET", "c"); v != "1" {
+					t.Fatalf("SET c on the Conn after the Commit did not run (GET c = %q): queued in a MULTI left open", v)
+				}
+			}
+		})
+	}
+}
+
 // A WATCH on a pinned Conn does not follow its connection back to the
 // pool when the Conn then sends EXEC or DISCARD without MULTI: the server
 // refuses them and keeps the keys watched, so the reset must unwatch
