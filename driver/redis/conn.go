@@ -280,7 +280,7 @@ func (rc *redisConn) runValue(ctx context.Context, query string, args []driver.V
 	}
 	rc.weigh(sent, len(vs[n-1].Str))
 	if spec.Session != rediscmd.SessionNone {
-		rc.track(name, spec.Session, cmd.Argv, &vs[n-1])
+		rc.track(name, spec.Session, spec.ReplyShape(cmd.Argv), cmd.Argv, &vs[n-1])
 	} else if rc.sess.changed.Load() {
 		rc.queue(spec.ReplyShape(cmd.Argv), &vs[n-1])
 	}

@@ -336,7 +336,9 @@ func TestRESP2BlockedXREAD(t *testing.T) {
 }
 
 // TestRESP2TransactionShapes: the replies of statements queued in a
-// transaction take their RESP3 shape on RESP2 too, once EXEC brings them.
+// transaction take their RESP3 shape on RESP2 too, once EXEC brings them,
+// also after a session statement (CLIENT SETNAME) queued before them,
+// whose reply is one of EXEC's too.
 func TestRESP2TransactionShapes(t *testing.T) {
 	srv := redistest.StartServer(t)
 	ctx := context.Background()
@@ -346,7 +348,7 @@ func TestRESP2TransactionShapes(t *testing.T) {
 	if _, err := srv.Do("ZADD", "z", "1.5", "a", "2", "b"); err != nil {
 		t.Fatal(err)
 	}
-	read := func(protocol string) string {
+	read := func(protocol string, setname bool) string {
 		db := connect(t, "redis", "redis://"+srv.Addr+"?protocol="+protocol)
 		c, err := db.Conn(ctx)
 		if err != nil {
@@ -356,6 +358,11 @@ func TestRESP2TransactionShapes(t *testing.T) {
 		tx, err := c.BeginTx(ctx, driver.TxOptions{})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if setname {
+			if _, err := tx.Exec(ctx, "CLIENT SETNAME queued"); err != nil {
+				t.Fatal(err)
+			}
 		}
 		var all []*sqlish.Rows
 		for _, q := range []string{"HGETALL h", "ZRANGE z 0 -1 WITHSCORES"} {
@@ -385,7 +392,9 @@ func TestRESP2TransactionShapes(t *testing.T) {
 		}
 		return sb.String()
 	}
-	if r2, r3 := read("2"), read("3"); r2 != r3 {
-		t.Fatalf("a transaction's replies differ:\nRESP2: %s\nRESP3: %s", r2, r3)
+	for _, setname := range []bool{false, true} {
+		if r2, r3 := read("2", setname), read("3", setname); r2 != r3 {
+			t.Fatalf("a transaction's replies differ (CLIENT SETNAME queued first: %v):\nRESP2: %s\nRESP3: %s", setname, r2, r3)
+		}
 	}
 }

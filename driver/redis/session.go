@@ -43,9 +43,9 @@ func (s *session) dirty(db int, readonly bool) bool {
 	return s.multi || s.watch || s.db != db || s.readonly != readonly || s.named || s.poisoned != ""
 }
 
-// track records what a session-changing command (name, its kind, argv)
-// did, given its reply v.
-func (rc *redisConn) track(name string, kind rediscmd.SessionKind, argv [][]byte, v *resp.Value) {
+// track records what a session-changing command (name, its kind, argv,
+// its reply shape sh) did, given its reply v.
+func (rc *redisConn) track(name string, kind rediscmd.SessionKind, sh rediscmd.Shape, argv [][]byte, v *resp.Value) {
 	s := &rc.sess
 	s.mu.Lock()
 	defer func() {
@@ -68,8 +68,10 @@ func (rc *redisConn) track(name string, kind rediscmd.SessionKind, argv [][]byte
 		s.written = nil
 		return
 	case isQueued(s, v):
-		// Queued in MULTI, it will run at EXEC: too late to follow.
+		// Queued in MULTI, it will run at EXEC: too late to follow. Its
+		// reply is one of EXEC's, whose shapes must stay in step.
 		s.poisoned = name + " inside MULTI"
+		s.shapes = append(s.shapes, sh)
 		return
 	case v.IsError():
 		return // refused: nothing changed
