@@ -74,12 +74,15 @@ func TestSelectOnConnDoesNotLeak(t *testing.T) {
 
 // Session-changing statements are refused on the DB's shared
 // connections: they would change every caller's session (items 2, 11).
+// So are CLIENT subcommands the command table lacks (Valkey 8's CLIENT
+// CAPA, 8.1's CLIENT IMPORT-SOURCE, any newer session switch).
 func TestSessionStatementsRefusedOnSharedPath(t *testing.T) {
 	srv := redistest.StartServer(t)
 	ctx := context.Background()
 	db := connect(t, "redis", "redis://"+srv.Addr)
 	db.Exec(ctx, "SET k v")
-	for _, q := range []string{"SELECT 9", "CLIENT REPLY SKIP", "MULTI", "WATCH k", "CLIENT SETNAME x", "READONLY", "HELLO 2", "AUTH x y", "SUBSCRIBE ch"} {
+	for _, q := range []string{"SELECT 9", "CLIENT REPLY SKIP", "MULTI", "WATCH k", "CLIENT SETNAME x", "READONLY", "HELLO 2", "AUTH x y", "SUBSCRIBE ch",
+		"CLIENT CAPA redirect", "CLIENT IMPORT-SOURCE on"} {
 		_, err := db.Exec(ctx, q)
 		if !errors.Is(err, sqlish.ErrSessionState) || !strings.Contains(err.Error(), "Conn") {
 			t.Errorf("db.Exec(%q): %v; want ErrSessionState pointing at a Conn", q, err)

@@ -218,6 +218,15 @@ var policies = map[string]policy{
 	"GEOSEARCH":            {shapeIf: geoShape(2, geoSearchSkips)},
 }
 
+// unknownSubs is the session kind of the subcommands a container does not
+// have (a server newer than the table, or a typo the server will refuse).
+// CLIENT is a container of session switches (CLIENT CAPA, CLIENT
+// IMPORT-SOURCE came after the table): an unknown one is taken for one
+// that may change the session, refused on shared connections and never
+// undone on a pinned one. Other containers' unknown subcommands change no
+// session.
+var unknownSubs = map[string]SessionKind{"CLIENT": SessionOther}
+
 // extraCommands are commands newer than the server the table was generated
 // from, which tendril must know anyway. Where the generated table has
 // them (a newer server), its spec is used.
@@ -270,10 +279,10 @@ func init() {
 			containers[i] = append(containers[i], c.Name)
 			containerLens[i] |= 1 << len(c.Name)
 			c.subs = map[string]*Spec{}
-			// A subcommand the container does not have: the server will
+			// A subcommand the container does not have: the server may
 			// reject it, but until then it is a keyless write to retry
-			// never.
-			c.unknown = &Spec{Name: c.Name, Arity: c.Arity, Flags: c.Flags}
+			// never (and, for some containers, a session change).
+			c.unknown = &Spec{Name: c.Name, Arity: c.Arity, Flags: c.Flags, Session: unknownSubs[c.Name]}
 		}
 		c.subs[sub], c.subs[strings.ToLower(sub)] = s, s
 	}

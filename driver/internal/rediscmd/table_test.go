@@ -563,7 +563,13 @@ func TestRouteFlags(t *testing.T) {
 		{"XGROUP CREATE s g $", 0},
 		{"XGROUP SETID s g $", I},
 		{"NOSUCHCMD k", 0},
-		{"CLIENT NOSUCH", 0},
+		// An unknown CLIENT subcommand may switch the session (Valkey 8's
+		// CLIENT CAPA, 8.1's CLIENT IMPORT-SOURCE); other containers'
+		// change none.
+		{"CLIENT NOSUCH", S},
+		{"CLIENT CAPA redirect", S},
+		{"CLIENT IMPORT-SOURCE on", S},
+		{"CONFIG NOSUCH x", 0},
 	}
 	for _, tt := range tests {
 		argv, err := Append(nil, tt.argv, nil)
@@ -588,6 +594,7 @@ func TestSessionKinds(t *testing.T) {
 		"CLIENT NO-TOUCH ON": SessionClient, "AUTH p": SessionAuth, "HELLO 3": SessionAuth, "RESET": SessionAuth,
 		"SUBSCRIBE c": SessionSubscribe, "SUNSUBSCRIBE": SessionSubscribe, "MONITOR": SessionSubscribe,
 		"CLIENT REPLY SKIP": SessionOther, "ASKING": SessionOther, "QUIT": SessionOther, "PSYNC ? -1": SessionOther,
+		"CLIENT CAPA redirect": SessionOther, "CLIENT NOSUCH": SessionOther, "CONFIG NOSUCH": SessionNone,
 		"CLIENT LIST": SessionNone, "CLIENT KILL ID 1": SessionNone, "GET k": SessionNone, "NOSUCH": SessionNone,
 	} {
 		if _, s := Lookup(bs(strings.Fields(cmd)...)); s.Session != want {
