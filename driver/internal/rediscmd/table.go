@@ -516,8 +516,9 @@ const maxName = 32
 // Lookup returns the command name of argv in upper case and its spec: the
 // subcommand's for a container command ("CLIENT SETNAME"), a keyless
 // non-idempotent write named after the container for a subcommand it does
-// not have (a session change for CLIENT: see unknownSubs), or, for an unknown command, a non-idempotent write whose first
-// argument is the key. Known commands are looked up without allocating.
+// not have (a session change for CLIENT: see unknownSubs), or, for an
+// unknown command, a non-idempotent write whose first argument is the
+// key. Known commands are looked up without allocating.
 func Lookup(argv [][]byte) (string, *Spec) {
 	if len(argv) == 0 {
 		return "", &unknownSpec
