@@ -228,11 +228,11 @@ var sessionFuncs = map[string]bool{
 // was quoted) does to the session: a session function called, or an
 // object of pg_temp, the session's temporary schema, named.
 func (s *scanner) ident(st *stmt, name string) {
-	switch next := s.nextNonSpace(); {
-	case next == '(' && sessionFuncs[name]:
-		st.calls = true
-	case next == '.' && (name == "pg_temp" || strings.HasPrefix(name, "pg_temp_")):
-		st.calls = true
+	switch {
+	case sessionFuncs[name]:
+		st.calls = st.calls || s.nextNonSpace() == '('
+	case name == "pg_temp" || strings.HasPrefix(name, "pg_temp_"):
+		st.calls = st.calls || s.nextNonSpace() == '.'
 	}
 }
 
