@@ -265,8 +265,8 @@ func (rc *redisConn) runValue(ctx context.Context, query string, args []driver.V
 		rc.wrote(spec, cmd.Argv, &vs[n-1])
 	}
 	if err != nil {
-		if blocks {
-			rc.abandonBlocked(name, err)
+		if blocks || spec.Session != rediscmd.SessionNone {
+			rc.abandon(name, blocks, err)
 		}
 		rc.unsent(lg)
 		return resp.Value{}, rc.transportError(err)
@@ -288,23 +288,31 @@ func (rc *redisConn) runValue(ctx context.Context, query string, args []driver.V
 	return vs[n-1], nil
 }
 
-// abandonBlocked closes the connection at once after the reply of a
-// blocking command (name) was given up with err (its context ended): the
-// server would otherwise still complete it, popping an element (BLPOP,
-// BLMOVE, BZPOPMIN...) for a caller that was told it failed, and the
-// element would be lost. A client that disconnects is unblocked without
-// popping anything; a graceful Close would keep the socket open for up to
-// socket_timeout. A command that was not sent, or a connection closed
-// already, leaves nothing to do.
-func (rc *redisConn) abandonBlocked(name string, err error) {
-	if errors.Is(err, conn.ErrNotSent) || rc.c.Err() != nil {
-		return
+// abandon closes the connection at once after the reply of a blocking
+// or session-changing command (name) was given up with err (its context
+// ended). A blocking command would otherwise still complete, popping an
+// element (BLPOP, BLMOVE, BZPOPMIN...) for a caller that was told it
+// failed, and the element would be lost: a client that disconnects is
+// unblocked without popping anything (a graceful Close would keep the
+// socket open for up to socket_timeout). A session command (MULTI,
+// SELECT, WATCH...) may have changed the session unknown to the tracking:
+// a pinned Conn's next statements would run in it (queued in a MULTI and
+// never run, in another database) and report success. A command that was
+// not sent, or a connection closed already, leaves nothing to do.
+func (rc *redisConn) abandon(name string, blocks bool, err error) {
+	var se *driver.ServerError
+	if err == nil || errors.As(err, &se) || errors.Is(err, conn.ErrNotSent) || rc.c.Err() != nil {
+		return // answered, not sent, or closed already
 	}
 	reason := conn.ReasonShutdown
 	if errors.Is(err, context.DeadlineExceeded) {
 		reason = conn.ReasonTimeout
 	}
-	rc.c.CloseWithReason(reason, fmt.Errorf("the reply of blocking %s was abandoned (%w): closed so that the server does not complete it", name, err))
+	what := "so that the server does not complete it"
+	if !blocks {
+		what = "its effect on the session unknown"
+	}
+	rc.c.CloseWithReason(reason, fmt.Errorf("the reply of %s was abandoned (%w): closed, %s", name, err, what))
 }
 
 // reply converts a value, completing a redirect whose address has no host
@@ -610,6 +618,7 @@ func (rc *redisConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver
 		return nil, fmt.Errorf("redis: transaction isolation %v (deferrable %v): %w", opts.Isolation, opts.Deferrable, driver.ErrNotSupported)
 	}
 	if err := rc.doOK(ctx, "MULTI"); err != nil {
+		rc.abandon("MULTI", false, err)
 		return nil, err
 	}
 	rc.setMulti(true)
@@ -627,6 +636,7 @@ func (t *tx) Commit(ctx context.Context) error {
 	t.rc.setMulti(false)
 	switch {
 	case err != nil:
+		t.rc.abandon("EXEC", false, err)
 		return err
 	case v.IsError():
 		return serverError(&v)
@@ -645,5 +655,6 @@ func (t *tx) Commit(ctx context.Context) error {
 func (t *tx) Rollback(ctx context.Context) error {
 	err := t.rc.doOK(ctx, "DISCARD")
 	t.rc.setMulti(false)
+	t.rc.abandon("DISCARD", false, err)
 	return err
 }

@@ -207,6 +207,7 @@ func (t *tx) CommitResults(ctx context.Context) ([]driver.BatchResult, error) {
 	t.rc.setMulti(false)
 	switch {
 	case err != nil:
+		t.rc.abandon("EXEC", false, err)
 		return nil, err
 	case v.IsError():
 		return nil, serverError(&v)

@@ -711,3 +711,62 @@ func freeAddr(t *testing.T) string {
 	l.Close()
 	return addr
 }
+
+// TestAbandonedSessionCommandClosesConn: a session command whose reply was
+// given up (its context ended while the server was frozen) may still run
+// when the server wakes: a MULTI (BeginTx's, or sent raw), a SELECT. The
+// connection is closed at once, so the pinned Conn's next statement fails
+// instead of being queued in a MULTI that never runs, or written to
+// another database, and reported done. (A SET reported done was then
+// missing: it had been queued in the abandoned MULTI.)
+func TestAbandonedSessionCommandClosesConn(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		run  func(ctx context.Context, cn *sqlish.Conn) error
+	}{
+		{"BeginTx", func(ctx context.Context, cn *sqlish.Conn) error {
+			_, err := cn.BeginTx(ctx, driver.TxOptions{})
+			return err
+		}},
+		{"MULTI", func(ctx context.Context, cn *sqlish.Conn) error {
+			_, err := cn.Exec(ctx, "MULTI")
+			return err
+		}},
+		{"SELECT", func(ctx context.Context, cn *sqlish.Conn) error {
+			_, err := cn.Exec(ctx, "SELECT 1")
+			return err
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := redistest.StartServer(t)
+			db := connect(t, "redis", "redis://"+srv.Addr)
+			ctx := context.Background()
+			cn, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cn.Close()
+			if err := cn.Ping(ctx); err != nil {
+				t.Fatal(err)
+			}
+			srv.Stop()
+			short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			err = c.run(short, cn)
+			cancel()
+			srv.Cont()
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("%s on a frozen server: %v; want its deadline's error", c.name, err)
+			}
+			time.Sleep(100 * time.Millisecond) // the server has run it by now
+			_, serr := cn.Exec(ctx, "SET k v")
+			var got sqlish.Null[string]
+			if err := db.QueryRow(ctx, "GET k").Scan(&got); err != nil && !errors.Is(err, sqlish.ErrNoRows) {
+				t.Fatal(err)
+			}
+			if serr == nil && !got.Valid {
+				t.Errorf("after %s's reply was abandoned, SET on the Conn reported success and k is not set", c.name)
+			}
+			t.Logf("SET on the Conn after %s was abandoned: %v", c.name, serr)
+		})
+	}
+}
