@@ -3,6 +3,7 @@ package postgres
 import (
 	sqldriver "database/sql/driver"
 	"fmt"
+	"math"
 	"reflect"
 	"time"
 
@@ -93,8 +94,13 @@ func (e *encoder) encode(m *pgtype.Map, oids []uint32, args []driver.Value) erro
 	for i, a := range args {
 		oid := oids[i]
 		f := m.FormatCodeForOID(oid)
-		if _, ok := a.(string); ok {
+		switch a := a.(type) {
+		case string:
 			f = pgtype.TextFormatCode
+		case float64:
+			if err := intFits(oid, a); err != nil {
+				return fmt.Errorf("postgres: argument %d ($%d): %w (%w)", i+1, i+1, err, errArgs)
+			}
 		}
 		start := len(e.buf)
 		b, err := m.Encode(oid, f, a, e.buf)
@@ -113,4 +119,32 @@ func (e *encoder) encode(m *pgtype.Map, oids []uint32, args []driver.Value) erro
 		e.buf = nil // do not keep a huge buffer for the next statement
 	}
 	return nil
+}
+
+// intFits refuses a float for an integer parameter (int2, int4, int8,
+// oid) unless it is a whole number within int64's range: pgtype would
+// truncate 2.9 to 2, and turn -1e30 into the least int64, without a word
+// (narrower ranges pgtype checks itself).
+func intFits(oid uint32, v float64) error {
+	switch oid {
+	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID, pgtype.OIDOID:
+	default:
+		return nil
+	}
+	if v != math.Trunc(v) || v < math.MinInt64 || v >= math.MaxInt64 { // NaN and ±Inf too
+		return fmt.Errorf("%v does not fit an integer parameter (%s) without loss", v, oidName(oid))
+	}
+	return nil
+}
+
+func oidName(oid uint32) string {
+	switch oid {
+	case pgtype.Int2OID:
+		return "int2"
+	case pgtype.Int4OID:
+		return "int4"
+	case pgtype.OIDOID:
+		return "oid"
+	}
+	return "int8"
 }

@@ -428,7 +428,7 @@ func (c *pgConn) fit(e *entry, fields []pgconn.FieldDescription) (*entry, error)
 			f.cols[i].kind = kText
 		case f.cols[i].kind == kText:
 			c.invalidate(e)
-			return nil, fmt.Errorf("the result columns of %q changed since it was prepared: column %d (%s, type OID %d) came in binary, which the driver does not decode; run it again", e.query, i+1, fd.Name, fd.DataTypeOID)
+			return nil, fmt.Errorf("the result columns of %q changed since it was prepared: column %d (%s, type OID %d) came in binary, which the driver does not decode: the statement ran, its rows are lost (its next run is described anew)", e.query, i+1, fd.Name, fd.DataTypeOID)
 		}
 	}
 	return f, nil

@@ -233,4 +233,20 @@ func TestTypes(t *testing.T) {
 		!strings.Contains(err.Error(), "2 parameters") || errors.Is(err, sqlish.ErrOutcomeUnknown) {
 		t.Errorf("too few arguments: %v", err)
 	}
+	// A float for an integer parameter is refused unless it is a whole
+	// number in range: 2.9 was stored as 2, and -1e30 as the least int8,
+	// without an error.
+	for _, v := range []float64{2.9, -1e30, 1e19, math.NaN(), math.Inf(1)} {
+		for _, typ := range []string{"int2", "int4", "int8"} {
+			var got any
+			err := db.QueryRow(c, "SELECT $1::"+typ, v).Scan(&got)
+			if !errors.Is(err, sqlish.ErrNotSupported) || !strings.Contains(err.Error(), "$1") {
+				t.Errorf("SELECT $1::%s with %v: %v, %v; want it refused", typ, v, got, err)
+			}
+		}
+	}
+	var n int64
+	if err := db.QueryRow(c, "SELECT $1::int8", 3.0).Scan(&n); err != nil || n != 3 {
+		t.Errorf("SELECT $1::int8 with 3.0: %d, %v", n, err)
+	}
 }
