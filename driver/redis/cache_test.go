@@ -497,12 +497,17 @@ func TestCacheWhatIsNotCached(t *testing.T) {
 	srv := redistest.StartServer(t)
 	db := connect(t, "redis", "redis://"+srv.Addr+"?cache_size=1048576&cache_ttl=1m")
 	ctx := context.Background()
-	if _, err := db.Exec(ctx, "SET k v EX 100"); err != nil {
-		t.Fatal(err)
+	for _, q := range []string{"SET k v EX 100", "XADD st * f v", "XGROUP CREATE st g 0", "XREADGROUP GROUP g c COUNT 1 STREAMS st >"} {
+		if _, err := db.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
 	}
 	for _, c := range []struct{ query, stat string }{
 		{"TTL k", "ttl"}, {"PTTL k", "pttl"}, {"MGET k k2", "mget"}, {"SRANDMEMBER s", "srandmember"},
 		{"OBJECT ENCODING k", "object|encoding"},
+		// Idle times: the reply changes while the stream does not.
+		{"XPENDING st g - + 10", "xpending"}, {"XINFO CONSUMERS st g", "xinfo|consumers"},
+		{"XINFO GROUPS st", "xinfo|groups"}, {"XINFO STREAM st FULL", "xinfo|stream"},
 	} {
 		for range 2 {
 			rows, err := db.Query(ctx, c.query)

@@ -372,6 +372,8 @@ var uncacheable = map[string]bool{
 	"TTL": true, "PTTL": true, "OBJECT ENCODING": true, "OBJECT FREQ": true, "OBJECT IDLETIME": true,
 	"OBJECT REFCOUNT": true, "MEMORY USAGE": true, "SRANDMEMBER": true, "HRANDFIELD": true, "ZRANDMEMBER": true,
 	"EVAL_RO": true, "EVALSHA_RO": true, "FCALL_RO": true, "SORT_RO": true, // SORT_RO BY/GET read other keys
+	// Idle times of pending entries and consumers grow by themselves.
+	"XPENDING": true, "XINFO CONSUMERS": true, "XINFO GROUPS": true, "XINFO STREAM": true,
 }
 
 // ReplyShape returns the shape of argv's reply where RESP2 and RESP3
