@@ -173,12 +173,16 @@ func (rc *redisConn) PartitionMap(ctx context.Context) (driver.PartitionMap, err
 		if len(sh.ranges) == 0 {
 			continue // a shard without slots (an empty primary)
 		}
+		primaryOnline := false
 		s := driver.Shard{Ranges: sh.ranges}
 		for _, n := range sh.nodes {
 			switch {
-			case n.primary:
-				s.Primary = n.id
-			case n.online:
+			case n.primary && (s.Primary == "" || n.online && !primaryOnline):
+				// After a failover (Redis 7.2+, Valkey) the old primary
+				// stays in its shard, role master, health fail, beside
+				// the promoted one: the one online serves.
+				s.Primary, primaryOnline = n.id, n.online
+			case !n.primary && n.online:
 				s.Replicas = append(s.Replicas, n.id)
 			}
 		}
