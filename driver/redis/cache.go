@@ -336,7 +336,7 @@ func cachedRow(v *resp.Value, row *driver.Row) error {
 func untracks(k rediscmd.SessionKind) bool {
 	switch k {
 	case rediscmd.SessionNone, rediscmd.SessionDB, rediscmd.SessionTxBegin, rediscmd.SessionTxEnd,
-		rediscmd.SessionWatch, rediscmd.SessionUnwatch, rediscmd.SessionReadMode, rediscmd.SessionName:
+		rediscmd.SessionWatch, rediscmd.SessionUnwatch, rediscmd.SessionReadMode, rediscmd.SessionName, rediscmd.SessionBound:
 		return false
 	}
 	return true

@@ -77,6 +77,8 @@ func (rc *redisConn) track(name string, kind rediscmd.SessionKind, sh rediscmd.S
 		return // refused: nothing changed
 	}
 	switch kind {
+	case rediscmd.SessionBound:
+		// Nothing changed.
 	case rediscmd.SessionTxBegin:
 		s.multi = s.multi || ok
 	case rediscmd.SessionWatch:

@@ -82,7 +82,7 @@ func TestSessionStatementsRefusedOnSharedPath(t *testing.T) {
 	db := connect(t, "redis", "redis://"+srv.Addr)
 	db.Exec(ctx, "SET k v")
 	for _, q := range []string{"SELECT 9", "CLIENT REPLY SKIP", "MULTI", "WATCH k", "CLIENT SETNAME x", "READONLY", "HELLO 2", "AUTH x y", "SUBSCRIBE ch",
-		"CLIENT CAPA redirect", "CLIENT IMPORT-SOURCE on"} {
+		"CLIENT CAPA redirect", "CLIENT IMPORT-SOURCE on", "WAIT 0 0", "WAITAOF 0 0 0"} {
 		_, err := db.Exec(ctx, q)
 		if !errors.Is(err, sqlish.ErrSessionState) || !strings.Contains(err.Error(), "Conn") {
 			t.Errorf("db.Exec(%q): %v; want ErrSessionState pointing at a Conn", q, err)
@@ -95,6 +95,21 @@ func TestSessionStatementsRefusedOnSharedPath(t *testing.T) {
 	}
 	if got := getString(t, db, "k"); got != "v" {
 		t.Fatalf("GET k: %q", got)
+	}
+	// WAIT counts the replicas that acknowledged its own connection's
+	// writes: on a pinned Conn, after its write, it runs there, and leaves
+	// the connection clean (a standalone server has no replica: 0).
+	cn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn.Close()
+	var n int
+	if _, err := cn.Exec(ctx, "SET k w"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cn.QueryRow(ctx, "WAIT 0 100").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("WAIT on a Conn after its write: %d, %v", n, err)
 	}
 }
 

@@ -145,9 +145,12 @@ var policies = map[string]policy{
 
 	// Blocking commands not flagged blocking by the server: WAIT and
 	// WAITAOF hold the connection until the replicas acknowledge. They
-	// change nothing: a repeat asks again about the same writes.
-	"WAIT":    {block: true, idem: true},
-	"WAITAOF": {block: true, idem: true},
+	// change nothing: a repeat asks again about the same writes. They
+	// count the acknowledgements of their own connection's writes: on a
+	// shared one, or a fresh one, they report replication that did not
+	// happen (SessionBound).
+	"WAIT":    {block: true, idem: true, session: SessionBound},
+	"WAITAOF": {block: true, idem: true, session: SessionBound},
 	// XREAD and XREADGROUP block only with BLOCK; without it they are
 	// ordinary commands that may share a connection.
 	"XREAD":      {blockIf: streamsBlock(1), shape: ShapeStreams},

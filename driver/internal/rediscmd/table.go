@@ -187,6 +187,10 @@ func equalFold(b []byte, w string) bool {
 //	                  MONITOR): RESET and redo the handshake, or destroy
 //	SessionOther      no targeted undo (CLIENT REPLY, QUIT, SYNC, ASKING,
 //	                  SCRIPT DEBUG...): destroy the connection
+//	SessionBound      nothing: the command changes nothing, but answers
+//	                  about the connection's own earlier commands (WAIT,
+//	                  WAITAOF count the replicas that acknowledged its
+//	                  writes), so it is refused on a shared connection
 //
 // SessionNone is the zero value: the command changes no session state.
 type SessionKind uint8
@@ -204,9 +208,10 @@ const (
 	SessionAuth
 	SessionSubscribe
 	SessionOther
+	SessionBound
 )
 
-var sessionNames = [...]string{"none", "db", "tx-begin", "tx-end", "watch", "unwatch", "read-mode", "name", "client", "auth", "subscribe", "other"}
+var sessionNames = [...]string{"none", "db", "tx-begin", "tx-end", "watch", "unwatch", "read-mode", "name", "client", "auth", "subscribe", "other", "bound"}
 
 func (k SessionKind) String() string {
 	if int(k) < len(sessionNames) {

@@ -405,8 +405,8 @@ func TestRouteFlags(t *testing.T) {
 		{"BZPOPMAX z 0", B},
 		{"BLMPOP 0 1 l LEFT", B},
 		{"BZMPOP 0 1 z MIN", B},
-		{"WAIT 1 0", B | I},
-		{"WAITAOF 1 0 0", B | I},
+		{"WAIT 1 0", S | I},      // answers about its own connection's writes
+		{"WAITAOF 1 0 0", S | I}, // (SessionBound): refused where shared
 		{"XREAD BLOCK 0 STREAMS s $", B | I},
 		{"xread count 5 block 100 streams s 0", B | I},
 		{"XREAD COUNT 5 STREAMS s 0", I},
@@ -595,6 +595,7 @@ func TestSessionKinds(t *testing.T) {
 		"SUBSCRIBE c": SessionSubscribe, "SUNSUBSCRIBE": SessionSubscribe, "MONITOR": SessionSubscribe,
 		"CLIENT REPLY SKIP": SessionOther, "ASKING": SessionOther, "QUIT": SessionOther, "PSYNC ? -1": SessionOther,
 		"CLIENT CAPA redirect": SessionOther, "CLIENT NOSUCH": SessionOther, "CONFIG NOSUCH": SessionNone,
+		"WAIT 1 0": SessionBound, "WAITAOF 1 0 0": SessionBound,
 		"CLIENT LIST": SessionNone, "CLIENT KILL ID 1": SessionNone, "GET k": SessionNone, "NOSUCH": SessionNone,
 	} {
 		if _, s := Lookup(bs(strings.Fields(cmd)...)); s.Session != want {
