@@ -32,17 +32,20 @@ type nodeInfo struct {
 	online                     bool
 }
 
-func (n nodeInfo) addr() string {
+// addr is the node's address for a client that speaks TLS or not.
+func (n nodeInfo) addr(tls bool) string {
 	host := n.endpoint
 	if host == "" || host == "?" {
 		host = n.ip
 	}
-	return net.JoinHostPort(host, strconv.Itoa(n.portOrTLS()))
+	return net.JoinHostPort(host, strconv.Itoa(n.portFor(tls)))
 }
 
-// portOrTLS is the plain port, or the TLS port of a TLS-only node.
-func (n nodeInfo) portOrTLS() int {
-	if n.port == 0 {
+// portFor is the node's TLS port for a TLS client, when it has one, or
+// its plain port: a TLS node may listen in plain text too (port and
+// tls-port both set), and a TLS client dialing the plain port fails.
+func (n nodeInfo) portFor(tls bool) int {
+	if n.port == 0 || tls && n.tlsPort != 0 {
 		return n.tlsPort
 	}
 	return n.port
@@ -140,21 +143,17 @@ func (rc *redisConn) Peers(ctx context.Context) ([]driver.Peer, error) {
 	if rc.topo == nil {
 		return []driver.Peer{{ID: rc.addr, Addr: rc.addr, Role: driver.RolePrimary}}, ctx.Err()
 	}
+	tls := rc.connector.cfg.TLS != nil
 	var peers []driver.Peer
 	for _, sh := range rc.topo.shards {
-		var primary string
+		primary := sh.primary()
 		for _, n := range sh.nodes {
-			if n.primary {
-				primary = n.id
-			}
-		}
-		for _, n := range sh.nodes {
-			p := driver.Peer{ID: n.id, Addr: n.addr(), Role: driver.RoleReplica, PrimaryID: primary}
+			p := driver.Peer{ID: n.id, Addr: n.addr(tls), Role: driver.RoleReplica, PrimaryID: primary}
 			if n.primary {
 				p.Role, p.PrimaryID = driver.RolePrimary, ""
 			}
 			if n.hostname != "" {
-				p.AltAddr = net.JoinHostPort(n.hostname, strconv.Itoa(n.portOrTLS()))
+				p.AltAddr = net.JoinHostPort(n.hostname, strconv.Itoa(n.portFor(tls)))
 			}
 			peers = append(peers, p)
 		}
@@ -173,22 +172,32 @@ func (rc *redisConn) PartitionMap(ctx context.Context) (driver.PartitionMap, err
 		if len(sh.ranges) == 0 {
 			continue // a shard without slots (an empty primary)
 		}
-		primaryOnline := false
-		s := driver.Shard{Ranges: sh.ranges}
+		s := driver.Shard{Ranges: sh.ranges, Primary: sh.primary()}
 		for _, n := range sh.nodes {
-			switch {
-			case n.primary && (s.Primary == "" || n.online && !primaryOnline):
-				// After a failover (Redis 7.2+, Valkey) the old primary
-				// stays in its shard, role master, health fail, beside
-				// the promoted one: the one online serves.
-				s.Primary, primaryOnline = n.id, n.online
-			case !n.primary && n.online:
+			if !n.primary && n.online {
 				s.Replicas = append(s.Replicas, n.id)
 			}
 		}
 		m.Shards = append(m.Shards, s)
 	}
 	return m, ctx.Err()
+}
+
+// primary is the id of the shard's primary: its master that is online.
+// After a failover (Redis 7.2+, Valkey) the old primary stays in its
+// shard, role master, health fail, beside the promoted one until it comes
+// back or is forgotten. A shard whose masters are all down keeps one.
+func (sh shardInfo) primary() string {
+	id := ""
+	for _, n := range sh.nodes {
+		if n.primary && (id == "" || n.online) {
+			id = n.id
+			if n.online {
+				break
+			}
+		}
+	}
+	return id
 }
 
 // pairs returns the elements of a map, or of a RESP2 array of alternating

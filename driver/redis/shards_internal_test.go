@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tendril-db/tendril/driver"
 	"github.com/tendril-db/tendril/proto/resp"
 )
 
@@ -71,6 +72,33 @@ func TestShardsFailedPrimary(t *testing.T) {
 		}
 		if s := m.Shards[0]; s.Primary != tc.primary || len(s.Replicas) != tc.replicas {
 			t.Errorf("%v: primary %s, replicas %v; want primary %s, %d replicas", tc.nodes, s.Primary[:4], s.Replicas, tc.primary[:4], tc.replicas)
+		}
+		rc := &redisConn{topo: st, connector: &connector{}}
+		peers, _ := rc.Peers(context.Background())
+		for _, p := range peers {
+			if p.Role == driver.RoleReplica && p.PrimaryID != tc.primary {
+				t.Errorf("%v: replica %s follows %s, want %s", tc.nodes, p.ID[:4], p.PrimaryID[:4], tc.primary[:4])
+			}
+		}
+	}
+}
+
+// TestNodePortForTLS: a TLS client dials a node's tls-port, also when the
+// node listens in plain text too: it dialed the plain port, and a TLS
+// cluster with plain ports open could not be followed past its seed.
+func TestNodePortForTLS(t *testing.T) {
+	for _, tc := range []struct {
+		n    nodeInfo
+		tls  bool
+		want string
+	}{
+		{nodeInfo{ip: "10.0.0.1", port: 7000, tlsPort: 8000}, false, "10.0.0.1:7000"},
+		{nodeInfo{ip: "10.0.0.1", port: 7000, tlsPort: 8000}, true, "10.0.0.1:8000"},
+		{nodeInfo{ip: "10.0.0.1", port: 0, tlsPort: 8000}, false, "10.0.0.1:8000"},
+		{nodeInfo{ip: "10.0.0.1", endpoint: "h", port: 7000}, true, "h:7000"},
+	} {
+		if got := tc.n.addr(tc.tls); got != tc.want {
+			t.Errorf("%+v, TLS %v: %s, want %s", tc.n, tc.tls, got, tc.want)
 		}
 	}
 }
