@@ -294,7 +294,7 @@ func (c *Conn) exec(ctx context.Context, query string, args []any) (Result, erro
 	}
 	res, err := st.l.conn().Exec(actx, query, st.dargs)
 	c.lost(err, st.route.Op)
-	err = c.after(st, err)
+	err = c.after(st, c.outcome(ctx, st.route, err))
 	if err == nil {
 		res = c.queue(res, st.route.Op)
 	}
@@ -331,7 +331,7 @@ func (c *Conn) query(ctx context.Context, query string, args []any) (*Rows, erro
 	}
 	dr, err := st.l.conn().Query(actx, query, st.dargs)
 	c.lost(err, st.route.Op)
-	err = c.after(st, err)
+	err = c.after(st, c.outcome(ctx, st.route, err))
 	if err != nil {
 		c.done(err)
 		c.db.tel.finish(actx, &ob, st.route, nodeErr(n, err))
@@ -676,6 +676,18 @@ func (c *Conn) lost(err error, op string) {
 		return // the server's reply: not queued
 	}
 	tx.lost = fmt.Errorf("statement %d (%s) failed after it may have been queued: %w", len(tx.queue)+1, op, err)
+}
+
+// outcome wraps ErrOutcomeUnknown into the error of a statement run on
+// the Conn outside a transaction that may have run: a write sent before
+// its reply was lost (a timeout, a broken connection), as runAttempts
+// does for the DB's. A Conn retries nothing, and a caller that ran it
+// again might apply it twice. In a transaction the commit settles it.
+func (c *Conn) outcome(ctx context.Context, route driver.Route, err error) error {
+	if err == nil || c.tx != nil || judge(err, true, idempotent(ctx, route), c.db.classify(err)) != unknown {
+		return err
+	}
+	return fmt.Errorf("sqlish: %s: %w: %w", route.Op, ErrOutcomeUnknown, err)
 }
 
 // queued returns the slot of the statement just run when the open

@@ -785,3 +785,51 @@ func TestAbandonedSessionCommandClosesConn(t *testing.T) {
 		})
 	}
 }
+
+// TestConnStatementOutcomeUnknown: a write on a pinned Conn whose reply
+// was lost says that it may have run (ErrOutcomeUnknown), as the DB's
+// statements do: INCR's timeout was an ordinary one, and the INCR had
+// run, so a caller that ran it again counted twice. A read's error does
+// not say so: running it again is harmless.
+func TestConnStatementOutcomeUnknown(t *testing.T) {
+	srv := redistest.StartServer(t)
+	db := connect(t, "redis", "redis://"+srv.Addr)
+	ctx := context.Background()
+	cn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn.Close()
+	if err := cn.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	frozen := func(q string) error {
+		srv.Stop()
+		defer srv.Cont()
+		short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		_, err := cn.Exec(short, q)
+		return err
+	}
+	err = frozen("INCR n")
+	if !errors.Is(err, sqlish.ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("INCR on a Conn, its reply lost: %v; want ErrOutcomeUnknown and the deadline's error", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got := getString(t, db, "n"); got != "1" {
+		t.Errorf("n = %q after the INCR whose reply was lost: want 1 (it ran)", got)
+	}
+	cn2, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn2.Close()
+	cn.Close()
+	cn = cn2
+	if err := cn.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := frozen("GET n"); errors.Is(err, sqlish.ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("GET on a Conn, its reply lost: %v; want the deadline's error alone", err)
+	}
+}
