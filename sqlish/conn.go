@@ -37,6 +37,7 @@ type Conn struct {
 	closed  bool
 	busy    bool  // a statement or open Rows hold the connection
 	closing bool  // Close was called while busy: finish when done
+	undo    bool  // Rollback was called while busy: roll back when done
 	lastErr error // the last error that may leave the connection unusable
 
 	// The fields below belong to whoever set busy (or, once closed, to
@@ -143,13 +144,26 @@ func (c *Conn) grab() error {
 	return nil
 }
 
-// done ends a call (or the Rows it returned); err is its error.
+// done ends a call (or the Rows it returned); err is its error. A
+// Rollback that came while the Conn was busy runs first, before anything
+// else can take the Conn.
 func (c *Conn) done(err error) {
 	c.mu.Lock()
-	c.busy = false
 	if err != nil && !keepsConn(err) {
 		c.lastErr = err
 	}
+	if c.undo {
+		c.undo = false
+		c.mu.Unlock()
+		tx := c.tx
+		c.tx = nil
+		rerr := c.abort(tx)
+		c.mu.Lock()
+		if rerr != nil && c.lastErr == nil {
+			c.lastErr = rerr
+		}
+	}
+	c.busy = false
 	finish := c.closing
 	c.closing = false
 	c.mu.Unlock()
@@ -431,18 +445,32 @@ func (c *Conn) finish() {
 	c.mu.Lock()
 	err := c.lastErr
 	c.mu.Unlock()
-	if tx != nil && tx.markDone() && tx.tx != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), c.db.resetTimeout())
-		rerr := tx.tx.Rollback(ctx)
-		cancel()
-		tx.settle(nil, errRolledBack)
-		if rerr != nil && err == nil && !keepsConn(rerr) {
+	if tx != nil && tx.markDone() {
+		if rerr := c.abort(tx); rerr != nil && err == nil {
 			err = rerr
 		}
 	}
 	if l != nil {
 		l.release(err)
 	}
+}
+
+// abort rolls back tx, marked done, on the server for a Rollback or a
+// Close that could not run when it was called, bounded as a reset is. It
+// returns the error that may leave the connection unusable. The Conn is
+// busy, or closed.
+func (c *Conn) abort(tx *Tx) error {
+	if tx == nil || tx.tx == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.db.resetTimeout())
+	err := tx.tx.Rollback(ctx)
+	cancel()
+	tx.settle(nil, errRolledBack)
+	if err != nil && !keepsConn(err) {
+		return err
+	}
+	return nil
 }
 
 // resetTimeout bounds the clean-up of a pinned connection.
@@ -561,29 +589,62 @@ func (tx *Tx) QueryRow(ctx context.Context, query string, args ...any) *Row {
 // Commit commits the transaction. With a driver that queues statements
 // until Commit (Redis), the statements' results are available once it
 // returns, and it fails, naming them, when some statements failed.
+//
+// While Rows of the Conn are open Commit fails, and the transaction stays
+// open: close them, then Commit again (or Rollback).
 func (tx *Tx) Commit(ctx context.Context) error { return tx.end(ctx, true) }
 
 // Rollback aborts the transaction. It returns ErrTxDone after Commit or
-// Rollback, so `defer tx.Rollback(ctx)` is safe.
+// Rollback, so `defer tx.Rollback(ctx)` is safe. While Rows of the Conn
+// are open the transaction is rolled back when they are closed, before
+// anything else runs on the Conn.
 func (tx *Tx) Rollback(ctx context.Context) error { return tx.end(ctx, false) }
 
 func (tx *Tx) end(ctx context.Context, commit bool) error {
-	if !tx.markDone() {
-		return ErrTxDone
-	}
 	c := tx.c
-	err := c.grab()
-	if err == nil {
+	later, err := c.grabEnd(tx, commit)
+	if errors.Is(err, ErrTxDone) || errors.Is(err, errConnBusy) {
+		return err // the Tx stays as it was: done, or open for another Commit
+	}
+	if err == nil && !later {
 		err = tx.run(ctx, commit)
 		c.tx = nil
 		c.done(err)
-	} else {
-		tx.settle(nil, err)
 	}
+	// Otherwise the rollback runs when the Conn is done (later), or
+	// when it is finished (a closed Conn or DB).
 	if tx.ownsConn {
 		c.Close()
 	}
 	return err
+}
+
+// grabEnd marks the Conn busy for ending tx and marks tx done. A Rollback
+// on a busy Conn is not refused: tx is marked done and later is set, the
+// rollback left to done. A Commit on a busy Conn is refused, tx left open:
+// the Conn's statements would otherwise run in a transaction the caller
+// was told is over, and be rolled back with it. So are both on a closed
+// Conn or DB, whose finish rolls tx back.
+func (c *Conn) grabEnd(tx *Tx, commit bool) (later bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case tx.done.Load():
+		return false, ErrTxDone
+	case c.db.closed.Load():
+		return false, ErrClosed
+	case c.closed:
+		return false, ErrConnDone
+	case c.busy && commit:
+		return false, fmt.Errorf("%w (Commit refused: the transaction is still open)", errConnBusy)
+	case !tx.markDone():
+		return false, ErrTxDone
+	case c.busy:
+		c.undo = true
+		return true, nil
+	}
+	c.busy = true
+	return false, nil
 }
 
 // run commits or rolls back on the server; the Conn is busy.

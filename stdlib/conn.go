@@ -271,11 +271,24 @@ type txn struct {
 	tx *sqlish.Tx
 }
 
-func (t *txn) Commit() error   { return t.end(t.tx.Commit) }
-func (t *txn) Rollback() error { return t.end(t.tx.Rollback) }
+func (t *txn) Commit() error   { return t.end(true) }
+func (t *txn) Rollback() error { return t.end(false) }
 
-func (t *txn) end(f func(context.Context) error) error {
-	err := f(context.Background())
+func (t *txn) end(commit bool) error {
+	ctx := context.Background()
+	var err error
+	if commit {
+		err = t.tx.Commit(ctx)
+		// database/sql ends the transaction whatever Commit returns. One
+		// that sqlish left open (Commit refused while Rows the handle
+		// opened in it are open) is rolled back, now or when they are
+		// closed: the handle's later statements must not run in it.
+		if err != nil && t.tx.Rollback(ctx) == nil {
+			err = fmt.Errorf("stdlib: Commit failed, so the transaction is rolled back instead (database/sql ends it whatever Commit returns): %w", err)
+		}
+	} else {
+		err = t.tx.Rollback(ctx)
+	}
 	if t.c.tx == t.tx {
 		t.c.tx = nil
 	}

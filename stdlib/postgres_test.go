@@ -243,6 +243,165 @@ func TestTransactions(t *testing.T) {
 	}
 }
 
+// TestCommitWhileRowsOpen guards sqlish's Tx against ending on the
+// client only: a Commit refused because Rows of its Conn are open leaves
+// the transaction open, to Commit once they are closed, and a Rollback
+// while they are open rolls back when they close. Were the Tx marked done
+// with the server transaction still open, the Conn's later autocommit
+// statements would run in it and vanish at Close.
+func TestCommitWhileRowsOpen(t *testing.T) {
+	srv := primary(t)
+	c := ctx(t)
+	db, err := sqlish.Open("postgres", srv.DSN(isolated(t, srv)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(c, "CREATE TABLE busy (v int)"); err != nil {
+		t.Fatal(err)
+	}
+	count := func(v int) int64 { // seen from another connection
+		t.Helper()
+		var n int64
+		if err := db.QueryRow(c, "SELECT count(*) FROM busy WHERE v = $1", v).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	conn, err := db.Conn(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	// Commit refused, then Commit again.
+	tx, err := conn.BeginTx(c, tdriver.TxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(c, "INSERT INTO busy VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := tx.Query(c, "SELECT v FROM busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(c); err == nil || !strings.Contains(err.Error(), "busy with open Rows") {
+		t.Fatalf("Commit with Rows open: %v, want the Conn busy", err)
+	}
+	rows.Close()
+	if err := tx.Commit(c); err != nil {
+		t.Fatalf("Commit once the Rows are closed: %v", err)
+	}
+	if err := tx.Rollback(c); !errors.Is(err, sqlish.ErrTxDone) {
+		t.Errorf("Rollback after Commit: %v, want ErrTxDone", err)
+	}
+	if n := count(1); n != 1 {
+		t.Errorf("count(v=1) = %d after the second Commit, want 1", n)
+	}
+
+	// Rollback while Rows are open: done when they close, before the
+	// Conn's next statement.
+	tx, err = conn.BeginTx(c, tdriver.TxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(c, "INSERT INTO busy VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	if rows, err = tx.Query(c, "SELECT v FROM busy"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(c); err != nil {
+		t.Fatalf("Rollback with Rows open: %v", err)
+	}
+	if err := tx.Commit(c); !errors.Is(err, sqlish.ErrTxDone) {
+		t.Errorf("Commit after Rollback: %v, want ErrTxDone", err)
+	}
+	rows.Close()
+	if _, err := conn.Exec(c, "INSERT INTO busy VALUES (3)"); err != nil {
+		t.Fatal(err)
+	}
+	if n2, n3 := count(2), count(3); n2 != 0 || n3 != 1 {
+		t.Errorf("count(v=2) = %d, count(v=3) = %d, want 0 (rolled back) and 1 (autocommit): the Conn is still in the transaction", n2, n3)
+	}
+
+	// A DB.BeginTx's Tx keeps its connection until it really ends.
+	tx, err = db.BeginTx(c, tdriver.TxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(c, "INSERT INTO busy VALUES (4)"); err != nil {
+		t.Fatal(err)
+	}
+	if rows, err = tx.Query(c, "SELECT v FROM busy"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(c); err == nil {
+		t.Fatal("Commit with Rows open succeeded")
+	}
+	rows.Close()
+	if err := tx.Commit(c); err != nil {
+		t.Fatalf("Commit once the Rows are closed: %v", err)
+	}
+	if n := count(4); n != 1 {
+		t.Errorf("count(v=4) = %d, want 1", n)
+	}
+	conn.Close()
+	if s := db.Stats(); s.InUse != 0 {
+		t.Errorf("%d connections in use once every Tx and Conn ended", s.InUse)
+	}
+}
+
+// TestCommitWhileConnRowsOpen guards the bridge against the same through
+// database/sql, which ends a Tx whatever Commit returns: a Commit refused
+// because Rows opened on the *sql.Conn during the Tx are open (the bridge
+// runs them in the Tx) rolls the transaction back once they close, so
+// the *sql.Conn's later statements run outside it and last.
+func TestCommitWhileConnRowsOpen(t *testing.T) {
+	db, _ := openPG(t)
+	c := ctx(t)
+	if _, err := db.ExecContext(c, "CREATE TABLE busy (v int)"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(c, "SET application_name = 'busy'"); err != nil { // a session: the *sql.Conn pins
+		t.Fatal(err)
+	}
+	tx, err := conn.BeginTx(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(c, "INSERT INTO busy VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.QueryContext(c, "SELECT v FROM busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err == nil {
+		t.Fatal("Commit with Rows open succeeded")
+	}
+	rows.Close()
+	if err := tx.Rollback(); !errors.Is(err, sql.ErrTxDone) {
+		t.Errorf("Rollback after the failed Commit: %v, want sql.ErrTxDone", err)
+	}
+	if _, err := conn.ExecContext(c, "INSERT INTO busy VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	var n1, n2 int
+	if err := db.QueryRowContext(c, "SELECT count(*) FILTER (WHERE v = 1), count(*) FILTER (WHERE v = 2) FROM busy").Scan(&n1, &n2); err != nil {
+		t.Fatal(err)
+	}
+	if n1 != 0 || n2 != 1 {
+		t.Errorf("count(v=1) = %d, count(v=2) = %d, want 0 (rolled back) and 1 (autocommit): the *sql.Conn is still in the transaction", n1, n2)
+	}
+}
+
 // TestPreparedStatements: one prepared statement reused by many calls from
 // many goroutines (database/sql prepares it on each handle; the driver
 // caches the server's), inside a transaction too (Tx.Stmt).
