@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -662,7 +664,7 @@ func (tx *Tx) run(ctx context.Context, commit bool) error {
 	}
 	qtx, ok := tx.tx.(driver.QueuedTx)
 	if !ok {
-		return nodeErr(c.l.n, tx.tx.Commit(actx))
+		return commitErr(c.l.n, tx.tx.Commit(actx))
 	}
 	if tx.lost != nil {
 		// EXEC would run a statement the caller was told failed, and
@@ -676,15 +678,53 @@ func (tx *Tx) run(ctx context.Context, commit bool) error {
 		return nodeErr(c.l.n, err)
 	}
 	res, err := qtx.CommitResults(actx)
+	err = commitErr(c.l.n, err)
 	if err == nil && len(res) != len(tx.queue) {
 		err = fmt.Errorf("sqlish: driver bug: %d transaction results for %d queued statements", len(res), len(tx.queue))
 	}
 	if err != nil {
-		err = nodeErr(c.l.n, err)
 		tx.settle(nil, err)
 		return err
 	}
 	return tx.settle(res, nil)
+}
+
+// commitErr is the error of a COMMIT (or EXEC) on n. One whose reply may
+// have been lost after the server got it (see lostReply) wraps
+// ErrOutcomeUnknown, as a statement's does (see runAttempts): the
+// transaction must not run again unchecked.
+func commitErr(n *topology.Node, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case lostReply(err):
+		return fmt.Errorf("sqlish: Commit: %w (the transaction may have been committed): %w", ErrOutcomeUnknown, nodeErr(n, err))
+	}
+	return nodeErr(n, err)
+}
+
+// lostReply reports whether err, from a COMMIT or EXEC, may have come
+// after the server got it: not a reply of the server's, nor a failure
+// before anything was sent (driver.ErrBadConn), nor the driver's reading
+// of a reply, a bare error of its own (Redis's ErrTxAborted: EXEC
+// answered nil). A reply is lost when a context ends (a timeout, a
+// cancellation) or the connection breaks, an error that carries its cause
+// (a network error, EOF, the closed connection's error).
+func lostReply(err error) bool {
+	var re *driver.RedirectError
+	switch {
+	case keepsConn(err), errors.Is(err, driver.ErrBadConn), errors.As(err, &re):
+		return false
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return true
+	}
+	switch err.(type) {
+	case interface{ Unwrap() error }, interface{ Unwrap() []error }:
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne)
 }
 
 // settle hands each queued statement its result (res[i]) or err, and

@@ -47,6 +47,30 @@ func TestJudge(t *testing.T) {
 	}
 }
 
+// TestLostReply guards how a failed COMMIT or EXEC is read: a reply lost
+// after the server may have got it makes the outcome unknown; a reply, a
+// failure before sending, or the driver's own reading of a reply (Redis's
+// ErrTxAborted, a bare error) does not.
+func TestLostReply(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"timeout", fmt.Errorf("postgres: timeout: %w", context.DeadlineExceeded), true},
+		{"cancelled", fmt.Errorf("conn: reply abandoned: %w", context.Canceled), true},
+		{"connection lost", fmt.Errorf("conn: closed (broken): %w", io.ErrUnexpectedEOF), true},
+		{"closed, its cause wrapped", fmt.Errorf("conn: closed (out-of-sync): %w", errors.New("unsolicited reply")), true},
+		{"server error", &driver.ServerError{Code: "40001", Msg: "could not serialize"}, false},
+		{"not sent", fmt.Errorf("%w: %w", driver.ErrBadConn, context.DeadlineExceeded), false},
+		{"EXEC answered nil (ErrTxAborted)", errors.New("redis: transaction aborted: a watched key changed"), false},
+	} {
+		if got := lostReply(c.err); got != c.want {
+			t.Errorf("%s: lostReply = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
 func TestBudget(t *testing.T) {
 	p := Policy{MaxRetries: 2, SleepBetweenRetries: 10 * time.Millisecond}
 	// Bounded by a deadline: waits for a statement that did not run are

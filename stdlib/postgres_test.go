@@ -402,6 +402,70 @@ func TestCommitWhileConnRowsOpen(t *testing.T) {
 	}
 }
 
+// TestCommitTimeoutOutcomeUnknown guards the contract that an error after
+// which a statement may have run says so: a COMMIT whose reply does not
+// come within socket_timeout (the server frozen) may have committed, so
+// its error wraps ErrOutcomeUnknown (and still the timeout), through
+// sqlish and database/sql alike; a COMMIT the server answered does not.
+func TestCommitTimeoutOutcomeUnknown(t *testing.T) {
+	srv := pgtest.StartPrimary(t) // frozen below: not the shared one
+	c := ctx(t)
+	sdb, err := sqlish.Open("postgres", srv.DSN("socket_timeout=500ms"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sdb.Close()
+	if _, err := sdb.Exec(c, "CREATE TABLE lost (v int)"); err != nil {
+		t.Fatal(err)
+	}
+	frozen := func(commit func() error) error {
+		t.Helper()
+		srv.Stop()
+		defer srv.Cont()
+		return commit()
+	}
+	check := func(via string, err error) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("%s: Commit with the server frozen succeeded", via)
+		}
+		if !errors.Is(err, sqlish.ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s: Commit timed out with %q: want ErrOutcomeUnknown and context.DeadlineExceeded", via, err)
+		}
+	}
+
+	tx, err := sdb.BeginTx(c, tdriver.TxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(c, "INSERT INTO lost VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	check("sqlish", frozen(func() error { return tx.Commit(c) }))
+
+	db := open(t, srv.DSN("socket_timeout=500ms"))
+	stx, err := db.BeginTx(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stx.ExecContext(c, "INSERT INTO lost VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	check("database/sql", frozen(stx.Commit))
+
+	// Answered: a COMMIT that rolled back a failed transaction.
+	tx, err = sdb.BeginTx(c, tdriver.TxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(c, "SELECT 1/0"); err == nil {
+		t.Fatal("SELECT 1/0 succeeded")
+	}
+	if err := tx.Commit(c); err == nil || errors.Is(err, sqlish.ErrOutcomeUnknown) {
+		t.Errorf("COMMIT answered by ROLLBACK: %v, want an error whose outcome is known", err)
+	}
+}
+
 // TestPreparedStatements: one prepared statement reused by many calls from
 // many goroutines (database/sql prepares it on each handle; the driver
 // caches the server's), inside a transaction too (Tx.Stmt).

@@ -1,6 +1,7 @@
 package stdlib_test
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -199,11 +200,42 @@ func TestRedisTransactions(t *testing.T) {
 	if _, err := tx.ExecContext(c, "SET a from-tx"); err != nil {
 		t.Fatal(err)
 	}
-	if err := tx.Commit(); !errors.Is(err, redis.ErrTxAborted) {
-		t.Errorf("EXEC after a watched key changed: %v, want ErrTxAborted", err)
+	if err := tx.Commit(); !errors.Is(err, redis.ErrTxAborted) || errors.Is(err, sqlish.ErrOutcomeUnknown) {
+		t.Errorf("EXEC after a watched key changed: %v, want ErrTxAborted, the outcome known", err)
 	}
 	if err := db.QueryRowContext(c, "GET a").Scan(&v); err != nil || v != "changed" {
 		t.Errorf("after the aborted transaction: %q, %v", v, err)
+	}
+}
+
+// TestRedisExecTimeoutOutcomeUnknown guards the same contract for EXEC:
+// one whose reply does not come within socket_timeout (the server frozen)
+// may have run the transaction, so Commit's error and the queued
+// statements' results wrap ErrOutcomeUnknown, and still the timeout.
+func TestRedisExecTimeoutOutcomeUnknown(t *testing.T) {
+	srv := redistest.StartServer(t)
+	c := ctx(t)
+	db, err := sqlish.Open("redis", "redis://"+srv.Addr+"?socket_timeout=500ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	tx, err := db.BeginTx(c, tdriver.TxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := tx.Exec(c, "SET ? ?", "k", "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	err = tx.Commit(c)
+	srv.Cont()
+	if !errors.Is(err, sqlish.ErrOutcomeUnknown) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("EXEC timed out with %v: want ErrOutcomeUnknown and context.DeadlineExceeded", err)
+	}
+	if _, err := res.RowsAffected(); !errors.Is(err, sqlish.ErrOutcomeUnknown) {
+		t.Errorf("the queued SET's result: %v, want ErrOutcomeUnknown", err)
 	}
 }
 
