@@ -412,6 +412,10 @@ func asFloat(src driver.Value, bits int) (float64, error) {
 	case nil:
 		return 0, errNull(sized("float", bits))
 	case float64:
+		if bits == 32 && !math.IsInf(s, 0) && math.IsInf(float64(float32(s)), 0) {
+			// A finite value that float32 cannot hold would become ±Inf.
+			return 0, fmt.Errorf("value %g overflows float32", s)
+		}
 		return s, nil
 	case int64:
 		return float64(s), nil

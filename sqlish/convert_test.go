@@ -63,6 +63,9 @@ func TestScanConversions(t *testing.T) {
 		{[]byte("-128"), int8(0), int8(-128)},
 		{[]byte("2147483647"), int32(0), int32(math.MaxInt32)},
 		{[]byte("1.5"), float32(0), float32(1.5)},
+		{float64(math.MaxFloat32), float32(0), float32(math.MaxFloat32)},
+		{-1e-300, float32(0), float32(0)}, // underflow: rounds to zero, as database/sql's
+		{math.Inf(-1), float32(0), float32(math.Inf(-1))},
 		{uint64(math.MaxUint64), uint64(0), uint64(math.MaxUint64)},
 	} {
 		dest := ptr(tc.dest)
@@ -96,6 +99,9 @@ func TestScanErrors(t *testing.T) {
 		{int64(math.MaxInt64), new(int32), "overflows int32"},
 		{1.5, new(int64), "not representable"},
 		{[]byte("x"), new(float64), `cannot scan "x" into float64`},
+		{1e300, new(float32), "value 1e+300 overflows float32"}, // not +Inf
+		{-1e39, new(float32), "value -1e+39 overflows float32"},
+		{[]byte("1e300"), new(float32), `cannot scan "1e300" into float32: value out of range`},
 		{[]byte("maybe"), new(bool), `cannot scan "maybe" into bool`},
 		{int64(2), new(bool), "want 0 or 1"},
 		{[]byte("yesterday"), new(time.Time), "want RFC 3339"},

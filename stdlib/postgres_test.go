@@ -466,6 +466,26 @@ func TestCommitTimeoutOutcomeUnknown(t *testing.T) {
 	}
 }
 
+// TestScanFloat32Overflow guards sqlish's Scan of a float8 into a
+// *float32: a finite value beyond float32's range is an error naming it,
+// as database/sql's "value out of range", not a silent ±Inf.
+func TestScanFloat32Overflow(t *testing.T) {
+	srv := primary(t)
+	c := ctx(t)
+	db, err := sqlish.Open("postgres", srv.DSN(isolated(t, srv)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var f float32
+	if err := db.QueryRow(c, "SELECT -1e300::float8").Scan(&f); err == nil || !strings.Contains(err.Error(), "-1e+300 overflows float32") {
+		t.Errorf("-1e300 scanned into a float32: %v (err %v), want an overflow error", f, err)
+	}
+	if err := db.QueryRow(c, "SELECT 1.5::float8").Scan(&f); err != nil || f != 1.5 {
+		t.Errorf("1.5 scanned into a float32: %v, %v", f, err)
+	}
+}
+
 // TestPreparedStatements: one prepared statement reused by many calls from
 // many goroutines (database/sql prepares it on each handle; the driver
 // caches the server's), inside a transaction too (Tx.Stmt).
