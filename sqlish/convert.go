@@ -146,6 +146,13 @@ func assign(dest any, src driver.Value, own bool) error {
 	if rv := reflect.ValueOf(dest); rv.Kind() == reflect.Pointer && rv.IsNil() {
 		return errNilDest
 	}
+	if a, ok := src.([]any); ok && !own {
+		// Rows the driver keeps (a cached reply, served to every caller)
+		// hold []byte below the top level too (ZRANGE ... WITHSCORES,
+		// XRANGE): the caller gets copies, or writing into them would
+		// change what the next caller reads.
+		src = cloneNested(a)
+	}
 	switch d := dest.(type) {
 	case nil:
 		return errNilDest
@@ -297,6 +304,26 @@ func clone(b []byte) []byte {
 		return nil
 	}
 	return append(make([]byte, 0, len(b)), b...)
+}
+
+// cloneNested copies a, with the []byte and []any it holds, all the way
+// down.
+func cloneNested(a []any) []any {
+	if a == nil {
+		return nil
+	}
+	out := make([]any, len(a))
+	for i, v := range a {
+		switch v := v.(type) {
+		case []byte:
+			out[i] = clone(v)
+		case []any:
+			out[i] = cloneNested(v)
+		default:
+			out[i] = v
+		}
+	}
+	return out
 }
 
 // errNull says what to do about a nil value scanned into a non-nullable

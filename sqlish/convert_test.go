@@ -132,6 +132,22 @@ func TestScanAnyAndBytesCopy(t *testing.T) {
 	if !bytes.Equal(a.([]byte), []byte("shared")) || string(b) != "shared" {
 		t.Fatalf("scanned values alias the driver's buffer: %q %q", a, b)
 	}
+	// Not the caller's (a cached reply): nested []byte are copied too.
+	nested := []any{[]byte("member"), 1.5, []any{[]byte("inner")}}
+	var n any
+	var ns []any
+	if err := convertAssign(&n, nested); err != nil {
+		t.Fatal(err)
+	}
+	if err := convertAssign(&ns, nested); err != nil {
+		t.Fatal(err)
+	}
+	copy(nested[0].([]byte), "XXXXXX")
+	copy(nested[2].([]any)[0].([]byte), "XXXXX")
+	want := []any{[]byte("member"), 1.5, []any{[]byte("inner")}}
+	if !reflect.DeepEqual(n, want) || !reflect.DeepEqual(ns, want) {
+		t.Fatalf("scanned values alias the nested bytes of the driver's: %q %q", n, ns)
+	}
 	for _, v := range []driver.Value{nil, int64(1), 2.5, true, "s", []any{int64(1), nil}} {
 		var got any
 		if err := convertAssign(&got, v); err != nil || !reflect.DeepEqual(got, v) {

@@ -15,6 +15,7 @@ import (
 	"github.com/tendril-db/tendril/driver/redis"
 	"github.com/tendril-db/tendril/internal/redistest"
 	"github.com/tendril-db/tendril/sqlish"
+	"github.com/tendril-db/tendril/stdlib"
 )
 
 // What sqlx is good for on Redis: a reply is rows of columns (a scalar:
@@ -236,6 +237,75 @@ func TestRedisExecTimeoutOutcomeUnknown(t *testing.T) {
 	}
 	if _, err := res.RowsAffected(); !errors.Is(err, sqlish.ErrOutcomeUnknown) {
 		t.Errorf("the queued SET's result: %v, want ErrOutcomeUnknown", err)
+	}
+}
+
+// TestRedisCachedNestedBytesAreTheCallers guards the client cache's
+// replies against their callers: a cached reply whose rows hold nested
+// arrays (ZRANGE ... WITHSCORES in RESP3: [member, score] per row) is
+// scanned, through Query, QueryRow and database/sql, into values whose
+// []byte the caller may write into without changing what the next caller
+// reads.
+func TestRedisCachedNestedBytesAreTheCallers(t *testing.T) {
+	srv := redistest.StartServer(t)
+	c := ctx(t)
+	dsn := "redis://" + srv.Addr + "?cache_size=1048576&cache_ttl=1m&max_conns_per_node=1"
+	db, err := sqlish.Open("redis", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(c, "ZADD z 1 alice"); err != nil {
+		t.Fatal(err)
+	}
+	const q = "ZRANGE z 0 -1 WITHSCORES"
+	member := func(via string, v any) []byte {
+		t.Helper()
+		pair, ok := v.([]any)
+		if !ok || len(pair) != 2 {
+			t.Fatalf("%s: row %#v, want [member score]", via, v)
+		}
+		b, ok := pair[0].([]byte)
+		if !ok {
+			t.Fatalf("%s: member %#v, want []byte", via, pair[0])
+		}
+		return b
+	}
+	scribble := func(via string, b []byte) {
+		t.Helper()
+		if string(b) != "alice" {
+			t.Fatalf("%s: member %q, want \"alice\": an earlier caller's write went into the cache", via, b)
+		}
+		b[0] = 'X' // the caller's own bytes
+	}
+	for i := range 3 { // the first fills the cache
+		rows, err := db.Query(c, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v any
+		for rows.Next() {
+			if err := rows.Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rows.Close()
+		scribble(fmt.Sprintf("Query %d, *any", i), member("Query", v))
+	}
+	var pair []any
+	if err := db.QueryRow(c, q).Scan(&pair); err != nil {
+		t.Fatal(err)
+	}
+	scribble("QueryRow, *[]any", member("QueryRow", pair))
+	sdb := stdlib.OpenDBFromDB(db)
+	defer sdb.Close()
+	var v any
+	if err := sdb.QueryRowContext(c, q).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	scribble("database/sql, *any", member("database/sql", v))
+	if s := db.Stats().Cache; s.Hits < 4 {
+		t.Errorf("cache stats %+v: the reads did not come from the cache", s)
 	}
 }
 
