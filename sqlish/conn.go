@@ -664,7 +664,9 @@ func (tx *Tx) run(ctx context.Context, commit bool) error {
 	}
 	qtx, ok := tx.tx.(driver.QueuedTx)
 	if !ok {
-		return commitErr(c.l.n, tx.tx.Commit(actx))
+		err := tx.tx.Commit(actx)
+		tx.unsure(err)
+		return commitErr(c.l.n, err)
 	}
 	if tx.lost != nil {
 		// EXEC would run a statement the caller was told failed, and
@@ -678,6 +680,7 @@ func (tx *Tx) run(ctx context.Context, commit bool) error {
 		return nodeErr(c.l.n, err)
 	}
 	res, err := qtx.CommitResults(actx)
+	tx.unsure(err)
 	err = commitErr(c.l.n, err)
 	if err == nil && len(res) != len(tx.queue) {
 		err = fmt.Errorf("sqlish: driver bug: %d transaction results for %d queued statements", len(res), len(tx.queue))
@@ -687,6 +690,30 @@ func (tx *Tx) run(ctx context.Context, commit bool) error {
 		return err
 	}
 	return tx.settle(res, nil)
+}
+
+// unsure ends the transaction on the server after its COMMIT (EXEC)
+// failed with err before it was sent, or with its reply lost: it may not
+// have reached the server (a context already done), and the transaction
+// would stay open, the Conn's next statements running in it (queued in
+// the MULTI) and rolled back with it, though each reported success. A
+// ROLLBACK (DISCARD) ends it; after a COMMIT that did run it ends nothing.
+// A rollback that fails leaves the connection to be destroyed.
+func (tx *Tx) unsure(err error) {
+	if err == nil || !lostReply(err) && !errors.Is(err, driver.ErrBadConn) {
+		return
+	}
+	c := tx.c
+	ctx, cancel := context.WithTimeout(context.Background(), c.db.resetTimeout())
+	rerr := tx.tx.Rollback(ctx)
+	cancel()
+	if rerr != nil && !keepsConn(rerr) {
+		c.mu.Lock()
+		if c.lastErr == nil {
+			c.lastErr = rerr
+		}
+		c.mu.Unlock()
+	}
 }
 
 // commitErr is the error of a COMMIT (or EXEC) on n. One whose reply may

@@ -854,3 +854,50 @@ func TestPasswordNotInErrors(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// TestCommitNotSentEndsTx: a Commit whose context was done already is
+// never sent: the transaction must not stay open on the server, or the
+// Conn's next statements run in it and vanish with it at Close (an
+// autocommit INSERT reported done was gone). The Commit's error says the
+// outcome is unknown (the driver cannot tell a COMMIT not sent from one
+// whose reply was lost); the Conn's connection is left out of any
+// transaction.
+func TestCommitNotSentEndsTx(t *testing.T) {
+	srv := primary(t)
+	c := ctx(t)
+	db, err := sqlish.Open("postgres", srv.DSN("max_conns_per_node=1", isolated(t, srv)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(c, "CREATE TABLE unsent (v int)"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := conn.BeginTx(c, tdriver.TxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(c, "INSERT INTO unsent VALUES ($1)", 1); err != nil {
+		t.Fatal(err)
+	}
+	done, cancel := context.WithCancel(c)
+	cancel()
+	if err := tx.Commit(done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Commit with its context done: %v", err)
+	}
+	if _, err := conn.Exec(c, "INSERT INTO unsent VALUES ($1)", 2); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	var n1, n2 int64
+	if err := db.QueryRow(c, "SELECT count(*) FILTER (WHERE v = 1), count(*) FILTER (WHERE v = 2) FROM unsent").Scan(&n1, &n2); err != nil {
+		t.Fatal(err)
+	}
+	if n1 != 0 || n2 != 1 {
+		t.Errorf("v=1: %d, v=2: %d; want 0 (not committed) and 1 (the autocommit INSERT after it)", n1, n2)
+	}
+}

@@ -441,3 +441,43 @@ func TestRedisCluster(t *testing.T) {
 		t.Errorf("a key of another shard on a bound session: %v, want ErrWrongPartition", err)
 	}
 }
+
+// TestExecNotSentEndsMulti: an EXEC whose context was done already is
+// never sent: the connection must not stay in MULTI, or the Conn's next
+// statements are queued there, reported done, and never run.
+func TestExecNotSentEndsMulti(t *testing.T) {
+	srv := redistest.StartServer(t)
+	c := ctx(t)
+	db, err := sqlish.Open("redis", "redis://"+srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(c, tdriver.TxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(c, "SET ? ?", "a", "1"); err != nil {
+		t.Fatal(err)
+	}
+	done, cancel := context.WithCancel(c)
+	cancel()
+	if err := tx.Commit(done); err == nil {
+		t.Fatal("Commit with its context done succeeded")
+	}
+	if _, err := conn.Exec(c, "SET ? ?", "b", "2"); err != nil {
+		t.Fatal(err)
+	}
+	var b sqlish.Null[string]
+	if err := db.QueryRow(c, "GET ?", "b").Scan(&b); err != nil && !errors.Is(err, sqlish.ErrNoRows) {
+		t.Fatal(err)
+	}
+	if !b.Valid || b.V != "2" {
+		t.Errorf("SET b on the Conn after a Commit never sent reported done; GET b = %+v", b)
+	}
+}
