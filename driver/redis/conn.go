@@ -409,6 +409,7 @@ func (rc *redisConn) Batch(ctx context.Context, stmts []driver.Stmt, out []drive
 	err := rc.c.DoInto(ctx, bb.frame, bb.vals, rc.connector.cfg.SocketTimeout)
 	bb.dropWritten()
 	if err != nil {
+		bb.abandon(err)
 		rc.unsent(bb.lg)
 		return rc.transportError(err)
 	}
@@ -443,6 +444,7 @@ func (bb *batchBuf) Wait(ctx context.Context) error {
 	err := bb.call.Wait(ctx)
 	bb.dropWritten()
 	if err != nil {
+		bb.abandon(err)
 		bb.rc.unsent(bb.lg)
 		return bb.rc.transportError(err)
 	}
@@ -469,7 +471,8 @@ func (rc *redisConn) encodeBatch(stmts []driver.Stmt, out []driver.BatchResult) 
 		if p := s.Prepared; len(p) > 0 { // see connector.RoutePrepare (never a write under a cache)
 			frame = append(frame, p[1:]...)
 			sent = append(sent, i)
-			shapes = append(shapes, rediscmd.Shape(p[0]))
+			shapes = append(shapes, rediscmd.Shape(p[0]&^preparedBlocks))
+			bb.blocks = bb.blocks || p[0]&preparedBlocks != 0
 			continue
 		}
 		if cmd == nil {
@@ -483,6 +486,7 @@ func (rc *redisConn) encodeBatch(stmts []driver.Stmt, out []driver.BatchResult) 
 		sent = append(sent, i)
 		_, spec := rediscmd.Lookup(cmd.Argv)
 		shapes = append(shapes, spec.ReplyShape(cmd.Argv))
+		bb.blocks = bb.blocks || spec.Blocks(cmd.Argv)
 		if rc.cache != nil && !spec.ReadOnly {
 			argv := make([][]byte, len(cmd.Argv)) // cmd's memory is the next statement's
 			for k, a := range cmd.Argv {
@@ -544,6 +548,18 @@ type batchBuf struct {
 	// keys leave it once the replies are in, or the batch failed (see
 	// dropWritten).
 	written []writtenBy
+	// blocks is set when a statement of the batch blocks (BLPOP...):
+	// replies given up close the connection at once (see abandon).
+	blocks bool
+}
+
+// abandon closes the connection at once when the batch's replies were
+// given up with err and one of its statements blocks, as a blocking
+// statement's own (redisConn.abandon).
+func (bb *batchBuf) abandon(err error) {
+	if bb.blocks {
+		bb.rc.abandon("a blocking command of a batch", true, err)
+	}
 }
 
 var batchBufs = sync.Pool{New: func() any { return new(batchBuf) }}
@@ -564,7 +580,7 @@ func (bb *batchBuf) put() {
 	clear(bb.vals)
 	clear(bb.written)
 	bb.written = bb.written[:0]
-	bb.rc, bb.lg, bb.out, bb.call = nil, nil, nil, conn.Call[resp.Value]{}
+	bb.rc, bb.lg, bb.out, bb.call, bb.blocks = nil, nil, nil, conn.Call[resp.Value]{}, false
 	if cap(bb.frame) > maxBatchBuf {
 		*bb = batchBuf{}
 	}

@@ -277,9 +277,17 @@ func (c *connector) RoutePrepare(query string, args []driver.Value, buf []byte) 
 		r, spec = rediscmd.RouteSpec(cmd.Argv)
 	}
 	r.Key = nil // the parsed arguments do not outlive the call
-	buf = append(buf, byte(spec.ReplyShape(cmd.Argv)))
+	head := byte(spec.ReplyShape(cmd.Argv))
+	if spec.Blocks(cmd.Argv) {
+		head |= preparedBlocks
+	}
+	buf = append(buf, head)
 	return r, resp.AppendCommand(buf, cmd.Argv...), nil
 }
+
+// preparedBlocks is set in the first byte of a prepared statement (after
+// its reply shape) when the command blocks: see batchBuf.blocks.
+const preparedBlocks = 0x80
 
 // template returns query's Template from the cache (see connector.tpls),
 // compiling it the second time in a row the text misses in its slot; nil

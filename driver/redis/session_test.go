@@ -597,6 +597,7 @@ func TestAbandonedBlockingPopDoesNotPop(t *testing.T) {
 		{"DB cancelled", "BLPOP q 0", false, 200 * time.Millisecond},
 		{"Conn cancelled", "BLMOVE q dst LEFT RIGHT 0", true, 200 * time.Millisecond},
 		{"DB total_timeout", "BZPOPMIN q 0", false, 0},
+		{"batch cancelled", "BLPOP q 0", false, 200 * time.Millisecond},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			srv := redistest.StartServer(t)
@@ -616,6 +617,14 @@ func TestAbandonedBlockingPopDoesNotPop(t *testing.T) {
 				}
 				_, err = cn.Exec(bctx, c.query)
 				cn.Close()
+			} else if strings.HasPrefix(c.name, "batch") {
+				b := &sqlish.Batch{}
+				b.Queue("GET x")
+				b.Queue(c.query)
+				br := db.SendBatch(bctx, b)
+				br.Exec()
+				_, err = br.Exec()
+				br.Close()
 			} else {
 				_, err = db.Exec(bctx, c.query)
 			}
