@@ -465,11 +465,17 @@ func (c *Conn) abort(tx *Tx) error {
 	if tx == nil || tx.tx == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.db.resetTimeout())
-	err := tx.tx.Rollback(ctx)
-	cancel()
+	err := c.rollback(tx)
 	tx.settle(nil, errRolledBack)
-	if err != nil && !keepsConn(err) {
+	return err
+}
+
+// rollback rolls tx back on the server, bounded as a reset is, and
+// returns the error that may leave the connection unusable.
+func (c *Conn) rollback(tx *Tx) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.db.resetTimeout())
+	defer cancel()
+	if err := tx.tx.Rollback(ctx); err != nil && !keepsConn(err) {
 		return err
 	}
 	return nil
@@ -704,10 +710,7 @@ func (tx *Tx) unsure(err error) {
 		return
 	}
 	c := tx.c
-	ctx, cancel := context.WithTimeout(context.Background(), c.db.resetTimeout())
-	rerr := tx.tx.Rollback(ctx)
-	cancel()
-	if rerr != nil && !keepsConn(rerr) {
+	if rerr := c.rollback(tx); rerr != nil {
 		c.mu.Lock()
 		if c.lastErr == nil {
 			c.lastErr = rerr
@@ -738,9 +741,8 @@ func commitErr(n *topology.Node, err error) error {
 // cancellation) or the connection breaks, an error that carries its cause
 // (a network error, EOF, the closed connection's error).
 func lostReply(err error) bool {
-	var re *driver.RedirectError
 	switch {
-	case keepsConn(err), errors.Is(err, driver.ErrBadConn), errors.As(err, &re):
+	case settled(err):
 		return false
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
@@ -752,6 +754,14 @@ func lostReply(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne)
+}
+
+// settled reports whether err says what became of the request: the
+// server answered it (a server error, no rows, a redirect), or it was not
+// sent (driver.ErrBadConn; ErrNotSupported, refused before sending).
+func settled(err error) bool {
+	var re *driver.RedirectError
+	return keepsConn(err) || errors.Is(err, driver.ErrBadConn) || errors.As(err, &re)
 }
 
 // settle hands each queued statement its result (res[i]) or err, and
@@ -793,15 +803,11 @@ type deferred struct {
 // transaction. The Conn is busy.
 func (c *Conn) lost(err error, op string) {
 	tx := c.tx
-	if err == nil || tx == nil || tx.tx == nil || tx.lost != nil || keepsConn(err) || errors.Is(err, driver.ErrBadConn) {
+	if err == nil || tx == nil || tx.tx == nil || tx.lost != nil || settled(err) {
 		return
 	}
 	if _, ok := tx.tx.(driver.QueuedTx); !ok {
 		return
-	}
-	var re *driver.RedirectError
-	if errors.As(err, &re) {
-		return // the server's reply: not queued
 	}
 	tx.lost = fmt.Errorf("statement %d (%s) failed after it may have been queued: %w", len(tx.queue)+1, op, err)
 }
